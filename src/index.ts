@@ -1,0 +1,58 @@
+/**
+ * effect-cassandra: an Effect-native driver for Apache Cassandra.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * The typed error of every request, classified from the driver's errors and the server's error codes.
+ *
+ * @since 0.1.0
+ */
+export * as CassandraError from "./CassandraError.ts"
+/**
+ * Schema-checked queries: encoded requests, decoded rows.
+ *
+ * @since 0.1.0
+ */
+export * as CqlSchema from "./CqlSchema.ts"
+/**
+ * CQL types as Schemas.
+ *
+ * @since 0.1.0
+ */
+export * as CqlType from "./CqlType.ts"
+/**
+ * Layers that provide the session, the raw client and the topology together.
+ *
+ * @since 0.1.0
+ */
+export * as CassandraLayer from "./Layer.ts"
+
+/**
+ * The library's metrics as Effect `Metric` handles.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.ts"
+
+/**
+ * CQL statements: the `cql` template, identifiers, paging, streams and batches.
+ *
+ * @since 0.1.0
+ */
+export * as Query from "./Query.ts"
+
+/**
+ * The Cassandra session service and its layers.
+ *
+ * @since 0.1.0
+ */
+export * as Session from "./Session.ts"
+
+/**
+ * The cluster's nodes and their state.
+ *
+ * @since 0.1.0
+ */
+export * as Topology from "./Topology.ts"
