@@ -6,16 +6,21 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as CassandraError from "../../src/CassandraError.ts"
+import { testConnection } from "../support/cassandra.ts"
 
 /** How this suite reaches its node with a raw driver client. */
-const clientOptions = (overrides: Partial<Cassandra.ClientOptions> = {}): Cassandra.ClientOptions => ({
-  contactPoints: [process.env.CASSANDRA_CONTACT_POINTS ?? "127.0.0.50"],
-  localDataCenter: "datacenter1",
-  ...overrides
-})
+const clientOptions = (overrides: Partial<Cassandra.ClientOptions> = {}): Cassandra.ClientOptions => {
+  const connection = testConnection()
+  return {
+    contactPoints: [...connection.contactPoints],
+    localDataCenter: connection.localDataCenter,
+    ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
+    ...overrides
+  }
+}
 
 const nodeEndpoint = () => {
-  const [host = "127.0.0.50", port = "9042"] = (clientOptions().contactPoints?.[0] ?? "").split(":")
+  const [host = "127.0.0.1", port = "9042"] = (clientOptions().contactPoints?.[0] ?? "").split(":")
   return { host, port: Number(port) }
 }
 

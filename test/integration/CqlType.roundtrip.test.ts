@@ -6,20 +6,11 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
 import * as CqlType from "../../src/CqlType.ts"
-import { driverEncoding } from "../../src/internal/driverEncoding.ts"
+import * as Session from "../../src/Session.ts"
+import { testOptions } from "../support/session.ts"
 
-/** A connected driver client, shut down with the test's scope. */
-const connect = Effect.acquireRelease(
-  Effect.sync(
-    () =>
-      new Cassandra.Client({
-        contactPoints: [process.env.CASSANDRA_CONTACT_POINTS ?? "127.0.0.50"],
-        localDataCenter: "datacenter1",
-        encoding: driverEncoding
-      })
-  ),
-  (client) => Effect.promise(() => client.shutdown())
-).pipe(Effect.tap((client) => Effect.promise(() => client.connect())))
+/** A session of the library (so values travel through its statements and encoding), closed with the test's scope. */
+const connect = Session.make(testOptions())
 
 const Address = CqlType.Udt("address", { street: CqlType.NullOr(CqlType.Text), zip: CqlType.NullOr(CqlType.Int) })
 
@@ -198,13 +189,13 @@ describe("CqlType against a real Cassandra", () => {
     `round-trips ${rowsPerRun * runs} random values of every CQL type through a table`,
     () =>
       Effect.gen(function* () {
-        const client = yield* connect
+        const session = yield* connect
         const execute = (query: string, params: ReadonlyArray<unknown> = []) =>
-          Effect.promise(() => client.execute(query, [...params], { prepare: true }))
+          Effect.orDie(session.execute({ query, params, options: {} }))
         const keyspace = `cqltype_${randomUUID().replaceAll("-", "").slice(0, 16)}`
-        yield* Effect.addFinalizer(() => Effect.promise(() => client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`)))
+        yield* Effect.addFinalizer(() => Effect.ignore(execute(`DROP KEYSPACE IF EXISTS ${keyspace}`)))
         for (const statement of createTables(keyspace)) {
-          yield* Effect.promise(() => client.execute(statement))
+          yield* execute(statement)
         }
         const insert = `INSERT INTO ${keyspace}.all_types (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`
         const select = `SELECT ${columns.join(", ")} FROM ${keyspace}.all_types WHERE id = ?`
