@@ -34,7 +34,8 @@ class UserRepository extends Context.Service<
       yield* Query.cql`CREATE TABLE IF NOT EXISTS ${table} (id uuid PRIMARY KEY, name text, joined timestamp)`
       const save = CqlSchema.void({
         Request: User,
-        execute: (user) => Query.cql`INSERT INTO ${table} (id, name, joined) VALUES (${user.id}, ${user.name}, ${user.joined})`
+        execute: (user) =>
+          Query.cql`INSERT INTO ${table} (id, name, joined) VALUES (${user.id}, ${user.name}, ${user.joined})`
       })
       const findById = CqlSchema.findOneOption({
         Request: CqlType.Uuid,

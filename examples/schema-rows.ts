@@ -74,7 +74,11 @@ const program = Effect.gen(function* () {
   const summary = yield* readingsOf(sensor).pipe(
     Stream.runFold(
       () => ({ rows: 0, lastSeq: -1n, ordered: true }),
-      (state, reading) => ({ rows: state.rows + 1, lastSeq: reading.seq, ordered: state.ordered && reading.seq > state.lastSeq })
+      (state, reading) => ({
+        rows: state.rows + 1,
+        lastSeq: reading.seq,
+        ordered: state.ordered && reading.seq > state.lastSeq
+      })
     )
   )
   yield* Effect.log(`streamed ${summary.rows} of ${rowCount} readings, in order: ${summary.ordered}`)

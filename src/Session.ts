@@ -16,6 +16,7 @@ import * as CassandraError from "./CassandraError.ts"
 import { makeClientOptions } from "./internal/clientOptions.ts"
 import { driverEncoding } from "./internal/driverEncoding.ts"
 import { makeRequestRunner, type RequestRunner } from "./internal/requestRunner.ts"
+import { keepTokenMapCurrent } from "./internal/tokenMap.ts"
 
 /**
  * A CQL consistency level, by the name Cassandra gives it.
@@ -266,10 +267,13 @@ export const make: (options: Options) => Effect.Effect<CassandraSession, Cassand
   Effect.fnUntraced(function* (options: Options) {
     const clientOptions = yield* makeClientOptions(options)
     const connectTimeout = options.connectTimeout ?? defaultConnectTimeout
-    const client = yield* Effect.acquireRelease(
-      connect(new Cassandra.Client(clientOptions), connectTimeout),
-      (client) => shutdown(client)
+    const client = new Cassandra.Client(clientOptions)
+    // A failed connect leaves the client's timers and sockets behind unless it is shut down too.
+    yield* Effect.acquireRelease(
+      connect(client, connectTimeout).pipe(Effect.tapError(() => shutdown(client))),
+      shutdown
     )
+    yield* keepTokenMapCurrent(client)
     const runner = yield* makeRequestRunner(client, options)
     return sessionFromRunner(client, runner)
   })
@@ -309,6 +313,7 @@ export const makeFromClient: (
   options: ClientSessionOptions = {}
 ) {
   yield* connect(client, options.connectTimeout ?? defaultConnectTimeout)
+  yield* keepTokenMapCurrent(client)
   const runner = yield* makeRequestRunner(client, options)
   return sessionFromRunner(client, runner)
 })
@@ -331,7 +336,6 @@ const connect = (client: Cassandra.Client, timeout: Duration.Input) =>
           )
         )
     }),
-    Effect.tapError(() => shutdown(client)),
     Effect.as(client)
   )
 
