@@ -1,35 +1,41 @@
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as CassandraLayer from "../../src/Layer.ts"
+import * as Query from "../../src/Query.ts"
 import { testConnection } from "../support/cassandra.ts"
+import { testOptions } from "../support/session.ts"
 
 /** What each example prints when it worked; every file in examples/ must be listed, so none can rot unrun. */
 const expectedOutput: Record<string, RegExp> = {
   "dependency-injection.ts": /found Ada Lovelace/,
-  "schema-rows.ts": /streamed 5000 of 5000 readings, in order: true/
+  "schema-rows.ts": /streamed 5000 of 5000 readings, in order: true/,
+  "demo.ts": /streamed 1000 orders back/
+}
+
+/** Examples that run until interrupted, checked by their own test below. */
+const watchingExamples = ["topology-watch.ts"]
+
+const exampleEnv = () => {
+  const connection = testConnection()
+  return {
+    ...process.env,
+    CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
+    CASSANDRA_LOCAL_DC: connection.localDataCenter,
+    ...(connection.credentials === undefined
+      ? {}
+      : { CASSANDRA_USERNAME: connection.credentials.username, CASSANDRA_PASSWORD: connection.credentials.password })
+  }
 }
 
 const runExample = (file: string) =>
   Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
-    const connection = testConnection()
     const child = execFile(
       process.execPath,
       ["--conditions=source", `examples/${file}`],
-      {
-        timeout: 120_000,
-        env: {
-          ...process.env,
-          CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
-          CASSANDRA_LOCAL_DC: connection.localDataCenter,
-          ...(connection.credentials === undefined
-            ? {}
-            : {
-                CASSANDRA_USERNAME: connection.credentials.username,
-                CASSANDRA_PASSWORD: connection.credentials.password
-              })
-        }
-      },
+      { timeout: 120_000, env: exampleEnv() },
       (error, stdout, stderr) => {
         resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }))
       }
@@ -39,10 +45,8 @@ const runExample = (file: string) =>
 
 describe("examples", () => {
   it("are all listed here", () => {
-    const files = readdirSync(new URL("../../examples", import.meta.url)).filter(
-      (file) => file.endsWith(".ts") && file !== "demo.ts"
-    )
-    assert.deepStrictEqual(files.sort(), Object.keys(expectedOutput).sort())
+    const files = readdirSync(new URL("../../examples", import.meta.url)).filter((file) => file.endsWith(".ts"))
+    assert.deepStrictEqual(files.sort(), [...Object.keys(expectedOutput), ...watchingExamples].sort())
   })
 
   for (const [file, expected] of Object.entries(expectedOutput)) {
@@ -54,4 +58,35 @@ describe("examples", () => {
       })
     )
   }
+
+  it.live("topology-watch.ts prints the nodes, then each event until interrupted", () =>
+    Effect.gen(function* () {
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(process.execPath, ["--conditions=source", "examples/topology-watch.ts"], { env: exampleEnv() })
+        ),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      )
+      let output = ""
+      child.stdout.on("data", (chunk) => (output += chunk))
+      child.stderr.on("data", (chunk) => (output += chunk))
+      const printed = (pattern: RegExp) =>
+        Effect.sync(() => pattern.test(output)).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (seen) => seen }),
+          Effect.timeout("60 seconds")
+        )
+      yield* printed(/watching topology events/)
+      assert.match(output, /:9042\s+up\s/)
+      const keyspace = `watched_${process.pid}`
+      yield* Query.cql`CREATE KEYSPACE ${Query.identifier(keyspace)} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`
+      yield* Query.cql`DROP KEYSPACE ${Query.identifier(keyspace)}`
+      yield* printed(new RegExp(`dropped keyspace ${keyspace}`))
+      assert.match(output, new RegExp(`created keyspace ${keyspace}`))
+      const exit = yield* Effect.callback<number | null>((resume) => {
+        child.once("exit", (code) => resume(Effect.succeed(code)))
+        child.kill("SIGINT")
+      })
+      assert.strictEqual(exit, 130, output)
+    }).pipe(Effect.provide(CassandraLayer.layer(testOptions())))
+  )
 })
