@@ -6,8 +6,8 @@
  * `error.isRetryable`. `isRetryable` means "safe to retry if the statement is idempotent": a retry of a
  * non-idempotent statement (a counter update, a list append, a lightweight transaction) after a timeout can apply it
  * twice. Retryable reasons are the ones where the cluster could not serve the request for now: NoHostAvailable
- * (unless every host failed for a non-retryable reason), Connection, Busy, ClientTimeout, Unavailable, ReadTimeout,
- * WriteTimeout, Overloaded, Bootstrapping and Truncate. Every other reason would fail the same way again.
+ * (unless every host failed for a non-retryable reason), Connection, Busy, Throttled, ClientTimeout, Unavailable,
+ * ReadTimeout, WriteTimeout, Overloaded, Bootstrapping and Truncate. Every other reason would fail the same way again.
  *
  * Messages never carry bound values or credentials: server texts that can echo a bound value are redacted, the
  * driver's encoding errors are cut before the value, and the username of a refused login is left out. The JSON
@@ -29,10 +29,13 @@ import {
   innerErrors,
   isEncodingError,
   isNetworkError,
+  isResetOnRead,
   numberField,
   redactEchoedValues,
   stringField,
-  stringListField
+  stringListField,
+  tlsDetail,
+  tlsProblemOf
 } from "./internal/errorClassification.ts"
 
 const TypeId = "~effect-cassandra/CassandraError"
@@ -141,6 +144,83 @@ export class Connection extends Schema.TaggedError<Connection>("effect-cassandra
 }
 
 /**
+ * What went wrong in a TLS handshake: the server's certificate is signed by an authority not in `tls.ca`
+ * (UnknownAuthority), does not name the host connected to (HostnameMismatch) or is out of its validity period
+ * (Expired); the server wants a client certificate and got none (ClientCertificateRequired) or refused the one sent
+ * (ClientCertificateRejected); the server requires TLS from a plaintext client (TlsRequired) or does not speak TLS
+ * (ServerNotTls); or another handshake failure (Handshake).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TlsProblem = Schema.Literals([
+  "UnknownAuthority",
+  "HostnameMismatch",
+  "Expired",
+  "ClientCertificateRequired",
+  "ClientCertificateRejected",
+  "TlsRequired",
+  "ServerNotTls",
+  "Handshake"
+])
+
+/**
+ * What went wrong in a TLS handshake; see the schema of the same name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TlsProblem = typeof TlsProblem.Type
+
+const tlsAdvice: Record<TlsProblem, (host: string) => string> = {
+  UnknownAuthority: (host) =>
+    `the certificate of ${host} is not signed by a trusted authority; put the certificate of the CA that signed it in tls.ca`,
+  HostnameMismatch: (host) =>
+    `the certificate of ${host} is not valid for the host connected to; connect by a name or address the certificate lists, or set tls.serverName to one of them`,
+  Expired: (host) =>
+    `the certificate of ${host} has expired or is not valid yet; renew the node's certificate and check the clocks`,
+  ClientCertificateRequired: (host) => `${host} requires a client certificate; set tls.cert and tls.key`,
+  ClientCertificateRejected: (host) =>
+    `${host} refused the client certificate; check that tls.cert is signed by a CA the node trusts, is not expired and matches tls.key`,
+  TlsRequired: (host) => `${host} reset the plaintext connection; the node requires TLS, so set tls (and tls.ca)`,
+  ServerNotTls: (host) =>
+    `${host} does not speak TLS on this port; remove tls, or enable client_encryption_options on the node`,
+  Handshake: (host) =>
+    `the TLS handshake with ${host} failed; check tls.minVersion, the client certificate and the node's client_encryption_options`
+}
+
+/**
+ * A TLS handshake failed, for the reason `problem` names; `code` is Node's or OpenSSL's error code. The message says
+ * which setting to check. Not retryable: the same settings fail the same way.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Tls extends Schema.TaggedError<Tls>("effect-cassandra/CassandraError/Tls")("Tls", {
+  ...coordinator,
+  problem: TlsProblem,
+  code: Schema.String,
+  detail: Schema.String
+}) {
+  /**
+   * Whether a retry of an idempotent statement may succeed.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return false
+  }
+  /**
+   * What went wrong and what to check.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `TLS: ${tlsAdvice[this.problem](coordinatedBy(this, "the node"))} (${this.code}: ${this.detail})`
+  }
+}
+
+/**
  * Every connection to a host already has `pooling.maxRequestsPerConnection` requests in flight; the request was
  * not sent. Retryable.
  *
@@ -166,6 +246,35 @@ export class Busy extends Schema.TaggedError<Busy>("effect-cassandra/CassandraEr
    */
   override get message(): string {
     return `${this.detail}; limit the request concurrency or raise pooling.maxRequestsPerConnection`
+  }
+}
+
+/**
+ * The session's throttle refused the request: `maxInFlight` requests were already in flight and `maxQueued` more
+ * were waiting. The request was not sent. Retryable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Throttled extends Schema.TaggedError<Throttled>("effect-cassandra/CassandraError/Throttled")("Throttled", {
+  maxInFlight: Schema.Number,
+  maxQueued: Schema.Number
+}) {
+  /**
+   * Whether a retry of an idempotent statement may succeed.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return true
+  }
+  /**
+   * What went wrong and what to check.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The session's throttle is full (${this.maxInFlight} requests in flight, ${this.maxQueued} waiting); the request was not sent: lower the concurrency or raise throttle.maxQueued`
   }
 }
 
@@ -827,7 +936,9 @@ export class Unknown extends Schema.TaggedError<Unknown>("effect-cassandra/Cassa
 export const Reason = Schema.Union([
   NoHostAvailable,
   Connection,
+  Tls,
   Busy,
+  Throttled,
   ClientTimeout,
   Authentication,
   Unauthorized,
@@ -871,6 +982,10 @@ export interface ErrorContext {
   readonly operation?: string | undefined
   /** The CQL text of the statement; never its bound values. */
   readonly statement?: string | undefined
+  /**
+   * Whether the client connects without TLS: then a node resetting the connection is one that requires TLS.
+   */
+  readonly plaintext?: boolean | undefined
 }
 
 /**
@@ -1018,8 +1133,8 @@ const classifyAuthentication = (error: Cassandra.errors.AuthenticationError, at:
     : new Authentication({ ...at, refusedByServer: false, detail: redactEchoedValues(error.message) })
 }
 
-const classifyNoHostAvailable = (error: Cassandra.errors.NoHostAvailableError): Reason => {
-  const tried = innerErrors(error).map(([address, inner]) => ({ address, reason: classify(inner, address) }))
+const classifyNoHostAvailable = (error: Cassandra.errors.NoHostAvailableError, plaintext: boolean): Reason => {
+  const tried = innerErrors(error).map(([address, inner]) => ({ address, reason: classify(inner, plaintext, address) }))
   const first = tried[0]?.reason
   if (
     first !== undefined &&
@@ -1043,10 +1158,12 @@ const classifyNoHostAvailable = (error: Cassandra.errors.NoHostAvailableError): 
 const isBaseDriverError = (error: unknown) =>
   Predicate.isObject(error) && Object.getPrototypeOf(error) === Cassandra.errors.DriverError.prototype
 
-function classify(error: unknown, knownCoordinator?: string): Reason {
+function classify(error: unknown, plaintext: boolean, knownCoordinator?: string): Reason {
   const coordinator = stringField(error, "coordinator") ?? knownCoordinator
   const at = coordinator === undefined ? {} : { coordinator }
-  if (error instanceof Cassandra.errors.NoHostAvailableError) return classifyNoHostAvailable(error)
+  // The session's throttle refuses a request before the driver sees it, with the reason already made.
+  if (error instanceof Throttled) return error
+  if (error instanceof Cassandra.errors.NoHostAvailableError) return classifyNoHostAvailable(error, plaintext)
   if (error instanceof Cassandra.errors.ResponseError) return classifyResponse(error, at)
   if (error instanceof Cassandra.errors.OperationTimedOutError) {
     return new ClientTimeout({ coordinator: error.host ?? coordinator, detail: error.message })
@@ -1055,6 +1172,18 @@ function classify(error: unknown, knownCoordinator?: string): Reason {
   if (error instanceof Cassandra.errors.BusyConnectionError) return new Busy({ ...at, detail: error.message })
   if (error instanceof Cassandra.errors.ArgumentError || error instanceof Cassandra.errors.NotSupportedError) {
     return new InvalidArgument({ ...at, detail: error.message })
+  }
+  const tlsProblem = tlsProblemOf(error)
+  if (tlsProblem !== undefined) {
+    return new Tls({
+      ...at,
+      problem: tlsProblem,
+      code: stringField(error, "code") ?? "",
+      detail: tlsDetail(error as Error)
+    })
+  }
+  if (plaintext && isResetOnRead(error)) {
+    return new Tls({ ...at, problem: "TlsRequired", code: "ECONNRESET", detail: (error as Error).message })
   }
   if (flagField(error, "isSocketError") || isBaseDriverError(error) || isNetworkError(error)) {
     return new Connection({
@@ -1086,7 +1215,7 @@ const make = (reason: Reason, driverError: unknown, context: ErrorContext) => {
 export const fromDriverError = (error: unknown, context: ErrorContext = {}): CassandraError =>
   isCassandraError(error)
     ? error
-    : make(classify(error), error, {
+    : make(classify(error, context.plaintext === true), error, {
         operation: context.operation,
         statement: context.statement ?? stringField(error, "query")
       })

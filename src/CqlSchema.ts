@@ -12,8 +12,9 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
 import type * as CassandraError from "./CassandraError.ts"
+import { type DecodeRecorder, decodeRecorderOf } from "./internal/metricsRecorder.ts"
 import type { Conditional, Row, Statement } from "./Query.ts"
-import type { CassandraSession } from "./Session.ts"
+import { CassandraSession } from "./Session.ts"
 
 /**
  * A request that its Schema could not encode, or a row that its Schema could not decode. It names the statement,
@@ -115,18 +116,30 @@ const encoder = <Req extends Schema.Top>(Request: Req) => {
     >
 }
 
+// The session's decode recorder is looked up once per query, and rows are counted only when metrics are recorded.
+const withDecodeRecorder = <A, E, R>(f: (recorder: DecodeRecorder | undefined) => Effect.Effect<A, E, R>) =>
+  CassandraSession.use((session) => f(decodeRecorderOf(session.client)))
+
 const decoder = <Res extends Schema.Top>(Result: Res) => {
   const decode = Schema.decodeUnknownEffect(Result)
-  return (row: unknown, rowIndex: number, statement: Statement<unknown>) =>
-    Effect.mapError(decode(row), (error) =>
+  return (row: unknown, rowIndex: number, statement: Statement<unknown>, recorder: DecodeRecorder | undefined) => {
+    const decoded = Effect.mapError(decode(row), (error) =>
       schemaError("Result", error, { statement: statement.text, rowIndex })
     ) as Effect.Effect<Res["Type"], CqlSchemaError, Res["DecodingServices"]>
+    return recorder === undefined
+      ? decoded
+      : Effect.onExit(decoded, (exit) =>
+          Effect.sync(() => (exit._tag === "Success" ? recorder.decoded(1) : recorder.failed()))
+        )
+  }
 }
 
 const decodeRows = <Res extends Schema.Top>(Result: Res) => {
   const decode = decoder(Result)
   return (statement: Statement<unknown>) =>
-    Effect.flatMap(statement, (rows) => Effect.forEach(rows, (row, index) => decode(row, index, statement)))
+    withDecodeRecorder((recorder) =>
+      Effect.flatMap(statement, (rows) => Effect.forEach(rows, (row, index) => decode(row, index, statement, recorder)))
+    )
 }
 
 type Failure = CassandraError.CassandraError | CqlSchemaError
@@ -216,8 +229,10 @@ export const findOneOption = <Req extends Schema.Top, Res extends Schema.Top>(op
   > =>
     Effect.flatMap(encode(request), (encoded) => {
       const statement = options.execute(encoded)
-      return Effect.flatMap(statement, (rows) =>
-        rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0], 0, statement))
+      return withDecodeRecorder((recorder) =>
+        Effect.flatMap(statement, (rows) =>
+          rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0], 0, statement, recorder))
+        )
       )
     })
 }
@@ -254,13 +269,17 @@ export const stream = <Req extends Schema.Top, Res extends Schema.Top>(options: 
     request: Req["Type"]
   ): Stream.Stream<Res["Type"], Failure, CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]> =>
     Stream.unwrap(
-      Effect.map(encode(request), (encoded) => {
-        const statement = options.execute(encoded)
-        return statement.stream.pipe(
-          Stream.zipWithIndex,
-          Stream.mapEffect(([row, index]) => decode(row, index, statement))
-        )
-      })
+      Effect.flatMap(encode(request), (encoded) =>
+        withDecodeRecorder((recorder) => {
+          const statement = options.execute(encoded)
+          return Effect.succeed(
+            statement.stream.pipe(
+              Stream.zipWithIndex,
+              Stream.mapEffect(([row, index]) => decode(row, index, statement, recorder))
+            )
+          )
+        })
+      )
     )
 }
 
@@ -282,13 +301,15 @@ export const conditional = <Req extends Schema.Top, Res extends Schema.Top>(opti
   > =>
     Effect.flatMap(encode(request), (encoded) => {
       const statement = options.execute(encoded)
-      return Effect.flatMap(statement.conditional, (outcome) =>
-        outcome._tag === "Applied"
-          ? Effect.succeed<Conditional<Res["Type"]>>(outcome)
-          : Effect.map(
-              Effect.forEach(outcome.current, (row: Row, index) => decode(row, index, statement)),
-              (current): Conditional<Res["Type"]> => ({ _tag: "NotApplied", current })
-            )
+      return withDecodeRecorder((recorder) =>
+        Effect.flatMap(statement.conditional, (outcome) =>
+          outcome._tag === "Applied"
+            ? Effect.succeed<Conditional<Res["Type"]>>(outcome)
+            : Effect.map(
+                Effect.forEach(outcome.current, (row: Row, index) => decode(row, index, statement, recorder)),
+                (current): Conditional<Res["Type"]> => ({ _tag: "NotApplied", current })
+              )
+        )
       )
     })
 }

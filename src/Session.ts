@@ -13,8 +13,9 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as CassandraError from "./CassandraError.ts"
-import { makeClientOptions } from "./internal/clientOptions.ts"
+import { makeClientOptions, usesTls } from "./internal/clientOptions.ts"
 import { driverEncoding } from "./internal/driverEncoding.ts"
+import { bridgeDriverLogs } from "./internal/loggingBridge.ts"
 import { makeRequestRunner, type RequestRunner } from "./internal/requestRunner.ts"
 import { keepTokenMapCurrent } from "./internal/tokenMap.ts"
 
@@ -65,15 +66,15 @@ export interface TlsOptions {
   readonly ca?: PemSource | ReadonlyArray<PemSource> | undefined
   /** The client certificate chain, for mutual TLS. */
   readonly cert?: PemSource | undefined
-  /** The client private key, for mutual TLS. */
+  /** The client private key, for mutual TLS; it may be encrypted (then give `passphrase`). */
   readonly key?: Redacted.Redacted<PemSource> | undefined
-  /** The passphrase of an encrypted client key. */
+  /** The passphrase of an encrypted client key; a wrong one fails the session at once with a Configuration reason. */
   readonly passphrase?: Redacted.Redacted | undefined
   /** The lowest TLS version accepted (default `TLSv1.2`). */
   readonly minVersion?: "TLSv1.2" | "TLSv1.3" | undefined
   /** The name checked against the server's certificate and sent as SNI (default: the node's address). */
   readonly serverName?: string | undefined
-  /** Accept any server certificate: only for local experiments, never in production. */
+  /** Accept any server certificate, for any name: only for local experiments, never in production. */
   readonly dangerouslyDisableServerVerification?: boolean | undefined
 }
 
@@ -126,6 +127,12 @@ export interface Options {
         readonly heartbeatInterval?: Duration.Input | undefined
       }
     | undefined
+  /**
+   * A session-wide limit on requests in flight, with at most `maxQueued` more waiting for a place; past that a request
+   * fails at once with a `Throttled` reason. Keeps many concurrent fibers from overloading the cluster or the
+   * driver's connections (default: no limit). Time spent waiting counts toward the request timeout.
+   */
+  readonly throttle?: { readonly maxInFlight: number; readonly maxQueued: number } | undefined
   /** Bound on the initial connection and on each socket connect (default 10 seconds). */
   readonly connectTimeout?: Duration.Input | undefined
   /** End-to-end bound of one request, retries and speculative executions included (default 12 seconds). */
@@ -268,6 +275,7 @@ export const make: (options: Options) => Effect.Effect<CassandraSession, Cassand
     const clientOptions = yield* makeClientOptions(options)
     const connectTimeout = options.connectTimeout ?? defaultConnectTimeout
     const client = new Cassandra.Client(clientOptions)
+    yield* bridgeDriverLogs(client)
     // A failed connect leaves the client's timers and sockets behind unless it is shut down too.
     yield* Effect.acquireRelease(
       connect(client, connectTimeout).pipe(Effect.tapError(() => shutdown(client))),
@@ -295,6 +303,7 @@ export type ClientSessionOptions = Partial<
     | "spanAttributes"
     | "omitQueryTextInSpans"
     | "connectTimeout"
+    | "throttle"
   >
 >
 
@@ -312,6 +321,7 @@ export const makeFromClient: (
   client: Cassandra.Client,
   options: ClientSessionOptions = {}
 ) {
+  yield* bridgeDriverLogs(client)
   yield* connect(client, options.connectTimeout ?? defaultConnectTimeout)
   yield* keepTokenMapCurrent(client)
   const runner = yield* makeRequestRunner(client, options)
@@ -321,7 +331,7 @@ export const makeFromClient: (
 const connect = (client: Cassandra.Client, timeout: Duration.Input) =>
   Effect.tryPromise({
     try: () => client.connect(),
-    catch: (cause) => CassandraError.fromDriverError(cause, { operation: "connect" })
+    catch: (cause) => CassandraError.fromDriverError(cause, { operation: "connect", plaintext: !usesTls(client) })
   }).pipe(
     Effect.timeoutOrElse({
       duration: timeout,

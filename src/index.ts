@@ -5,6 +5,14 @@
  */
 
 /**
+ * Batch jobs: bounded concurrency, retries of idempotent statements, partition batches, progress and resumable
+ * outcomes.
+ *
+ * @since 0.1.0
+ */
+export * as BatchJob from "./BatchJob.ts"
+
+/**
  * The typed error of every request, classified from the driver's errors and the server's error codes.
  *
  * @since 0.1.0
@@ -30,7 +38,14 @@ export * as CqlType from "./CqlType.ts"
 export * as CassandraLayer from "./Layer.ts"
 
 /**
- * The library's metrics as Effect `Metric` handles.
+ * The driver's own logs in Effect's logger, with mapped levels and annotations.
+ *
+ * @since 0.1.0
+ */
+export * as Logging from "./Logging.ts"
+
+/**
+ * The library's metrics as Effect `Metric` handles, their layer and a readable summary.
  *
  * @since 0.1.0
  */

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises"
 import type * as tls from "node:tls"
+import { createSecureContext } from "node:tls"
 import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -58,8 +59,27 @@ const makeSslOptions = Effect.fnUntraced(function* (options: TlsOptions) {
   if (options.key !== undefined) sslOptions.key = yield* readPem(Redacted.value(options.key), "client key")
   if (options.passphrase !== undefined) sslOptions.passphrase = Redacted.value(options.passphrase)
   if (options.serverName !== undefined) sslOptions.servername = options.serverName
+  yield* checkSecureContext(sslOptions)
   return sslOptions
 })
+
+/**
+ * Builds the TLS context once, so that unreadable PEM, a key that does not match its certificate or a wrong
+ * passphrase fail here, with what to check, rather than as a handshake error on every connection. OpenSSL's texts
+ * name the problem, never the key or the passphrase.
+ */
+const checkSecureContext = (sslOptions: tls.ConnectionOptions) =>
+  Effect.try({
+    try: () => createSecureContext(sslOptions),
+    catch: (cause) =>
+      CassandraError.configuration(
+        `The TLS settings cannot be used (${(cause as NodeJS.ErrnoException).code ?? "error"}: ${(cause as Error).message.split("\n")[0]}): check that tls.ca and tls.cert hold PEM certificates, that tls.key is the PEM key of tls.cert, and that tls.passphrase decrypts it`
+      )
+  })
+
+/** Whether a driver client connects with TLS, from the options it was built with. */
+export const usesTls = (client: Cassandra.Client): boolean =>
+  (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.sslOptions !== undefined
 
 const retryPolicy = (retry: Options["retry"]) => {
   if (retry === undefined || retry === "default") return new Cassandra.policies.retry.RetryPolicy()

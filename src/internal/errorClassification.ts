@@ -1,5 +1,6 @@
 import * as Cassandra from "cassandra-driver"
 import * as Predicate from "effect/Predicate"
+import type { TlsProblem } from "../CassandraError.ts"
 
 /** A driver or Node error read as a bag of optional fields (the driver's typings declare almost none of them). */
 type Fields = Readonly<Record<string, unknown>>
@@ -68,6 +69,55 @@ export const consistencyName = (code: unknown): string =>
 export const isNetworkError = (error: unknown): error is Error & { readonly code?: string } =>
   Predicate.isError(error) &&
   (stringField(error, "syscall") !== undefined || /CERT|SSL|TLS/.test(stringField(error, "code") ?? ""))
+
+/**
+ * Node's certificate verification codes (X509_V_ERR_* without the prefix, plus its own host name check) and the
+ * OpenSSL error codes of the alerts a server sends, by what they mean for the client's settings. OpenSSL 3 names
+ * the alerts `ERR_SSL_SSL/TLS_ALERT_…` where OpenSSL 1.1 said `ERR_SSL_SSLV3_ALERT_…`, hence the patterns.
+ */
+const tlsProblemsByCode: ReadonlyArray<readonly [pattern: RegExp, problem: TlsProblem]> = [
+  [
+    /^(UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_UNTRUSTED|CERT_REJECTED|INVALID_CA|CERT_SIGNATURE_FAILURE)$/,
+    "UnknownAuthority"
+  ],
+  [/^(ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH|IP_ADDRESS_MISMATCH)$/, "HostnameMismatch"],
+  [/^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID)$/, "Expired"],
+  [/_ALERT_CERTIFICATE_REQUIRED$/, "ClientCertificateRequired"],
+  [
+    /_ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/,
+    "ClientCertificateRejected"
+  ],
+  [/^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG)$/, "ServerNotTls"],
+  [/CERT|SSL|TLS/, "Handshake"]
+]
+
+/** What a Node TLS error says about the handshake, or undefined for an error that is not about TLS. */
+export const tlsProblemOf = (error: unknown): TlsProblem | undefined => {
+  const code = Predicate.isError(error) ? stringField(error, "code") : undefined
+  return code === undefined ? undefined : tlsProblemsByCode.find(([pattern]) => pattern.test(code))?.[1]
+}
+
+const tlsDetailLength = 200
+
+/**
+ * The useful part of a TLS error's text: the host that the certificate does not name (its list of names can run to
+ * hundreds), or OpenSSL's short reason rather than its "error:0A00045C:SSL routines:…" line. None holds a key.
+ */
+export const tlsDetail = (error: Error): string => {
+  const host = stringField(error, "host")
+  if (stringField(error, "code") === "ERR_TLS_CERT_ALTNAME_INVALID" && host !== undefined) {
+    return `${host} is not among the names and addresses of the certificate`
+  }
+  const text = stringField(error, "reason") ?? error.message
+  return text.length > tlsDetailLength ? `${text.slice(0, tlsDetailLength)}…` : text
+}
+
+/**
+ * A connection reset by the node: while connecting without TLS, what a node that requires TLS does at once to the
+ * STARTUP message sent in the clear.
+ */
+export const isResetOnRead = (error: unknown): boolean =>
+  Predicate.isError(error) && stringField(error, "code") === "ECONNRESET" && stringField(error, "syscall") === "read"
 
 /**
  * Errors the driver's encoder raises for a bound value that does not fit its CQL type: its own TypeErrors, and the

@@ -1,15 +1,21 @@
 import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
-import type * as Tracer from "effect/Tracer"
 import * as CassandraError from "../CassandraError.ts"
-import * as Metrics from "../Metrics.ts"
 import type { BatchType, Options, Request, RequestOptions } from "../Session.ts"
 import { toBuffer } from "./bytes.ts"
 import { consistencyCode, defaultConsistency, defaultSerialConsistency, millis } from "./clientOptions.ts"
+import {
+  annotateFailure,
+  annotateResult,
+  batchTarget,
+  cachedStatementTarget,
+  consistencyAttribute,
+  type StatementTarget,
+  spanName
+} from "./metricsAttributes.ts"
+import { MetricsHub } from "./metricsRecorder.ts"
+import { makeThrottle } from "./throttle.ts"
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
 export interface RequestRunner {
@@ -31,12 +37,14 @@ type RunnerOptions = Pick<
   | "consistency"
   | "serialConsistency"
   | "pageSize"
+  | "throttle"
 >
 
 const readOnlyStatement = /^\s*SELECT\b/i
 
-/** The CQL verb of a statement (`SELECT`, `INSERT`, …), used as the span's operation name. */
-export const operationName = (query: string): string => /^\s*([A-Za-z]+)/.exec(query)?.[1]?.toUpperCase() ?? "CQL"
+/** Whether a request may be retried or speculatively executed: as declared, or else when it only reads. */
+export const isIdempotent = (query: string, options: RequestOptions): boolean =>
+  options.idempotent ?? readOnlyStatement.test(query)
 
 const toDriverTimestamp = (timestamp: bigint | Date) =>
   Cassandra.types.Long.fromString(String(timestamp instanceof Date ? BigInt(timestamp.getTime()) * 1000n : timestamp))
@@ -46,7 +54,7 @@ const makeQueryOptions =
   (query: string, options: RequestOptions): Cassandra.QueryOptions => {
     const queryOptions: Cassandra.QueryOptions = {
       prepare: options.prepare ?? true,
-      isIdempotent: options.idempotent ?? readOnlyStatement.test(query),
+      isIdempotent: isIdempotent(query, options),
       consistency: consistencyCode(options.consistency ?? defaults.consistency ?? defaultConsistency),
       serialConsistency: consistencyCode(
         options.serialConsistency ?? defaults.serialConsistency ?? defaultSerialConsistency
@@ -66,30 +74,6 @@ const makeQueryOptions =
     return queryOptions
   }
 
-const recordOutcome = (
-  operation: string,
-  startedAt: number,
-  exit: Exit.Exit<unknown, CassandraError.CassandraError>
-) => {
-  const outcome = Option.match(Exit.findErrorOption(exit), {
-    onNone: () => (Exit.isSuccess(exit) ? "success" : "interrupted"),
-    onSome: (error) => error.reason._tag
-  })
-  const attributes = { operation, outcome }
-  return Effect.andThen(
-    Metric.update(Metric.withAttributes(Metrics.requests, attributes), 1),
-    Metric.update(Metric.withAttributes(Metrics.requestDuration, attributes), (performance.now() - startedAt) / 1000)
-  )
-}
-
-const annotateCoordinator = (span: Tracer.Span, result: Cassandra.types.ResultSet) => {
-  const coordinator = result.info.queriedHost
-  if (coordinator === undefined) return
-  const separator = coordinator.lastIndexOf(":")
-  span.attribute("server.address", separator > 0 ? coordinator.slice(0, separator) : coordinator)
-  if (separator > 0) span.attribute("server.port", Number(coordinator.slice(separator + 1)))
-}
-
 export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.Client, options: RunnerOptions) {
   let inFlight = 0
   let closing = false
@@ -97,78 +81,97 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   const defaultTimeout = options.requestTimeout ?? "12 seconds"
   const keyspace = options.keyspace ?? client.keyspace
   const toQueryOptions = makeQueryOptions(options)
+  // Looked up once: without the metrics layer the request path does no metrics work at all.
+  const metricsHub = yield* MetricsHub
+  const recorder = metricsHub === undefined ? undefined : yield* metricsHub.attach(client)
+
+  const throttle = options.throttle === undefined ? undefined : makeThrottle(options.throttle)
 
   // The driver cannot cancel a request, so an interrupted fiber stops waiting at once while the request runs on;
-  // the counter follows the driver's promise, not the fiber, so draining also waits for abandoned requests.
+  // the counter follows the driver's promise, not the fiber, so draining also waits for abandoned requests. For the
+  // same reason the throttle's place is given back when the promise settles; a fiber interrupted while its request
+  // still waits for a place withdraws it, so it is never sent.
   const send = <A>(start: () => Promise<A>) =>
     Effect.callback<A, unknown>((resume) => {
-      inFlight++
-      const settle = () => {
-        inFlight--
-        if (inFlight === 0 && onDrained !== undefined) onDrained()
-      }
-      start().then(
-        (value) => {
-          settle()
-          resume(Effect.succeed(value))
-        },
-        (error: unknown) => {
-          settle()
-          resume(Effect.fail(error))
+      const begin = () => {
+        inFlight++
+        const settle = () => {
+          inFlight--
+          throttle?.release()
+          if (inFlight === 0 && onDrained !== undefined) onDrained()
         }
-      )
+        start().then(
+          (value) => {
+            settle()
+            resume(Effect.succeed(value))
+          },
+          (error: unknown) => {
+            settle()
+            resume(Effect.fail(error))
+          }
+        )
+      }
+      if (throttle === undefined) return begin()
+      const withdraw = throttle.submit(begin)
+      if (withdraw === undefined) return resume(Effect.fail(new CassandraError.Throttled(throttle.limits)))
+      return Effect.sync(withdraw)
     })
 
   const run = <A>(
-    operation: string,
+    target: StatementTarget,
     query: string,
     requestOptions: RequestOptions,
     attributes: Record<string, unknown>,
     start: () => Promise<A & Cassandra.types.ResultSet>
   ) => {
     const timeout = requestOptions.timeout ?? defaultTimeout
+    const operation = target.operation
+    const namespace = target.keyspace ?? keyspace
+    const consistency = consistencyAttribute(requestOptions.consistency ?? options.consistency ?? defaultConsistency)
+    const pageSize = requestOptions.pageSize ?? options.pageSize
     return Effect.useSpan(
-      keyspace === undefined ? operation : `${operation} ${keyspace}`,
+      spanName(target, namespace),
       {
         kind: "client",
         attributes: {
           "db.system.name": "cassandra",
           "db.operation.name": operation,
-          ...(keyspace === undefined ? {} : { "db.namespace": keyspace }),
+          ...(namespace === undefined ? {} : { "db.namespace": namespace }),
+          ...(target.table === undefined ? {} : { "db.collection.name": target.table }),
           ...(options.omitQueryTextInSpans === true ? {} : { "db.query.text": query }),
-          "cassandra.consistency.level": requestOptions.consistency ?? options.consistency ?? defaultConsistency,
+          "cassandra.consistency.level": consistency,
+          "cassandra.query.idempotent": isIdempotent(query, requestOptions),
+          ...(pageSize === undefined ? {} : { "cassandra.page.size": pageSize }),
           ...attributes,
           ...options.spanAttributes
         }
       },
       (span) =>
         Effect.suspend(() => {
-          const startedAt = performance.now()
-          return (
-            closing
-              ? Effect.fail(CassandraError.sessionClosed({ operation, statement: query }))
-              : send(start).pipe(
-                  Effect.mapError((cause) => CassandraError.fromDriverError(cause, { operation, statement: query })),
-                  Effect.timeoutOrElse({
-                    duration: timeout,
-                    orElse: () =>
-                      Effect.fail(
-                        CassandraError.fromDriverError(
-                          new Cassandra.errors.OperationTimedOutError(
-                            `The request did not complete within ${Duration.format(Duration.fromInputUnsafe(timeout))}`
-                          ),
-                          { operation, statement: query }
-                        )
+          const request = closing
+            ? Effect.fail(CassandraError.sessionClosed({ operation, statement: query }))
+            : send(start).pipe(
+                Effect.mapError((cause) => CassandraError.fromDriverError(cause, { operation, statement: query })),
+                Effect.timeoutOrElse({
+                  duration: timeout,
+                  orElse: () =>
+                    Effect.fail(
+                      CassandraError.fromDriverError(
+                        new Cassandra.errors.OperationTimedOutError(
+                          `The request did not complete within ${Duration.format(Duration.fromInputUnsafe(timeout))}`
+                        ),
+                        { operation, statement: query }
                       )
-                  }),
-                  Effect.tap((result) => Effect.sync(() => annotateCoordinator(span, result))),
-                  Effect.tapError((error) =>
-                    Effect.sync(() => {
-                      span.attribute("error.type", error.reason._tag)
-                    })
-                  )
-                )
-          ).pipe(Effect.onExit((exit) => recordOutcome(operation, startedAt, exit)))
+                    )
+                }),
+                Effect.tap((result) => Effect.sync(() => annotateResult(span, client, result))),
+                Effect.tapError((error) => Effect.sync(() => annotateFailure(span, client, error)))
+              )
+          if (recorder === undefined) return request
+          const startedAt = performance.now()
+          return Effect.onExit(request, (exit) =>
+            Effect.sync(() => recorder.completed(target, namespace ?? "", consistency, startedAt, exit))
+          )
         })
     )
   }
@@ -183,18 +186,20 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
 
   const runner: RequestRunner = {
     execute: (request) =>
-      run(operationName(request.query), request.query, request.options, {}, () =>
+      run(cachedStatementTarget(request.query), request.query, request.options, {}, () =>
         client.execute(request.query, request.params as Array<unknown>, toQueryOptions(request.query, request.options))
       ),
     batch: (requests, batchOptions) => {
-      const summary = requests.map((request) => request.query).join("; ")
+      // The conventions' query text of a batch: the statements' text when they share it, else every text.
+      const texts = requests.map((request) => request.query)
+      const summary = texts.every((text) => text === texts[0]) ? (texts[0] ?? "") : texts.join("; ")
       const queryOptions: Cassandra.QueryOptions = {
         ...toQueryOptions(summary, batchOptions),
         logged: batchOptions.type === "logged",
         counter: batchOptions.type === "counter"
       }
       return run(
-        "BATCH",
+        batchTarget(requests.map((request) => cachedStatementTarget(request.query))),
         summary,
         batchOptions,
         { "db.operation.batch.size": requests.length, "cassandra.batch.type": batchOptions.type },

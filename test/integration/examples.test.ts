@@ -10,13 +10,18 @@ import { testOptions } from "../support/session.ts"
 
 /** What each example prints when it worked; every file in examples/ must be listed, so none can rot unrun. */
 const expectedOutput: Record<string, RegExp> = {
+  "batch-job.ts": /streamed back 20000 of 20000 rows, all correct: true/,
   "dependency-injection.ts": /found Ada Lovelace/,
   "schema-rows.ts": /streamed 5000 of 5000 readings, in order: true/,
-  "demo.ts": /streamed 1000 orders back/
+  "demo.ts": /streamed 1000 orders back/,
+  "metrics.ts": /errors by reason: Syntax 3/
 }
 
 /** Examples that run until interrupted, checked by their own test below. */
 const watchingExamples = ["topology-watch.ts"]
+
+/** Examples that need a secured node: test/cluster/Security.test.ts runs them against one. */
+const securedExamples = ["secure-connection.ts"]
 
 const exampleEnv = () => {
   const connection = testConnection()
@@ -24,6 +29,7 @@ const exampleEnv = () => {
     ...process.env,
     CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
     CASSANDRA_LOCAL_DC: connection.localDataCenter,
+    BATCH_JOB_ROWS: "20000",
     ...(connection.credentials === undefined
       ? {}
       : { CASSANDRA_USERNAME: connection.credentials.username, CASSANDRA_PASSWORD: connection.credentials.password })
@@ -46,7 +52,10 @@ const runExample = (file: string) =>
 describe("examples", () => {
   it("are all listed here", () => {
     const files = readdirSync(new URL("../../examples", import.meta.url)).filter((file) => file.endsWith(".ts"))
-    assert.deepStrictEqual(files.sort(), [...Object.keys(expectedOutput), ...watchingExamples].sort())
+    assert.deepStrictEqual(
+      files.sort(),
+      [...Object.keys(expectedOutput), ...watchingExamples, ...securedExamples].sort()
+    )
   })
 
   for (const [file, expected] of Object.entries(expectedOutput)) {

@@ -77,8 +77,14 @@ export interface ClusterOptions {
   readonly firstAddress?: number
   /** The cluster's directory is `.cache/cassandra/clusters/<name>`; default "local". */
   readonly name?: string
-  /** Require TLS from clients (no plaintext); with `clientCertificate`, clients must also present a certificate. */
-  readonly tls?: false | { readonly clientCertificate: boolean }
+  /**
+   * Require TLS from clients (no plaintext); with `clientCertificate`, clients must also present a certificate.
+   * `serverCertificate` makes the node present a flawed certificate, to see clients refuse it: an expired one, or
+   * one that names only the host `elsewhere.invalid`. Default "valid".
+   */
+  readonly tls?:
+    | false
+    | { readonly clientCertificate: boolean; readonly serverCertificate?: "valid" | "expired" | "otherHost" }
   /** Require a password login (PasswordAuthenticator, CassandraAuthorizer); the superuser is cassandra/cassandra. */
   readonly auth?: boolean
   /** Heap of each node in MiB; default 512. */
@@ -478,8 +484,14 @@ const tlsFilesOf = (directory: string): TlsFiles => {
   }
 }
 
-/** A throw-away CA, a server certificate valid for every 127.0.0.x address, and a client certificate, all PEM. */
-const generateTls = Effect.fnUntraced(function* (clusterPath: string) {
+/**
+ * A throw-away CA, a server certificate valid for every 127.0.0.x address (or flawed as asked), and a client
+ * certificate, all PEM.
+ */
+const generateTls = Effect.fnUntraced(function* (
+  clusterPath: string,
+  serverCertificate: "valid" | "expired" | "otherHost"
+) {
   const files = tlsFilesOf(clusterPath)
   const directory = Path.dirname(files.caFile)
   Fs.mkdirSync(directory, { recursive: true })
@@ -503,10 +515,10 @@ const generateTls = Effect.fnUntraced(function* (clusterPath: string) {
       )
     }
   })
-  const serverNames = [
-    "DNS:localhost",
-    ...Array.from({ length: 254 }, (_, octet) => `IP:${addressOf(octet + 1)}`)
-  ].join(",")
+  const serverNames =
+    serverCertificate === "otherHost"
+      ? "DNS:elsewhere.invalid"
+      : ["DNS:localhost", ...Array.from({ length: 254 }, (_, octet) => `IP:${addressOf(octet + 1)}`)].join(",")
   Fs.writeFileSync(
     Path.join(directory, "server.ext"),
     `subjectAltName=${serverNames}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`
@@ -519,13 +531,15 @@ const generateTls = Effect.fnUntraced(function* (clusterPath: string) {
     "req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -subj",
     "/CN=effect-cassandra local test CA"
   )
-  for (const [name, subject] of [
-    ["server", "/CN=localhost"],
-    ["client", "/CN=cassandra"]
-  ]) {
+  // OpenSSL 3.0 has no option for a start date; a negative validity ends the certificate a day before it starts.
+  const serverDays = serverCertificate === "expired" ? -1 : 3650
+  for (const [name, subject, days] of [
+    ["server", "/CN=localhost", serverDays],
+    ["client", "/CN=cassandra", 3650]
+  ] as const) {
     yield* openssl(`req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj`, subject)
     yield* openssl(
-      `x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile ${name}.ext -out ${name}.pem`
+      `x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days ${days} -extfile ${name}.ext -out ${name}.pem`
     )
   }
   Fs.writeFileSync(
@@ -1225,7 +1239,7 @@ export const start = (options: ClusterOptions = {}): Effect.Effect<Cluster, Loca
       catch: (cause) => failure("FileSystemFailed", `could not reset ${directory}: ${firstLineOf(cause)}`)
     })
     const tls = options.tls
-    if (tls) yield* generateTls(directory)
+    if (tls) yield* generateTls(directory, tls.serverCertificate ?? "valid")
     const state: ClusterState = {
       name: valid.name,
       version: jars.version,
@@ -1242,6 +1256,7 @@ export const start = (options: ClusterOptions = {}): Effect.Effect<Cluster, Loca
       stopAll(r).pipe(Effect.ignore)
     )
     yield* saveState(runtime)
+    const launchedAt = Date.now()
     for (const node of nodes) {
       yield* writeNodeFiles(runtime, node)
       yield* launchNode(runtime, node)
@@ -1249,7 +1264,8 @@ export const start = (options: ClusterOptions = {}): Effect.Effect<Cluster, Loca
     yield* waitUntilUp(runtime)
     if (state.auth && nodes.length > 1) yield* replicateAuth(runtime)
     yield* Effect.logInfo(
-      `cluster ${valid.name} (Cassandra ${jars.version}) is up on ${nodes.map((n) => n.address).join(", ")}`
+      `cluster ${valid.name} (Cassandra ${jars.version}) is up on ${nodes.map((n) => n.address).join(", ")}, ` +
+        `${nodes.length} node(s) started in ${((Date.now() - launchedAt) / 1000).toFixed(1)} s`
     )
     return makeCluster(runtime, state)
   }).pipe(Effect.annotateLogs({ cluster: options.name ?? "local" }))

@@ -1,0 +1,96 @@
+import { assert, describe, it } from "@effect/vitest"
+import {
+  batchTarget,
+  consistencyAttribute,
+  serverAttributes,
+  spanName,
+  statementTarget
+} from "../../src/internal/metricsAttributes.ts"
+import * as Query from "../../src/Query.ts"
+
+const { cql, identifier } = Query
+
+describe("statement targets", () => {
+  it("reads the operation, keyspace and table of DML statements", () => {
+    assert.deepStrictEqual(statementTarget("SELECT a, b FROM users WHERE id = ?"), {
+      operation: "SELECT",
+      keyspace: undefined,
+      table: "users"
+    })
+    assert.deepStrictEqual(statementTarget("  insert into shop.orders (id) values (?)"), {
+      operation: "INSERT",
+      keyspace: "shop",
+      table: "orders"
+    })
+    assert.deepStrictEqual(statementTarget("UPDATE counters SET n = n + 1 WHERE k = ?"), {
+      operation: "UPDATE",
+      keyspace: undefined,
+      table: "counters"
+    })
+    assert.deepStrictEqual(statementTarget("DELETE name FROM ks . users WHERE id = ?"), {
+      operation: "DELETE",
+      keyspace: "ks",
+      table: "users"
+    })
+    assert.deepStrictEqual(statementTarget("TRUNCATE TABLE logs"), {
+      operation: "TRUNCATE",
+      keyspace: undefined,
+      table: "logs"
+    })
+  })
+
+  it("unquotes quoted identifiers as the library writes them, keeping their case", () => {
+    const statement = cql`SELECT * FROM ${identifier("Shop", "Orders")} WHERE id = ${1}`
+    assert.deepStrictEqual(statementTarget(statement.text), { operation: "SELECT", keyspace: "Shop", table: "Orders" })
+    assert.deepStrictEqual(statementTarget('SELECT "from" FROM "a""b"'), {
+      operation: "SELECT",
+      keyspace: undefined,
+      table: 'a"b'
+    })
+  })
+
+  it("is not fooled by column names that start like a keyword", () => {
+    assert.deepStrictEqual(statementTarget("SELECT from_date, fromage FROM events"), {
+      operation: "SELECT",
+      keyspace: undefined,
+      table: "events"
+    })
+  })
+
+  it("names only the operation of statements without a table", () => {
+    assert.deepStrictEqual(statementTarget("CREATE KEYSPACE ks WITH replication = {}"), {
+      operation: "CREATE",
+      keyspace: undefined,
+      table: undefined
+    })
+    assert.deepStrictEqual(statementTarget("  "), { operation: "CQL", keyspace: undefined, table: undefined })
+  })
+
+  it("gives a batch `BATCH <verb>` and the table its statements share, else plain `BATCH`", () => {
+    const inserts = [statementTarget("INSERT INTO t (a) VALUES (?)"), statementTarget("INSERT INTO t (a) VALUES (?)")]
+    assert.deepStrictEqual(batchTarget(inserts), { operation: "BATCH INSERT", keyspace: undefined, table: "t" })
+    const mixed = [statementTarget("INSERT INTO ks.t (a) VALUES (?)"), statementTarget("DELETE FROM ks.u WHERE a = ?")]
+    assert.deepStrictEqual(batchTarget(mixed), { operation: "BATCH", keyspace: "ks", table: undefined })
+  })
+})
+
+describe("span naming and attributes", () => {
+  it("names spans `{operation} {table}`, else `{operation} {keyspace}`, else the operation", () => {
+    const select = statementTarget("SELECT * FROM users")
+    assert.strictEqual(spanName(select, "shop"), "SELECT users")
+    const create = statementTarget("CREATE TABLE x (a int PRIMARY KEY)")
+    assert.strictEqual(spanName(create, "shop"), "CREATE shop")
+    assert.strictEqual(spanName(create, undefined), "CREATE")
+  })
+
+  it("spells consistency levels in lower case", () => {
+    assert.strictEqual(consistencyAttribute("LOCAL_QUORUM"), "local_quorum")
+    assert.strictEqual(consistencyAttribute("ONE"), "one")
+  })
+
+  it("splits the coordinator into server address and port, IPv6 included", () => {
+    assert.deepStrictEqual(serverAttributes("10.0.0.7:9042"), { "server.address": "10.0.0.7", "server.port": 9042 })
+    assert.deepStrictEqual(serverAttributes("[::1]:9142"), { "server.address": "::1", "server.port": 9142 })
+    assert.deepStrictEqual(serverAttributes("cassandra-0"), { "server.address": "cassandra-0" })
+  })
+})
