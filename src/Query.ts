@@ -256,6 +256,12 @@ const makeStatement = <A>(
 
 const quote = (part: string) => `"${part}"`
 
+const isFragment = (value: unknown) => isIdentifier(value) || isStatement(value)
+
+const parameterTexts = new WeakMap<TemplateStringsArray, string>()
+
+const noInvalidNames: ReadonlyArray<string> = []
+
 /**
  * Builds a statement from a template: interpolated values become bound parameters (`?`), identifiers are written
  * quoted, and interpolated statements are inlined with their own parameters.
@@ -276,7 +282,20 @@ const quote = (part: string) => `"${part}"`
  * @since 0.1.0
  * @category constructors
  */
-export const cql = <A = Row>(strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>): Statement<A> => {
+export const cql = <A = Row>(strings: TemplateStringsArray, ...values: Array<unknown>): Statement<A> => {
+  if (!values.some(isFragment)) {
+    // A template of values only: its text is the same at every call, so it is built once per call site.
+    let text = parameterTexts.get(strings)
+    if (text === undefined) {
+      text = strings.join("?")
+      parameterTexts.set(strings, text)
+    }
+    for (let index = 0; index < values.length; index++) {
+      const value = values[index]
+      if (value instanceof Uint8Array) values[index] = toBuffer(value)
+    }
+    return makeStatement(text, values, {}, noInvalidNames)
+  }
   let text = strings[0] ?? ""
   const params: Array<unknown> = []
   const invalid: Array<string> = []

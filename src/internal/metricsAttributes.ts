@@ -118,8 +118,17 @@ export const annotateResult = (span: Tracer.Span, client: Cassandra.Client, resu
   span.attribute("cassandra.speculative_execution.count", result.info.speculativeExecutions ?? 0)
 }
 
+// Per coordinator, as the same few nodes answer every request: parsed once rather than on each request.
+const coordinatorAttributes = new Map<string, ReadonlyArray<readonly [string, unknown]>>()
+
 const annotateCoordinator = (span: Tracer.Span, client: Cassandra.Client, coordinator: string) => {
-  for (const [key, value] of Object.entries(serverAttributes(coordinator))) span.attribute(key, value)
+  let server = coordinatorAttributes.get(coordinator)
+  if (server === undefined) {
+    if (coordinatorAttributes.size >= cacheLimit) coordinatorAttributes.clear()
+    server = Object.entries(serverAttributes(coordinator))
+    coordinatorAttributes.set(coordinator, server)
+  }
+  for (const [key, value] of server) span.attribute(key, value)
   const host = client.hosts.get(coordinator)
   if (host === undefined) return
   span.attribute("cassandra.coordinator.dc", host.datacenter)

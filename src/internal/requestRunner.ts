@@ -1,6 +1,8 @@
 import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as CassandraError from "../CassandraError.ts"
 import type { BatchType, Options, Request, RequestOptions } from "../Session.ts"
 import { toBuffer } from "./bytes.ts"
@@ -74,11 +76,19 @@ const makeQueryOptions =
     return queryOptions
   }
 
+const timedOut = (timeoutMillis: number, context: CassandraError.ErrorContext) =>
+  CassandraError.fromDriverError(
+    new Cassandra.errors.OperationTimedOutError(
+      `The request did not complete within ${Duration.format(Duration.millis(timeoutMillis))}`
+    ),
+    context
+  )
+
 export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.Client, options: RunnerOptions) {
   let inFlight = 0
   let closing = false
   let onDrained: (() => void) | undefined
-  const defaultTimeout = options.requestTimeout ?? "12 seconds"
+  const defaultTimeoutMillis = millis(options.requestTimeout ?? "12 seconds")
   const keyspace = options.keyspace ?? client.keyspace
   const toQueryOptions = makeQueryOptions(options)
   // Looked up once: without the metrics layer the request path does no metrics work at all.
@@ -90,89 +100,121 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   // The driver cannot cancel a request, so an interrupted fiber stops waiting at once while the request runs on;
   // the counter follows the driver's promise, not the fiber, so draining also waits for abandoned requests. For the
   // same reason the throttle's place is given back when the promise settles; a fiber interrupted while its request
-  // still waits for a place withdraws it, so it is never sent.
-  const send = <A>(start: () => Promise<A>) =>
-    Effect.callback<A, unknown>((resume) => {
+  // still waits for a place withdraws it, so it is never sent. The end-to-end timeout is one timer per request
+  // (time waiting for a place counts), and errors are classified here, on the request path's only callback.
+  const send = <A>(start: () => Promise<A>, timeoutMillis: number, context: CassandraError.ErrorContext) =>
+    Effect.callback<A, CassandraError.CassandraError>((resume) => {
+      let waiting = true
+      let withdraw: (() => void) | undefined
+      const timer = setTimeout(() => {
+        if (!waiting) return
+        waiting = false
+        withdraw?.()
+        resume(Effect.fail(timedOut(timeoutMillis, context)))
+      }, timeoutMillis)
       const begin = () => {
         inFlight++
-        const settle = () => {
-          inFlight--
-          throttle?.release()
-          if (inFlight === 0 && onDrained !== undefined) onDrained()
-        }
         start().then(
           (value) => {
             settle()
+            if (!waiting) return
+            waiting = false
+            clearTimeout(timer)
             resume(Effect.succeed(value))
           },
           (error: unknown) => {
             settle()
-            resume(Effect.fail(error))
+            if (!waiting) return
+            waiting = false
+            clearTimeout(timer)
+            resume(Effect.fail(CassandraError.fromDriverError(error, context)))
           }
         )
       }
-      if (throttle === undefined) return begin()
-      const withdraw = throttle.submit(begin)
-      if (withdraw === undefined) return resume(Effect.fail(new CassandraError.Throttled(throttle.limits)))
-      return Effect.sync(withdraw)
+      if (throttle === undefined) {
+        begin()
+      } else {
+        withdraw = throttle.submit(begin)
+        if (withdraw === undefined) {
+          waiting = false
+          clearTimeout(timer)
+          return resume(
+            Effect.fail(CassandraError.fromDriverError(new CassandraError.Throttled(throttle.limits), context))
+          )
+        }
+      }
+      return Effect.sync(() => {
+        waiting = false
+        clearTimeout(timer)
+        withdraw?.()
+      })
     })
+
+  const settle = () => {
+    inFlight--
+    throttle?.release()
+    if (inFlight === 0 && onDrained !== undefined) onDrained()
+  }
+
+  // What a span says about a statement does not change between its executions: built once per operation and text.
+  const staticAttributes = new Map<string, Readonly<Record<string, unknown>>>()
+  const attributesOf = (target: StatementTarget, query: string, namespace: string | undefined) => {
+    // A batch of one statement text shares that text, not its operation.
+    const key = `${target.operation}\u0000${query}`
+    const cached = staticAttributes.get(key)
+    if (cached !== undefined) return cached
+    if (staticAttributes.size >= 1000) staticAttributes.clear()
+    const attributes = {
+      "db.system.name": "cassandra",
+      "db.operation.name": target.operation,
+      ...(namespace === undefined ? {} : { "db.namespace": namespace }),
+      ...(target.table === undefined ? {} : { "db.collection.name": target.table }),
+      ...(options.omitQueryTextInSpans === true ? {} : { "db.query.text": query }),
+      ...options.spanAttributes
+    }
+    staticAttributes.set(key, attributes)
+    return attributes
+  }
 
   const run = <A>(
     target: StatementTarget,
     query: string,
     requestOptions: RequestOptions,
-    attributes: Record<string, unknown>,
+    batchAttributes: Record<string, unknown> | undefined,
     start: () => Promise<A & Cassandra.types.ResultSet>
   ) => {
-    const timeout = requestOptions.timeout ?? defaultTimeout
+    const timeoutMillis = requestOptions.timeout === undefined ? defaultTimeoutMillis : millis(requestOptions.timeout)
     const operation = target.operation
     const namespace = target.keyspace ?? keyspace
     const consistency = consistencyAttribute(requestOptions.consistency ?? options.consistency ?? defaultConsistency)
     const pageSize = requestOptions.pageSize ?? options.pageSize
+    const context = { operation, statement: query }
     return Effect.useSpan(
       spanName(target, namespace),
-      {
-        kind: "client",
-        attributes: {
-          "db.system.name": "cassandra",
-          "db.operation.name": operation,
-          ...(namespace === undefined ? {} : { "db.namespace": namespace }),
-          ...(target.table === undefined ? {} : { "db.collection.name": target.table }),
-          ...(options.omitQueryTextInSpans === true ? {} : { "db.query.text": query }),
-          "cassandra.consistency.level": consistency,
-          "cassandra.query.idempotent": isIdempotent(query, requestOptions),
-          ...(pageSize === undefined ? {} : { "cassandra.page.size": pageSize }),
-          ...attributes,
-          ...options.spanAttributes
+      { kind: "client", attributes: attributesOf(target, query, namespace) },
+      (span) => {
+        span.attribute("cassandra.consistency.level", consistency)
+        span.attribute("cassandra.query.idempotent", isIdempotent(query, requestOptions))
+        if (pageSize !== undefined) span.attribute("cassandra.page.size", pageSize)
+        if (batchAttributes !== undefined) {
+          for (const key in batchAttributes) span.attribute(key, batchAttributes[key])
         }
-      },
-      (span) =>
-        Effect.suspend(() => {
-          const request = closing
-            ? Effect.fail(CassandraError.sessionClosed({ operation, statement: query }))
-            : send(start).pipe(
-                Effect.mapError((cause) => CassandraError.fromDriverError(cause, { operation, statement: query })),
-                Effect.timeoutOrElse({
-                  duration: timeout,
-                  orElse: () =>
-                    Effect.fail(
-                      CassandraError.fromDriverError(
-                        new Cassandra.errors.OperationTimedOutError(
-                          `The request did not complete within ${Duration.format(Duration.fromInputUnsafe(timeout))}`
-                        ),
-                        { operation, statement: query }
-                      )
-                    )
-                }),
-                Effect.tap((result) => Effect.sync(() => annotateResult(span, client, result))),
-                Effect.tapError((error) => Effect.sync(() => annotateFailure(span, client, error)))
-              )
-          if (recorder === undefined) return request
-          const startedAt = performance.now()
-          return Effect.onExit(request, (exit) =>
-            Effect.sync(() => recorder.completed(target, namespace ?? "", consistency, startedAt, exit))
-          )
-        })
+        const startedAt = recorder === undefined ? 0 : performance.now()
+        const request = closing
+          ? Effect.fail(CassandraError.sessionClosed(context))
+          : send(start, timeoutMillis, context)
+        return Effect.onExit(request, (exit) =>
+          Effect.sync(() => {
+            if (Exit.isSuccess(exit)) {
+              annotateResult(span, client, exit.value)
+            } else {
+              const error = Exit.findErrorOption(exit)
+              if (Option.isSome(error)) annotateFailure(span, client, error.value)
+            }
+            recorder?.completed(target, namespace ?? "", consistency, startedAt, exit)
+          })
+        )
+      }
     )
   }
 
@@ -186,7 +228,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
 
   const runner: RequestRunner = {
     execute: (request) =>
-      run(cachedStatementTarget(request.query), request.query, request.options, {}, () =>
+      run(cachedStatementTarget(request.query), request.query, request.options, undefined, () =>
         client.execute(request.query, request.params as Array<unknown>, toQueryOptions(request.query, request.options))
       ),
     batch: (requests, batchOptions) => {
