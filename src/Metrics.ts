@@ -41,6 +41,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type * as Latency from "./internal/metricsLatency.ts"
 import { MetricsHub, makeMetricsHub } from "./internal/metricsRecorder.ts"
 
 /**
@@ -211,18 +212,7 @@ export const decodeFailures: Metric.Counter<number> = Metric.counter("cassandra_
  * @since 0.1.0
  * @category models
  */
-export interface LatencyStatistics {
-  readonly count: number
-  readonly mean: number
-  readonly min: number
-  readonly max: number
-  readonly p50: number
-  readonly p75: number
-  readonly p95: number
-  readonly p98: number
-  readonly p99: number
-  readonly p999: number
-}
+export type LatencyStatistics = Latency.LatencyStatistics
 
 /**
  * One node in the summary: its state and pool now, and what the driver sent it since the layer started.

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as CassandraError from "../CassandraError.ts"
-import type { BatchType, Options, Request, RequestOptions } from "../Session.ts"
+import type { CassandraSession, Options, RequestOptions } from "../Session.ts"
 import { toBuffer } from "./bytes.ts"
 import { consistencyCode, defaultConsistency, defaultSerialConsistency, millis } from "./clientOptions.ts"
 import {
@@ -20,14 +20,7 @@ import { MetricsHub } from "./metricsRecorder.ts"
 import { makeThrottle } from "./throttle.ts"
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
-export interface RequestRunner {
-  readonly execute: (request: Request) => Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>
-  readonly batch: (
-    requests: ReadonlyArray<Omit<Request, "options">>,
-    options: RequestOptions & { readonly type: BatchType }
-  ) => Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>
-  readonly inFlight: Effect.Effect<number>
-}
+export type RequestRunner = Pick<CassandraSession, "execute" | "batch" | "inFlight">
 
 type RunnerOptions = Pick<
   Options,
