@@ -84,7 +84,7 @@ layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
         "db.query.text": "SELECT v FROM kv WHERE k = ?",
         "cassandra.consistency.level": "local_quorum",
         "cassandra.query.idempotent": true,
-        "server.address": "127.0.0.50",
+        "server.address": testConnection().contactPoints[0]?.split(":")[0],
         "server.port": 9042,
         "cassandra.coordinator.dc": "datacenter1",
         "cassandra.coordinator.id": coordinatorId,
