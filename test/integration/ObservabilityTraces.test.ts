@@ -7,6 +7,7 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as CassandraLayer from "../../src/Layer.ts"
 import * as Query from "../../src/Query.ts"
+import { testConnection } from "../support/cassandra.ts"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql } = Query
