@@ -88,7 +88,23 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   const metricsHub = yield* MetricsHub
   const recorder = metricsHub === undefined ? undefined : yield* metricsHub.attach(client)
 
-  const throttle = options.throttle === undefined ? undefined : makeThrottle(options.throttle)
+  const limits = options.throttle
+  if (
+    limits !== undefined &&
+    !(
+      Number.isInteger(limits.maxInFlight) &&
+      limits.maxInFlight >= 1 &&
+      Number.isInteger(limits.maxQueued) &&
+      limits.maxQueued >= 0
+    )
+  ) {
+    return yield* Effect.fail(
+      CassandraError.configuration(
+        `throttle needs a whole maxInFlight of at least 1 and a whole maxQueued of at least 0, got ${limits.maxInFlight} and ${limits.maxQueued}`
+      )
+    )
+  }
+  const throttle = limits === undefined ? undefined : makeThrottle(limits)
 
   // The driver cannot cancel a request, so an interrupted fiber stops waiting at once while the request runs on;
   // the counter follows the driver's promise, not the fiber, so draining also waits for abandoned requests. For the

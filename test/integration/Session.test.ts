@@ -314,6 +314,14 @@ describe("session lifecycle", () => {
     })
   )
 
+  it.live("refuses throttle limits that would block every request", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Session.make(testOptions({ throttle: { maxInFlight: 0, maxQueued: 10 } })))
+      assert.strictEqual(error.reason._tag, "Configuration")
+      assert.include(error.message, "maxInFlight")
+    })
+  )
+
   it.live("fails with a typed reason when the local data center does not exist", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(Session.make(testOptions({ localDataCenter: "no-such-dc" })))
