@@ -1,13 +1,13 @@
 /**
  * The demo behind `npm run demo`: uses the Cassandra named by CASSANDRA_CONTACT_POINTS, or one already listening on
  * 127.0.0.1:9042, or else starts a local node with the project's manager (and stops it at the end). Then it runs a
- * small service through the session layer: typed writes and reads, a concurrent import, a paged stream and the
- * cluster's topology.
+ * small service through the session layer: the cluster's topology as a stream, a concurrent import with progress,
+ * typed reads of a paged stream, and the metrics summary.
  */
 import * as Net from "node:net"
 import { NodeRuntime } from "@effect/platform-node"
 import { BigDecimal, Effect, Layer, Schema, Stream } from "effect"
-import { CassandraLayer, CqlSchema, CqlType, Query, Topology } from "effect-cassandra"
+import { BatchJob, CassandraLayer, CqlSchema, CqlType, Metrics, Query, Topology } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
 
 const { cql, identifier } = Query
@@ -21,14 +21,16 @@ const Order = Schema.Struct({
   items: CqlType.List(CqlType.Text)
 })
 
-const saveOrder = CqlSchema.void({
-  Request: Order,
-  execute: (order) =>
+const encode = Schema.encodeEffect(Order)
+
+/** The insert of one order, its values encoded by the Order schema. */
+const encodeOrder = (order: typeof Order.Type) =>
+  Effect.map(encode(order), (row) =>
     cql`INSERT INTO ${orders} (customer, id, placed, total, items)
-        VALUES (${order.customer}, ${order.id}, ${order.placed}, ${order.total}, ${order.items})`.withOptions({
+          VALUES (${row.customer}, ${row.id}, ${row.placed}, ${row.total}, ${row.items})`.withOptions({
       idempotent: true
     })
-})
+  )
 
 const ordersOf = CqlSchema.stream({
   Request: CqlType.Text,
@@ -40,7 +42,9 @@ const orderCount = 1_000
 
 const service = Effect.gen(function* () {
   const topology = yield* Topology.Topology
-  for (const node of yield* topology.nodes) {
+  // The topology stream starts with the current cluster state; later node events would follow it.
+  const [cluster] = yield* topology.changes.pipe(Stream.take(1), Stream.runCollect)
+  for (const node of cluster?.nodes ?? []) {
     yield* Effect.log(
       `node ${node.address} ${node.state} dc=${node.dataCenter} rack=${node.rack} cassandra=${node.cassandraVersion}`
     )
@@ -50,28 +54,28 @@ const service = Effect.gen(function* () {
   yield* cql`CREATE TABLE IF NOT EXISTS ${orders} (
     customer text, id int, placed timestamp, total decimal, items list<text>, PRIMARY KEY (customer, id))`
 
-  let saved = 0
   const started = Date.now()
-  yield* Effect.forEach(
+  const statements = yield* Effect.forEach(
     Array.from({ length: orderCount }, (_, id) => id),
     (id) =>
-      saveOrder({
+      encodeOrder({
         customer: "ada",
         id,
         placed: new Date(started + id),
         total: BigDecimal.fromStringUnsafe(`${id}.99`),
         items: ["notebook", `pen-${id % 7}`]
-      }).pipe(
-        Effect.tap(() =>
-          Effect.sync(() => {
-            saved++
-            if (saved % 250 === 0) console.log(`  imported ${saved}/${orderCount}`)
-          })
-        )
-      ),
-    { concurrency: 32, discard: true }
+      })
   )
-  yield* Effect.log(`imported ${saved} orders in ${Date.now() - started} ms with 32 concurrent fibers`)
+  const job = yield* BatchJob.start(statements, { concurrency: 32, progressInterval: "200 millis" })
+  yield* Stream.runForEach(job.progress, (progress) =>
+    Effect.sync(() =>
+      console.log(`  imported ${progress.completed}/${progress.total} at ${Math.round(progress.currentRate)}/s`)
+    )
+  )
+  const report = yield* job.report
+  yield* Effect.log(
+    `imported ${report.succeeded} orders (${report.failures.length} failed) in ${Date.now() - started} ms`
+  )
 
   const summary = yield* ordersOf("ada").pipe(
     Stream.runFold(
@@ -83,7 +87,8 @@ const service = Effect.gen(function* () {
     `streamed ${summary.count} orders back, page by page; revenue ${BigDecimal.format(summary.revenue)}`
   )
   if (summary.count !== orderCount) return yield* Effect.die(`expected ${orderCount} orders, read ${summary.count}`)
-})
+  console.log(Metrics.formatSummary(yield* Metrics.summary))
+}).pipe(Effect.scoped)
 
 const reachable = (host: string, port: number) =>
   Effect.callback<boolean>((resume) => {
@@ -114,4 +119,4 @@ const CassandraLive = Layer.unwrap(
 )
 
 // runMain interrupts the program on Ctrl-C, so a node the demo started is stopped then too.
-service.pipe(Effect.provide(CassandraLive), NodeRuntime.runMain)
+service.pipe(Effect.provide(CassandraLive.pipe(Layer.provideMerge(Metrics.layer()))), NodeRuntime.runMain)
