@@ -6,7 +6,7 @@
  */
 import * as Net from "node:net"
 import { NodeRuntime } from "@effect/platform-node"
-import { BigDecimal, Effect, Layer, Schema, Stream } from "effect"
+import { BigDecimal, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { BatchJob, CassandraLayer, CqlSchema, CqlType, Metrics, Query, Topology } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
 
@@ -107,7 +107,10 @@ const CassandraLive = Layer.unwrap(
   Effect.gen(function* () {
     const given = process.env.CASSANDRA_CONTACT_POINTS?.split(",").map((point) => point.trim())
     const localDataCenter = process.env.CASSANDRA_LOCAL_DC ?? "datacenter1"
-    if (given !== undefined) return CassandraLayer.layer({ contactPoints: given, localDataCenter })
+    const { CASSANDRA_USERNAME: username, CASSANDRA_PASSWORD: password } = process.env
+    const credentials =
+      username === undefined || password === undefined ? undefined : { username, password: Redacted.make(password) }
+    if (given !== undefined) return CassandraLayer.layer({ contactPoints: given, localDataCenter, credentials })
     if (yield* reachable("127.0.0.1", 9042)) {
       yield* Effect.log("using the Cassandra already listening on 127.0.0.1:9042")
       return CassandraLayer.layer({ contactPoints: ["127.0.0.1"], localDataCenter })
