@@ -176,6 +176,16 @@ const benchmark = async (contactPoints: ReadonlyArray<string>, sessions: Session
     table.push([name, driver, library, ratio])
   const fmt = (n: number, digits = 0) =>
     n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+  /** The two rows of one comparison: throughput, then client CPU per request. */
+  const compare = (
+    labels: readonly [throughput: string, cpu: string],
+    first: Side,
+    second: Side,
+    ratio: ReturnType<typeof ratios>
+  ) => {
+    row(labels[0], fmt(first.throughput), fmt(second.throughput), fmt(ratio.throughput, 3))
+    row(labels[1], fmt(first.cpuMicrosPerRequest, 1), fmt(second.cpuMicrosPerRequest, 1), fmt(ratio.cpuPerRequest, 3))
+  }
 
   // Keys 0..9999 exist for the reads.
   await promisePool(10_000, 256, (k) =>
@@ -222,17 +232,11 @@ const benchmark = async (contactPoints: ReadonlyArray<string>, sessions: Session
       const sides = { driver: summarize(samples.driver, requests), library: summarize(samples.library, requests) }
       const ratio = ratios(sides.library, sides.driver)
       singleRow.push({ operation, concurrency, requestsPerRound: requests, ...sides, ratio })
-      row(
-        `${operation} c=${concurrency} req/s`,
-        fmt(sides.driver.throughput),
-        fmt(sides.library.throughput),
-        fmt(ratio.throughput, 3)
-      )
-      row(
-        `${operation} c=${concurrency} CPU µs/req`,
-        fmt(sides.driver.cpuMicrosPerRequest, 1),
-        fmt(sides.library.cpuMicrosPerRequest, 1),
-        fmt(ratio.cpuPerRequest, 3)
+      compare(
+        [`${operation} c=${concurrency} req/s`, `${operation} c=${concurrency} CPU µs/req`],
+        sides.driver,
+        sides.library,
+        ratio
       )
     }
   }
@@ -268,17 +272,11 @@ const benchmark = async (contactPoints: ReadonlyArray<string>, sessions: Session
     ...observability,
     ratio: observabilityRatio
   }
-  row(
-    "observability off | on: write c=256 req/s",
-    fmt(observability.off.throughput),
-    fmt(observability.on.throughput),
-    fmt(observabilityRatio.throughput, 3)
-  )
-  row(
-    "observability off | on: CPU µs/req",
-    fmt(observability.off.cpuMicrosPerRequest, 1),
-    fmt(observability.on.cpuMicrosPerRequest, 1),
-    fmt(observabilityRatio.cpuPerRequest, 3)
+  compare(
+    ["observability off | on: write c=256 req/s", "observability off | on: CPU µs/req"],
+    observability.off,
+    observability.on,
+    observabilityRatio
   )
 
   step(`insert job of ${plan.insertJob} rows`)
@@ -312,17 +310,11 @@ const benchmark = async (contactPoints: ReadonlyArray<string>, sessions: Session
   }
   const insertRatio = ratios(insertSides.library, insertSides.driver)
   results.insertJob = { rows: plan.insertJob, concurrency: 256, ...insertSides, ratio: insertRatio }
-  row(
-    `insert job ${fmt(plan.insertJob)} rows/s`,
-    fmt(insertSides.driver.throughput),
-    fmt(insertSides.library.throughput),
-    fmt(insertRatio.throughput, 3)
-  )
-  row(
-    "insert job CPU µs/row",
-    fmt(insertSides.driver.cpuMicrosPerRequest, 1),
-    fmt(insertSides.library.cpuMicrosPerRequest, 1),
-    fmt(insertRatio.cpuPerRequest, 3)
+  compare(
+    [`insert job ${fmt(plan.insertJob)} rows/s`, "insert job CPU µs/row"],
+    insertSides.driver,
+    insertSides.library,
+    insertRatio
   )
 
   // The wide table is filled once per node and size; a marker row says how many rows it holds.

@@ -264,6 +264,23 @@ export const Decimal = driverInstance(Cassandra.types.BigDecimal, "BigDecimal").
 
 const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+// uuid and timeuuid differ only in the driver class and the checks on the text.
+const uuidSchema = <U extends Cassandra.types.Uuid>(
+  driverClass: { new (...args: Array<any>): U; fromString(text: string): U; name: string },
+  cqlType: string,
+  ...checks: readonly [SchemaAST.Check<string>, ...Array<SchemaAST.Check<string>>]
+) =>
+  driverInstance(driverClass, driverClass.name).pipe(
+    Schema.decodeTo(
+      Schema.String.check(...checks),
+      SchemaTransformation.transform({
+        decode: (uuid: U) => uuid.toString(),
+        encode: (text: string) => driverClass.fromString(text)
+      })
+    ),
+    withCqlType(cqlType)
+  )
+
 /**
  * CQL `uuid`: a UUID of any version, as a string like `"123e4567-e89b-12d3-a456-426614174000"`.
  *
@@ -272,15 +289,10 @@ const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
  * @since 0.1.0
  * @category schemas
  */
-export const Uuid = driverInstance(Cassandra.types.Uuid, "Uuid").pipe(
-  Schema.decodeTo(
-    Schema.String.check(Schema.isPattern(uuidText, { expected: "a UUID string (CQL uuid)" })),
-    SchemaTransformation.transform({
-      decode: (uuid) => uuid.toString(),
-      encode: (text) => Cassandra.types.Uuid.fromString(text)
-    })
-  ),
-  withCqlType("uuid")
+export const Uuid = uuidSchema(
+  Cassandra.types.Uuid,
+  "uuid",
+  Schema.isPattern(uuidText, { expected: "a UUID string (CQL uuid)" })
 )
 
 /**
@@ -292,18 +304,11 @@ export const Uuid = driverInstance(Cassandra.types.Uuid, "Uuid").pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const TimeUuid = driverInstance(Cassandra.types.TimeUuid, "TimeUuid").pipe(
-  Schema.decodeTo(
-    Schema.String.check(
-      Schema.isPattern(uuidText, { expected: "a UUID string (CQL timeuuid)" }),
-      Schema.makeFilter((text: string) => text[14] === "1", { expected: "a version 1 UUID (CQL timeuuid)" })
-    ),
-    SchemaTransformation.transform({
-      decode: (uuid) => uuid.toString(),
-      encode: (text) => Cassandra.types.TimeUuid.fromString(text)
-    })
-  ),
-  withCqlType("timeuuid")
+export const TimeUuid = uuidSchema(
+  Cassandra.types.TimeUuid,
+  "timeuuid",
+  Schema.isPattern(uuidText, { expected: "a UUID string (CQL timeuuid)" }),
+  Schema.makeFilter((text: string) => text[14] === "1", { expected: "a version 1 UUID (CQL timeuuid)" })
 )
 
 /**

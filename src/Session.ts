@@ -16,7 +16,7 @@ import * as CassandraError from "./CassandraError.ts"
 import { makeClientOptions, usesTls } from "./internal/clientOptions.ts"
 import { driverEncoding } from "./internal/driverEncoding.ts"
 import { bridgeDriverLogs } from "./internal/loggingBridge.ts"
-import { makeRequestRunner, type RequestRunner } from "./internal/requestRunner.ts"
+import { makeRequestRunner } from "./internal/requestRunner.ts"
 import { keepTokenMapCurrent } from "./internal/tokenMap.ts"
 
 /**
@@ -255,12 +255,12 @@ export const encoding: NonNullable<Cassandra.ClientOptions["encoding"]> = driver
 
 const defaultConnectTimeout = Duration.seconds(10)
 
-const sessionFromRunner = (client: Cassandra.Client, runner: RequestRunner): CassandraSession => ({
-  client,
-  keyspace: client.keyspace,
-  execute: runner.execute,
-  batch: runner.batch,
-  inFlight: runner.inFlight
+/** What every session does once its client is connected: keep the token ring current, then serve requests. */
+const serveOver = Effect.fnUntraced(function* (client: Cassandra.Client, options: ClientSessionOptions) {
+  yield* keepTokenMapCurrent(client)
+  const runner = yield* makeRequestRunner(client, options)
+  const session: CassandraSession = { client, keyspace: client.keyspace, ...runner }
+  return session
 })
 
 /**
@@ -281,9 +281,7 @@ export const make: (options: Options) => Effect.Effect<CassandraSession, Cassand
       connect(client, connectTimeout).pipe(Effect.tapError(() => shutdown(client))),
       shutdown
     )
-    yield* keepTokenMapCurrent(client)
-    const runner = yield* makeRequestRunner(client, options)
-    return sessionFromRunner(client, runner)
+    return yield* serveOver(client, options)
   })
 
 /**
@@ -323,9 +321,7 @@ export const makeFromClient: (
 ) {
   yield* bridgeDriverLogs(client)
   yield* connect(client, options.connectTimeout ?? defaultConnectTimeout)
-  yield* keepTokenMapCurrent(client)
-  const runner = yield* makeRequestRunner(client, options)
-  return sessionFromRunner(client, runner)
+  return yield* serveOver(client, options)
 })
 
 const connect = (client: Cassandra.Client, timeout: Duration.Input) =>

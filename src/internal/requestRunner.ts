@@ -20,7 +20,7 @@ import { MetricsHub } from "./metricsRecorder.ts"
 import { makeThrottle } from "./throttle.ts"
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
-export type RequestRunner = Pick<CassandraSession, "execute" | "batch" | "inFlight">
+type RequestRunner = Pick<CassandraSession, "execute" | "batch" | "inFlight">
 
 type RunnerOptions = Pick<
   Options,

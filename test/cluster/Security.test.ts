@@ -26,11 +26,11 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
 import * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
 import * as CassandraError from "../../src/CassandraError.ts"
 import * as Query from "../../src/Query.ts"
 import * as Session from "../../src/Session.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import { recordingTracer, runProgram } from "../support/programs.ts"
 
 const { cql } = Query
 
@@ -360,14 +360,7 @@ layer(SecureNodeLive, { timeout: "10 minutes", excludeTestServices: true })("a m
       ]
 
       const seen: Array<string> = []
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { spans, tracer } = recordingTracer()
       const capture = Logger.make((options) => {
         seen.push(inspect(options.message, { depth: null }), Cause.pretty(options.cause))
       })
@@ -446,27 +439,14 @@ layer(SecureNodeLive, { timeout: "10 minutes", excludeTestServices: true })("a m
       const password = randomSecret("example-password")
       const admin = yield* Session.make(optionsFor(node))
       yield* createRole(admin, "example_app", password)
-      const result = yield* Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
-        const child = ChildProcess.execFile(
-          process.execPath,
-          ["--conditions=source", "examples/secure-connection.ts"],
-          {
-            timeout: 120_000,
-            env: {
-              ...process.env,
-              CASSANDRA_CONTACT_POINTS: node.cluster.contactPoints.join(","),
-              CASSANDRA_CA: node.caFile,
-              CASSANDRA_CERT: node.certFile,
-              CASSANDRA_KEY: node.encryptedKeyFile,
-              CASSANDRA_KEY_PASSPHRASE: Redacted.value(node.passphrase),
-              CASSANDRA_USERNAME: "example_app",
-              CASSANDRA_PASSWORD: password
-            }
-          },
-          (error, stdout, stderr) =>
-            resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }))
-        )
-        return Effect.sync(() => child.kill())
+      const result = yield* runProgram("examples/secure-connection.ts", {
+        CASSANDRA_CONTACT_POINTS: node.cluster.contactPoints.join(","),
+        CASSANDRA_CA: node.caFile,
+        CASSANDRA_CERT: node.certFile,
+        CASSANDRA_KEY: node.encryptedKeyFile,
+        CASSANDRA_KEY_PASSPHRASE: Redacted.value(node.passphrase),
+        CASSANDRA_USERNAME: "example_app",
+        CASSANDRA_PASSWORD: password
       })
       assert.strictEqual(result.code, 0, result.output)
       assert.match(result.output, /connected to security-mutual \(Cassandra 5\.0\.\d+\) over TLS/)

@@ -13,6 +13,7 @@ import * as CassandraLayer from "../../src/Layer.ts"
 import * as Logging from "../../src/Logging.ts"
 import * as Query from "../../src/Query.ts"
 import type * as Session from "../../src/Session.ts"
+import { recordingTracer } from "../support/programs.ts"
 import { testOptions, uniqueKeyspace } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -128,19 +129,6 @@ describe("driver logs in Effect's logger", () => {
     })
   )
 })
-
-/** A tracer that keeps every span it creates. */
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
 
 /** Every printed form of a value: its text, JSON and inspected forms. */
 const printed = (value: unknown) => [String(value), JSON.stringify(value) ?? "", inspect(value, { depth: 20 })]

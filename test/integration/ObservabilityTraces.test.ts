@@ -8,24 +8,12 @@ import * as Tracer from "effect/Tracer"
 import * as CassandraLayer from "../../src/Layer.ts"
 import * as Query from "../../src/Query.ts"
 import { testConnection } from "../support/cassandra.ts"
+import { recordingTracer } from "../support/programs.ts"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql } = Query
 
 const setup = sessionWithKeyspace("observed_traces", { spanAttributes: { "app.tenant": "acme" } })
-
-/** A tracer that keeps every span it creates, to inspect once they ended. */
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, tracer }
-}
 
 /** Runs a program inside a `caller` span with the recording tracer, and returns the request spans and the caller. */
 const traced = <A, E, R>(program: Effect.Effect<A, E, R>) => {

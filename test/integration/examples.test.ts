@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -6,6 +6,7 @@ import * as Schedule from "effect/Schedule"
 import * as CassandraLayer from "../../src/Layer.ts"
 import * as Query from "../../src/Query.ts"
 import { testConnection } from "../support/cassandra.ts"
+import { runProgram } from "../support/programs.ts"
 import { testOptions } from "../support/session.ts"
 
 /** What each example prints when it worked; every file in examples/ must be listed, so none can rot unrun. */
@@ -26,7 +27,6 @@ const securedExamples = ["secure-connection.ts"]
 const exampleEnv = () => {
   const connection = testConnection()
   return {
-    ...process.env,
     CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
     CASSANDRA_LOCAL_DC: connection.localDataCenter,
     BATCH_JOB_ROWS: "20000",
@@ -36,18 +36,7 @@ const exampleEnv = () => {
   }
 }
 
-const runExample = (file: string) =>
-  Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      ["--conditions=source", `examples/${file}`],
-      { timeout: 120_000, env: exampleEnv() },
-      (error, stdout, stderr) => {
-        resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  })
+const runExample = (file: string) => runProgram(`examples/${file}`, exampleEnv())
 
 describe("examples", () => {
   it("are all listed here", () => {
@@ -72,7 +61,9 @@ describe("examples", () => {
     Effect.gen(function* () {
       const child = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          spawn(process.execPath, ["--conditions=source", "examples/topology-watch.ts"], { env: exampleEnv() })
+          spawn(process.execPath, ["--conditions=source", "examples/topology-watch.ts"], {
+            env: { ...process.env, ...exampleEnv() }
+          })
         ),
         (child) => Effect.sync(() => child.kill("SIGKILL"))
       )

@@ -1,9 +1,9 @@
-import { execFile } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { testConnection } from "../support/cassandra.ts"
+import { runProgram } from "../support/programs.ts"
 
 const root = Path.resolve(import.meta.dirname, "../..")
 
@@ -25,21 +25,8 @@ describe("the README", () => {
       const file = Path.join(directory, "tour.ts")
       writeFileSync(file, codeAfter("A short tour"))
       const connection = testConnection()
-      const { code, output } = yield* Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
-        const child = execFile(
-          process.execPath,
-          ["--conditions=source", file],
-          {
-            timeout: 60_000,
-            env: {
-              ...process.env,
-              CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(",")
-            }
-          },
-          (error, stdout, stderr) =>
-            resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }))
-        )
-        return Effect.sync(() => child.kill())
+      const { code, output } = yield* runProgram(file, {
+        CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(",")
       })
       assert.strictEqual(code, 0, output)
       assert.match(output, /user 1 is Ada/)
