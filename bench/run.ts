@@ -1,486 +1,438 @@
 /**
- * The benchmark: this library against the raw `cassandra-driver`, side by side in one run, against the same tables.
+ * The benchmark: this library against the raw `cassandra-driver`, each side of each round in a child process of its
+ * own (bench/child.ts), sides alternating ABBA so that neither always runs on a warmer server or a quieter machine.
  *
- *   npm run bench              full run (1,000,000 streamed rows, more rounds)
- *   npm run bench -- --quick   within 5 minutes on 2 cores (200,000 streamed rows)
+ *   npm run bench                    full run (15 rounds, streaming included)
+ *   npm run bench -- --quick         7 rounds, no streaming
+ *   npm run bench -- --client-only   no Cassandra: the library's overhead over a stub client (a CI report, < 60 s)
  *
- * It starts a local node (127.0.0.61, cluster "bench") unless CASSANDRA_CONTACT_POINTS names one, prints a table and
- * writes every figure and ratio to bench/results/latest.json. Figures are medians over rounds; the order of the two
- * sides alternates between rounds so neither always runs on a warmer JVM.
+ * Against a real node the contact points come from --contact-points or CASSANDRA_CONTACT_POINTS; without either a
+ * local node is started (127.0.0.61, cluster "bench"). Every figure is the median over rounds of a per-round value
+ * (a paired ratio where two sides are compared) with a seeded 95% bootstrap interval and the range of the rounds.
+ * The tables are printed; every figure goes to bench/results/latest.json (client-only.json for a client-only run) with
+ * the machine and its load.
  */
-import { execFile } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import * as Os from "node:os"
 import { parseArgs } from "node:util"
 import * as Cassandra from "cassandra-driver"
-import { Effect, Layer, Schema } from "effect"
-import { BatchJob, CqlType, Logging, Metrics, Query, Session } from "effect-cassandra"
+import { Effect } from "effect"
+import { Session } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
-import { importTable, kvTable, metaTable, pageSize, schema, widePartitions, wideTable } from "./tables.ts"
+import { type ClientOnlyVariant, clientOnlyVariants, type Job, runChild, type Sample } from "./jobs.ts"
+import { loadAverage, machine, type RoundLoad, roundLoad } from "./machine.ts"
+import { type Estimate, estimate } from "./stats.ts"
+import { streamingFigures } from "./streaming.ts"
+import { kvTable, readKeys, schema } from "./tables.ts"
 
-const { values: flags } = parseArgs({ options: { quick: { type: "boolean", default: false } } })
-const quick = flags.quick === true
-const localDataCenter = "datacenter1"
-
-const plan = quick
-  ? {
-      rounds: 3,
-      perRound: { 1: 1_000, 256: 20_000 },
-      insertJob: 100_000,
-      insertRounds: 2,
-      streamRows: 200_000,
-      streamRounds: 2
-    }
-  : {
-      rounds: 5,
-      perRound: { 1: 3_000, 256: 60_000 },
-      insertJob: 100_000,
-      insertRounds: 3,
-      streamRows: 1_000_000,
-      streamRounds: 3
-    }
-const smallStream = 100_000
-const concurrencies = [1, 256] as const
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    "client-only": { type: "boolean", default: false },
+    "contact-points": { type: "string" }
+  }
+})
+const mode = flags["client-only"] === true ? "client-only" : flags.quick === true ? "quick" : "full"
+const plan =
+  mode === "full"
+    ? { rounds: 15, requests: { 1: 3_000, 256: 60_000 }, insertRows: 100_000, latencyRounds: 7, latencySeconds: 10 }
+    : { rounds: 7, requests: { 1: 1_000, 256: 20_000 }, insertRows: 20_000, latencyRounds: 3, latencySeconds: 4 }
+/** The client-only plan is the same in every mode: it must stay within a CI step's minute. */
+const clientOnlyPlan = { rounds: 5, requests: 10_000, concurrency: 32, inFlightRequests: 10_000, inFlightRounds: 3 }
+const loadLevels = [0.25, 0.5, 0.75] as const
+const streamRows = 1_000_000
+const streamRounds = 3
 
 /** What the run is doing, on stderr, so that a slow run shows where it is. */
 const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
 
-const median = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? Number.NaN)
-    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+interface Round {
+  /** One sample per job, in the order the jobs were given (not the order they ran in). */
+  readonly samples: ReadonlyArray<Sample>
+  readonly load: RoundLoad
 }
 
-interface Sample {
-  readonly seconds: number
-  readonly cpuMicros: number
-}
-
-/** Wall time and client CPU (user + system, this process) of one measured piece of work. */
-const timed = async (work: () => Promise<unknown>): Promise<Sample> => {
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  await work()
-  const seconds = (performance.now() - started) / 1000
-  const used = process.cpuUsage(cpu)
-  return { seconds, cpuMicros: used.user + used.system }
-}
-
-/** Runs `count` requests with at most `concurrency` in flight, the way an application would with plain promises. */
-const promisePool = async (count: number, concurrency: number, request: (i: number) => Promise<unknown>) => {
-  let next = 0
-  const worker = async () => {
-    while (next < count) await request(next++)
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
-}
-
-interface Side {
-  readonly throughput: number
-  readonly cpuMicrosPerRequest: number
-}
-
-const summarize = (samples: ReadonlyArray<Sample>, requests: number): Side => ({
-  throughput: median(samples.map((s) => requests / s.seconds)),
-  cpuMicrosPerRequest: median(samples.map((s) => s.cpuMicros / requests))
-})
-
-const ratios = (library: Side, driver: Side) => ({
-  throughput: library.throughput / driver.throughput,
-  cpuPerRequest: library.cpuMicrosPerRequest / driver.cpuMicrosPerRequest
-})
-
-/** Alternates which side runs first, round by round. */
-const sideBySide = async (rounds: number, driver: () => Promise<Sample>, library: () => Promise<Sample>) => {
-  const samples = { driver: [] as Array<Sample>, library: [] as Array<Sample> }
+/**
+ * Runs every job once per round, each in its own child; odd rounds run the jobs in reverse order, so that with two
+ * jobs the sequence is A B B A A B …
+ */
+const runRounds = async (label: string, rounds: number, jobs: ReadonlyArray<Job>): Promise<Array<Round>> => {
+  const result: Array<Round> = []
   for (let round = 0; round < rounds; round++) {
-    if (round % 2 === 0) {
-      samples.driver.push(await driver())
-      samples.library.push(await library())
-    } else {
-      samples.library.push(await library())
-      samples.driver.push(await driver())
+    step(`${label}: round ${round + 1} of ${rounds}`)
+    const order = jobs.map((_, index) => index)
+    if (round % 2 === 1) order.reverse()
+    const before = loadAverage()
+    const samples = new Array<Sample>(jobs.length)
+    for (const index of order) samples[index] = await runChild(jobs[index] as Job)
+    result.push({ samples, load: roundLoad(before, loadAverage(), samples) })
+  }
+  return result
+}
+
+const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
+const throughput = (sample: Sample) => sample.count / sample.seconds
+
+/** How many rounds ran on a machine busier than the client, and every round's load averages. */
+const loadOf = (rounds: ReadonlyArray<Round>) => ({
+  busyRounds: rounds.filter((round) => round.load.busy).length,
+  rounds: rounds.map((round) => round.load)
+})
+
+/** Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. */
+const compareSides = async (label: string, baseline: Job, subject: Job) => {
+  const rounds = await runRounds(label, plan.rounds, [baseline, subject])
+  const sideFigures = (index: number) => ({
+    cpuMicrosPerItem: estimate(rounds.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
+    throughput: estimate(rounds.map((round) => throughput(round.samples[index] as Sample)))
+  })
+  const ratioOf = (figure: (sample: Sample) => number) =>
+    estimate(rounds.map(({ samples: [a, b] }) => figure(b as Sample) / figure(a as Sample)))
+  return {
+    label,
+    baseline: sideFigures(0),
+    subject: sideFigures(1),
+    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem), throughput: ratioOf(throughput) },
+    load: loadOf(rounds)
+  }
+}
+type Comparison = Awaited<ReturnType<typeof compareSides>>
+
+const digits = (value: number, places: number) =>
+  value.toLocaleString("en-US", { maximumFractionDigits: places, minimumFractionDigits: places })
+/** A figure as the table shows it: the median, its 95% interval, and the range of the rounds. */
+const shown = (figure: Estimate, places: number) =>
+  `${digits(figure.median, places)} [${digits(figure.interval[0], places)}, ${digits(figure.interval[1], places)}] (${digits(figure.range[0], places)}..${digits(figure.range[1], places)})`
+
+const printTable = (title: string, header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => (row[column] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ")
+  console.log(`\n${title}\n${line(header)}`)
+  for (const row of rows) console.log(line(row))
+}
+
+const legend = "each figure: median [95% bootstrap interval] (smallest..largest round)"
+
+const clientOnly = async () => {
+  const jobs = clientOnlyVariants.map(
+    (variant): Job => ({
+      kind: "clientOnly",
+      variant,
+      concurrency: clientOnlyPlan.concurrency,
+      requests: clientOnlyPlan.requests
+    })
+  )
+  const rounds = await runRounds("client-only", clientOnlyPlan.rounds, jobs)
+  const samplesOf = (variant: ClientOnlyVariant) => {
+    const index = clientOnlyVariants.indexOf(variant)
+    return rounds.map((round) => round.samples[index] as Sample)
+  }
+  const nanosPerRequest = (sample: Sample) => (sample.cpuMicros * 1000) / sample.count
+  /** The stub-alone row each library row is measured over: the same query shape. */
+  const baselineOf = (variant: ClientOnlyVariant): ClientOnlyVariant =>
+    variant === "findAll-10-columns" ? "stub-wide" : variant === "write" ? "stub-write" : "stub-read"
+  const allocated = (samples: ReadonlyArray<Sample>) =>
+    estimate(samples.flatMap((sample) => sample.allocatedBytesPerRequest ?? []))
+  const figures = clientOnlyVariants.map((variant) => {
+    const samples = samplesOf(variant)
+    const baseline = samplesOf(baselineOf(variant))
+    return {
+      variant,
+      cpuNanosPerRequest: estimate(samples.map(nanosPerRequest)),
+      overheadNanosPerRequest: variant.startsWith("stub-")
+        ? undefined
+        : estimate(
+            samples.map((sample, round) => nanosPerRequest(sample) - nanosPerRequest(baseline[round] as Sample))
+          ),
+      allocatedBytesPerRequest: allocated(samples),
+      gcMillisPer1000Requests: estimate(samples.map((sample) => (sample.gcMillis * 1000) / sample.count))
+    }
+  })
+  printTable(
+    `Client-only: the library over a stub client, ${clientOnlyPlan.concurrency} looping workers/fibers, ${clientOnlyPlan.requests} requests per round (${legend})`,
+    ["", "CPU ns/req", "overhead over stub ns/req", "JS heap B/req", "GC ms/1000 req"],
+    figures.map((row) => [
+      row.variant,
+      shown(row.cpuNanosPerRequest, 0),
+      row.overheadNanosPerRequest === undefined ? "(baseline)" : shown(row.overheadNanosPerRequest, 0),
+      shown(row.allocatedBytesPerRequest, 0),
+      shown(row.gcMillisPer1000Requests, 2)
+    ])
+  )
+
+  const inFlightJobs = (["raw", "library"] as const).map(
+    (side): Job => ({ kind: "inFlight", side, count: clientOnlyPlan.inFlightRequests })
+  )
+  const inFlightRounds = await runRounds("memory in flight", clientOnlyPlan.inFlightRounds, inFlightJobs)
+  const heldBytes = (index: number) =>
+    estimate(inFlightRounds.map((round) => round.samples[index]?.heapBytesPerRequest ?? Number.NaN))
+  const inFlight = { requests: clientOnlyPlan.inFlightRequests, raw: heldBytes(0), library: heldBytes(1) }
+  printTable(
+    `Memory per in-flight request: ${clientOnlyPlan.inFlightRequests} reads held by the stub, heap after GC / count (${legend})`,
+    ["", "raw driver", "library"],
+    [["heap B/request", shown(inFlight.raw, 0), shown(inFlight.library, 0)]]
+  )
+  const overheadOf = (variant: ClientOnlyVariant) =>
+    figures.find((row) => row.variant === variant)?.overheadNanosPerRequest
+  return {
+    plan: clientOnlyPlan,
+    rows: figures,
+    inFlight,
+    load: { rows: loadOf(rounds), inFlight: loadOf(inFlightRounds) },
+    targets: {
+      plainReadOverheadNanos: target(overheadOf("read"), 1000, "atMost"),
+      readWithMetricsAndTracerOverheadNanos: target(overheadOf("read+metrics+tracer"), 2500, "atMost")
     }
   }
-  return samples
 }
 
-const runStreamChild = (variant: string, rows: number, contactPoints: ReadonlyArray<string>) =>
-  new Promise<{ rows: number; seconds: number; maxRssMb: number }>((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [
-        "--conditions=source",
-        new URL("./stream-child.ts", import.meta.url).pathname,
-        variant,
-        String(rows),
-        contactPoints.join(",")
-      ],
-      { maxBuffer: 1 << 20 },
-      (error, stdout, stderr) =>
-        error === null ? resolve(JSON.parse(stdout)) : reject(new Error(`${variant}: ${stderr}`))
-    )
-  })
-
-const WideRow = Schema.Struct({
-  p: CqlType.Int,
-  c: CqlType.Int,
-  name: CqlType.Text,
-  amount: CqlType.BigInt,
-  price: CqlType.Double,
-  active: CqlType.Boolean,
-  created: CqlType.Timestamp,
-  ref: CqlType.Uuid,
-  note: CqlType.Text,
-  qty: CqlType.Int
-})
-
-const wideRowParams = (i: number) => [
-  i % widePartitions,
-  i,
-  `name-${i}`,
-  BigInt(i) * 1000n,
-  i / 7,
-  i % 2 === 0,
-  new Date(1_700_000_000_000 + i),
-  Cassandra.types.Uuid.random(),
-  "a note of moderate length for every row",
-  i % 1000
-]
-
-interface Sessions {
-  readonly plain: Session.CassandraSession
-  /** The same settings, built with the metrics layer and the driver-log bridge (at `info`) provided. */
-  readonly observed: Session.CassandraSession
+/**
+ * One of the issue's targets, judged on a figure's median and, where `intervalLimit` is given, on the far end of its
+ * interval too.
+ */
+const target = (figure: Estimate | undefined, limit: number, kind: "atLeast" | "atMost", intervalLimit?: number) => {
+  if (figure === undefined) return { limit, met: false, figure: null }
+  const within = (value: number, bound: number) => (kind === "atLeast" ? value >= bound : value <= bound)
+  const farEnd = kind === "atLeast" ? figure.interval[0] : figure.interval[1]
+  return {
+    median: figure.median,
+    interval: figure.interval,
+    limit,
+    intervalLimit,
+    met: within(figure.median, limit) && (intervalLimit === undefined || within(farEnd, intervalLimit))
+  }
 }
 
-const benchmark = async (contactPoints: ReadonlyArray<string>, sessions: Sessions) => {
-  const session = sessions.plain
+const prepareNode = async (contactPoints: ReadonlyArray<string>) => {
   const client = new Cassandra.Client({
     contactPoints: [...contactPoints],
-    localDataCenter,
-    encoding: Session.encoding,
-    queryOptions: { consistency: Cassandra.types.consistencies.localQuorum }
+    localDataCenter: "datacenter1",
+    encoding: Session.encoding
   })
   await client.connect()
   for (const statement of schema) await client.execute(statement)
-  const runLibrary = <A, E>(effect: Effect.Effect<A, E, Session.CassandraSession>, on = session) =>
-    Effect.runPromise(Effect.provideService(effect, Session.CassandraSession, on))
-
-  const kv = Query.identifier("bench", "kv")
-  const results: Record<string, unknown> = {}
-  const table: Array<[string, string, string, string]> = []
-  const row = (name: string, driver: string, library: string, ratio: string) =>
-    table.push([name, driver, library, ratio])
-  const fmt = (n: number, digits = 0) =>
-    n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
-  /** The two rows of one comparison: throughput, then client CPU per request. */
-  const compare = (
-    labels: readonly [throughput: string, cpu: string],
-    first: Side,
-    second: Side,
-    ratio: ReturnType<typeof ratios>
-  ) => {
-    row(labels[0], fmt(first.throughput), fmt(second.throughput), fmt(ratio.throughput, 3))
-    row(labels[1], fmt(first.cpuMicrosPerRequest, 1), fmt(second.cpuMicrosPerRequest, 1), fmt(ratio.cpuPerRequest, 3))
-  }
-
-  // Keys 0..9999 exist for the reads.
-  await promisePool(10_000, 256, (k) =>
-    client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [k, `value-${k}`], { prepare: true })
+  await Cassandra.concurrent.executeConcurrent(
+    client,
+    `INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`,
+    Array.from({ length: readKeys }, (_, k) => [k, `value-${k}`]),
+    { concurrencyLevel: 256 }
   )
-
-  const driverRequest = {
-    read: (i: number) => client.execute(`SELECT v FROM ${kvTable} WHERE k = ?`, [i % 10_000], { prepare: true }),
-    write: (i: number) =>
-      client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [i % 10_000, "written"], { prepare: true })
-  }
-  const libraryRequest = {
-    read: (i: number) => Query.cql`SELECT v FROM ${kv} WHERE k = ${i % 10_000}`,
-    write: (i: number) => Query.cql`INSERT INTO ${kv} (k, v) VALUES (${i % 10_000}, ${"written"})`
-  }
-  const singleRow: Array<{
-    readonly operation: string
-    readonly concurrency: number
-    readonly requestsPerRound: number
-    readonly driver: Side
-    readonly library: Side
-    readonly ratio: { readonly throughput: number; readonly cpuPerRequest: number }
-  }> = []
-  for (const operation of ["read", "write"] as const) {
-    for (const concurrency of concurrencies) {
-      const requests = plan.perRound[concurrency]
-      step(`single-row ${operation}s at concurrency ${concurrency}`)
-      const driver = () => timed(() => promisePool(requests, concurrency, driverRequest[operation]))
-      const library = () =>
-        timed(() =>
-          runLibrary(
-            Effect.forEach(
-              Array.from({ length: requests }, (_, i) => i),
-              (i) => libraryRequest[operation](i),
-              {
-                concurrency,
-                discard: true
-              }
-            )
-          )
-        )
-      await sideBySide(1, driver, library) // warm-up: prepares the statements and warms the JIT, not measured
-      const samples = await sideBySide(plan.rounds, driver, library)
-      const sides = { driver: summarize(samples.driver, requests), library: summarize(samples.library, requests) }
-      const ratio = ratios(sides.library, sides.driver)
-      singleRow.push({ operation, concurrency, requestsPerRound: requests, ...sides, ratio })
-      compare(
-        [`${operation} c=${concurrency} req/s`, `${operation} c=${concurrency} CPU µs/req`],
-        sides.driver,
-        sides.library,
-        ratio
-      )
-    }
-  }
-  results.singleRow = singleRow
-
-  // Observability: the same library writes at concurrency 256 on a session with the metrics layer and the driver-log
-  // bridge, and on one with neither. Spans are created either way (Effect's built-in tracer, nothing exported).
-  step("observability on against off")
-  const observedRequests = plan.perRound[256]
-  const libraryWrites = (on: Session.CassandraSession) => () =>
-    timed(() =>
-      runLibrary(
-        Effect.forEach(
-          Array.from({ length: observedRequests }, (_, i) => i),
-          (i) => libraryRequest.write(i),
-          {
-            concurrency: 256,
-            discard: true
-          }
-        ),
-        on
-      )
-    )
-  await sideBySide(1, libraryWrites(sessions.plain), libraryWrites(sessions.observed))
-  const observedSamples = await sideBySide(plan.rounds, libraryWrites(sessions.plain), libraryWrites(sessions.observed))
-  const observability = {
-    off: summarize(observedSamples.driver, observedRequests),
-    on: summarize(observedSamples.library, observedRequests)
-  }
-  const observabilityRatio = ratios(observability.on, observability.off)
-  results.observability = {
-    what: "metrics layer and driver-log bridge on vs off, library writes at concurrency 256",
-    ...observability,
-    ratio: observabilityRatio
-  }
-  compare(
-    ["observability off | on: write c=256 req/s", "observability off | on: CPU µs/req"],
-    observability.off,
-    observability.on,
-    observabilityRatio
-  )
-
-  step(`insert job of ${plan.insertJob} rows`)
-  // A 100,000-insert job: the driver's executeConcurrent against BatchJob.run, both 256 in flight.
-  const insertQuery = `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`
-  const imports = Query.identifier("bench", "imports")
-  const insertSamples = await sideBySide(
-    plan.insertRounds,
-    () =>
-      timed(() =>
-        Cassandra.concurrent.executeConcurrent(
-          client,
-          insertQuery,
-          Array.from({ length: plan.insertJob }, (_, k) => [k, `row-${k}`, BigInt(k)]),
-          { concurrencyLevel: 256 }
-        )
-      ),
-    () =>
-      timed(async () => {
-        const statements = Array.from(
-          { length: plan.insertJob },
-          (_, k) => Query.cql`INSERT INTO ${imports} (k, v, n) VALUES (${k}, ${`row-${k}`}, ${BigInt(k)})`
-        )
-        const report = await runLibrary(BatchJob.run(statements, { concurrency: 256 }))
-        if (report.failures.length > 0) throw report.failures[0]?.error
-      })
-  )
-  const insertSides = {
-    driver: summarize(insertSamples.driver, plan.insertJob),
-    library: summarize(insertSamples.library, plan.insertJob)
-  }
-  const insertRatio = ratios(insertSides.library, insertSides.driver)
-  results.insertJob = { rows: plan.insertJob, concurrency: 256, ...insertSides, ratio: insertRatio }
-  compare(
-    [`insert job ${fmt(plan.insertJob)} rows/s`, "insert job CPU µs/row"],
-    insertSides.driver,
-    insertSides.library,
-    insertRatio
-  )
-
-  // The wide table is filled once per node and size; a marker row says how many rows it holds.
-  const marker = await client.execute(`SELECT rows FROM ${metaTable} WHERE name = 'wide'`)
-  const held = (marker.first()?.get("rows") as number | undefined) ?? 0
-  if (held < plan.streamRows) {
-    step(`filling ${wideTable} up to ${plan.streamRows} rows`)
-    const chunk = 50_000
-    for (let from = held; from < plan.streamRows; from += chunk) {
-      const to = Math.min(from + chunk, plan.streamRows)
-      await Cassandra.concurrent.executeConcurrent(
-        client,
-        `INSERT INTO ${wideTable} (p, c, name, amount, price, active, created, ref, note, qty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        Array.from({ length: to - from }, (_, i) => wideRowParams(from + i)),
-        { concurrencyLevel: 256 }
-      )
-    }
-    await client.execute(`INSERT INTO ${metaTable} (name, rows) VALUES ('wide', ?)`, [plan.streamRows], {
-      prepare: true
-    })
-  }
-
-  step("streaming (one child process per run)")
-  const streaming: Record<string, unknown> = {}
-  for (const variant of ["library", "driver-stream", "driver-execute"]) {
-    const bySize: Record<string, unknown> = {}
-    for (const rows of [smallStream, plan.streamRows]) {
-      const runs: Array<{ rows: number; seconds: number; maxRssMb: number }> = []
-      for (let round = 0; round < plan.streamRounds; round++)
-        runs.push(await runStreamChild(variant, rows, contactPoints))
-      for (const run of runs) if (run.rows !== rows) throw new Error(`${variant} streamed ${run.rows} of ${rows} rows`)
-      bySize[rows] = {
-        rowsPerSecond: median(runs.map((r) => r.rows / r.seconds)),
-        peakRssMb: median(runs.map((r) => r.maxRssMb))
-      }
-    }
-    streaming[variant] = bySize
-  }
-  const stream = (variant: string, rows: number) =>
-    (streaming[variant] as Record<number, { rowsPerSecond: number; peakRssMb: number }>)[rows] ?? {
-      rowsPerSecond: Number.NaN,
-      peakRssMb: Number.NaN
-    }
-  const memoryGrowth = (variant: string) =>
-    stream(variant, plan.streamRows).peakRssMb / stream(variant, smallStream).peakRssMb
-  results.streaming = {
-    rows: plan.streamRows,
-    pageSize,
-    variants: streaming,
-    ratio: {
-      rowsPerSecondLibraryToDriverStream:
-        stream("library", plan.streamRows).rowsPerSecond / stream("driver-stream", plan.streamRows).rowsPerSecond,
-      memoryGrowthLibrary: memoryGrowth("library"),
-      memoryGrowthDriverStream: memoryGrowth("driver-stream"),
-      memoryGrowthDriverExecute: memoryGrowth("driver-execute")
-    }
-  }
-  row(
-    `stream ${fmt(plan.streamRows)} rows/s`,
-    fmt(stream("driver-stream", plan.streamRows).rowsPerSecond),
-    fmt(stream("library", plan.streamRows).rowsPerSecond),
-    fmt(stream("library", plan.streamRows).rowsPerSecond / stream("driver-stream", plan.streamRows).rowsPerSecond, 3)
-  )
-  for (const rows of [smallStream, plan.streamRows]) {
-    row(
-      `stream ${fmt(rows)} peak RSS MB`,
-      fmt(stream("driver-stream", rows).peakRssMb),
-      fmt(stream("library", rows).peakRssMb),
-      ""
-    )
-    row(`  driver whole execute ${fmt(rows)} MB`, fmt(stream("driver-execute", rows).peakRssMb), "", "")
-  }
-  row(
-    `peak RSS ${fmt(plan.streamRows)} / ${fmt(smallStream)}`,
-    `${fmt(memoryGrowth("driver-stream"), 2)} (execute ${fmt(memoryGrowth("driver-execute"), 2)})`,
-    fmt(memoryGrowth("library"), 2),
-    ""
-  )
-
-  // Schema decoding of a 10-column row, the CqlSchema way (one Effect decode per row).
-  const rowsToDecode = (await client.execute(`SELECT * FROM ${wideTable} LIMIT ${pageSize}`, [], { prepare: true }))
-    .rows
-  const decodeRow = Schema.decodeUnknownEffect(WideRow)
-  const decodeSamples: Array<number> = []
-  for (let round = 0; round < plan.rounds + 1; round++) {
-    const sample = await timed(() =>
-      Effect.runPromise(Effect.forEach(rowsToDecode, (r) => decodeRow(r), { discard: true }))
-    )
-    if (round > 0) decodeSamples.push(sample.cpuMicros / rowsToDecode.length)
-  }
-  const decodeMicros = median(decodeSamples)
-  const libraryStreamMicrosPerRow = 1e6 / stream("library", plan.streamRows).rowsPerSecond
-  results.decoding = {
-    columns: 10,
-    rows: rowsToDecode.length,
-    cpuMicrosPerRow: decodeMicros,
-    streamedMicrosPerRowWithoutDecoding: libraryStreamMicrosPerRow
-  }
-  row("Schema decode CPU µs/row (10 cols)", "", fmt(decodeMicros, 2), "")
-
-  // The issue's targets, each with the figure it is judged on.
-  const atConcurrency256 = singleRow.filter((entry) => entry.concurrency === 256)
-  const target = (figure: number, limit: number, kind: "atLeast" | "atMost") => ({
-    figure,
-    limit,
-    met: kind === "atLeast" ? figure >= limit : figure <= limit
-  })
-  results.targets = {
-    throughputRatioAtConcurrency256: target(
-      Math.min(...atConcurrency256.map((e) => e.ratio.throughput)),
-      0.95,
-      "atLeast"
-    ),
-    cpuPerRequestRatio: target(Math.max(...singleRow.map((e) => e.ratio.cpuPerRequest)), 1.1, "atMost"),
-    streamingMemoryGrowthLibrary: target(memoryGrowth("library"), 1.2, "atMost"),
-    streamingMemoryGrowthDriverExecuteIsNotFlat: target(memoryGrowth("driver-execute"), 1.2, "atLeast"),
-    observabilityCpuRatio: target(observabilityRatio.cpuPerRequest, 1.1, "atMost")
-  }
-
-  await client.shutdown()
-  return { results, table }
+  return client
 }
 
-const machine = () => ({
-  cpus: Os.cpus().length,
-  cpuModel: Os.cpus()[0]?.model,
-  memoryGb: Math.round(Os.totalmem() / 2 ** 30),
-  node: process.version,
-  platform: `${Os.platform()} ${Os.release()}`,
-  loadAverage: Os.loadavg()
-})
+const realNode = async (contactPoints: ReadonlyArray<string>) => {
+  const client = await prepareNode(contactPoints)
+  const comparisons: Array<Comparison> = []
+  const requestsJob = (
+    side: "raw" | "fibers" | "forEach",
+    operation: "read" | "write",
+    concurrency: 1 | 256,
+    observability: "default" | "off" | "on" = "default"
+  ): Job => ({
+    kind: "requests",
+    side,
+    observability,
+    operation,
+    concurrency,
+    requests: plan.requests[concurrency],
+    contactPoints
+  })
+  for (const operation of ["read", "write"] as const)
+    for (const concurrency of [1, 256] as const)
+      comparisons.push(
+        await compareSides(
+          `${operation} c=${concurrency}`,
+          requestsJob("raw", operation, concurrency),
+          requestsJob("fibers", operation, concurrency)
+        )
+      )
+  for (const operation of ["read", "write"] as const)
+    comparisons.push(
+      await compareSides(
+        `${operation} c=256 Effect.forEach per item`,
+        requestsJob("raw", operation, 256),
+        requestsJob("forEach", operation, 256)
+      )
+    )
+  const insertJob = (side: "raw" | "library"): Job => ({
+    kind: "insertJob",
+    side,
+    rows: plan.insertRows,
+    contactPoints
+  })
+  comparisons.push(await compareSides(`insert job ${plan.insertRows} rows`, insertJob("raw"), insertJob("library")))
+  comparisons.push(
+    await compareSides(
+      "observability off -> on, write c=256",
+      requestsJob("fibers", "write", 256, "off"),
+      requestsJob("fibers", "write", 256, "on")
+    )
+  )
+  printTable(
+    `Real node ${contactPoints.join(",")}: baseline (raw driver, or observability off) against the library (${legend})`,
+    [
+      "",
+      "baseline CPU µs/item",
+      "library CPU µs/item",
+      "CPU ratio",
+      "baseline items/s",
+      "throughput ratio",
+      "busy rounds"
+    ],
+    comparisons.map((entry) => [
+      entry.label,
+      shown(entry.baseline.cpuMicrosPerItem, 1),
+      shown(entry.subject.cpuMicrosPerItem, 1),
+      shown(entry.ratio.cpuPerItem, 3),
+      shown(entry.baseline.throughput, 0),
+      shown(entry.ratio.throughput, 3),
+      `${entry.load.busyRounds}/${plan.rounds}`
+    ])
+  )
+
+  const peak = comparisons.find((entry) => entry.label === "read c=256")?.baseline.throughput.median ?? 0
+  const latency = []
+  for (const level of loadLevels) {
+    const ratePerSecond = Math.round(peak * level)
+    const latencyJob = (side: "raw" | "library"): Job => ({
+      kind: "latency",
+      side,
+      ratePerSecond,
+      seconds: plan.latencySeconds,
+      contactPoints
+    })
+    const rounds = await runRounds(`latency at ${level * 100}% of peak`, plan.latencyRounds, [
+      latencyJob("raw"),
+      latencyJob("library")
+    ])
+    const percentile = (index: number, which: "p50" | "p99" | "p999") =>
+      estimate(rounds.map((round) => round.samples[index]?.latencyMillis?.[which] ?? Number.NaN))
+    const sideLatency = (index: number) => ({
+      p50: percentile(index, "p50"),
+      p99: percentile(index, "p99"),
+      p999: percentile(index, "p999")
+    })
+    latency.push({
+      level,
+      ratePerSecond,
+      raw: sideLatency(0),
+      library: sideLatency(1),
+      p99Ratio: estimate(
+        rounds.map(
+          ({ samples: [raw, library] }) =>
+            (library?.latencyMillis?.p99 ?? Number.NaN) / (raw?.latencyMillis?.p99 ?? Number.NaN)
+        )
+      ),
+      load: loadOf(rounds)
+    })
+  }
+  printTable(
+    `Latency of reads at fixed load (from each request's intended send time, ms), peak = ${digits(peak, 0)} req/s (${legend})`,
+    ["", "raw p50", "library p50", "raw p99", "library p99", "p99 ratio", "raw p99.9", "library p99.9"],
+    latency.map((entry) => [
+      `${entry.level * 100}% (${entry.ratePerSecond}/s)`,
+      shown(entry.raw.p50, 2),
+      shown(entry.library.p50, 2),
+      shown(entry.raw.p99, 2),
+      shown(entry.library.p99, 2),
+      shown(entry.p99Ratio, 2),
+      shown(entry.raw.p999, 2),
+      shown(entry.library.p999, 2)
+    ])
+  )
+
+  let streaming: Awaited<ReturnType<typeof streamingFigures>> | undefined
+  if (mode === "full") {
+    step(`streaming ${streamRows} rows (one child process per run)`)
+    streaming = await streamingFigures(client, contactPoints, streamRows, streamRounds)
+    console.log(
+      `\nStreaming ${streamRows} rows: ${JSON.stringify(streaming.memoryGrowth)} peak RSS growth over ${streaming.smallRows} rows`
+    )
+  }
+  await client.shutdown()
+
+  const byLabel = (label: string) => comparisons.find((entry) => entry.label === label)
+  const requestLabels = ["read c=1", "read c=256", "write c=1", "write c=256"]
+  return {
+    plan,
+    comparisons,
+    latency,
+    ...(streaming === undefined ? {} : { streaming }),
+    targets: {
+      ...Object.fromEntries(
+        requestLabels.map((label) => [
+          `cpuPerRequest ${label}`,
+          target(byLabel(label)?.ratio.cpuPerItem, 1.1, "atMost", 1.15)
+        ])
+      ),
+      ...Object.fromEntries(
+        ["read c=256", "write c=256"].map((label) => [
+          `throughput ${label}`,
+          target(byLabel(label)?.ratio.throughput, 0.95, "atLeast")
+        ])
+      ),
+      insertJobCpuPerRow: target(byLabel(`insert job ${plan.insertRows} rows`)?.ratio.cpuPerItem, 1.1, "atMost"),
+      observabilityCpu: target(byLabel("observability off -> on, write c=256")?.ratio.cpuPerItem, 1.1, "atMost"),
+      latencyP99At50Percent: target(latency.find((entry) => entry.level === 0.5)?.p99Ratio, 1.1, "atMost")
+    }
+  }
+}
+
+const contactPointsGiven = () => {
+  const given = flags["contact-points"] ?? process.env.CASSANDRA_CONTACT_POINTS ?? ""
+  return given === "" ? undefined : given.split(",")
+}
 
 const program = Effect.gen(function* () {
-  const fromEnvironment = process.env.CASSANDRA_CONTACT_POINTS
-  const contactPoints =
-    fromEnvironment !== undefined && fromEnvironment !== ""
-      ? fromEnvironment.split(",")
-      : (yield* LocalCassandra.start({ nodes: 1, firstAddress: 61, name: "bench" })).contactPoints
   const startedAt = new Date()
-  const loadBefore = Os.loadavg()
-  const plain = yield* Session.make({ contactPoints, localDataCenter }).pipe(Effect.provide(Logging.layer("off")))
-  const observability = yield* Layer.build(Layer.merge(Metrics.layer(), Logging.layer("info")))
-  const observed = yield* Session.make({ contactPoints, localDataCenter }).pipe(Effect.provide(observability))
-  const { results, table } = yield* Effect.promise(() => benchmark(contactPoints, { plain, observed }))
-  const widths = [0, 1, 2, 3].map((column) =>
-    Math.max(...[["", "driver", "library", "ratio"], ...table].map((r) => (r[column] ?? "").length))
-  )
-  const line = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ")
-  console.log(line(["", "driver", "library", "ratio"]))
-  for (const r of table) console.log(line(r))
+  const loadBefore = loadAverage()
+  const clientOnlyResults = yield* Effect.promise(clientOnly)
+  let realNodeResults: Awaited<ReturnType<typeof realNode>> | undefined
+  let contactPoints: ReadonlyArray<string> | undefined
+  if (mode !== "client-only") {
+    contactPoints =
+      contactPointsGiven() ?? (yield* LocalCassandra.start({ nodes: 1, firstAddress: 61, name: "bench" })).contactPoints
+    const points = contactPoints
+    realNodeResults = yield* Effect.promise(() => realNode(points))
+  }
+  const busyRounds = [
+    clientOnlyResults.load.rows,
+    clientOnlyResults.load.inFlight,
+    ...(realNodeResults?.comparisons.map((entry) => entry.load) ?? []),
+    ...(realNodeResults?.latency.map((entry) => entry.load) ?? [])
+  ].reduce((sum, load) => ({ busy: sum.busy + load.busyRounds, all: sum.all + load.rounds.length }), {
+    busy: 0,
+    all: 0
+  })
+  // The run as a whole is flagged when most of its rounds were: one busy round is noise the median absorbs.
+  const busy = busyRounds.busy * 2 > busyRounds.all
   const report = {
     startedAt: startedAt.toISOString(),
     seconds: (Date.now() - startedAt.getTime()) / 1000,
-    quick,
-    plan,
-    cassandra: { contactPoints, started: fromEnvironment === undefined || fromEnvironment === "" },
-    machine: { ...machine(), loadAverageBefore: loadBefore },
-    ...results
+    mode,
+    machine: { ...machine(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
+    busy: { flagged: busy, busyRounds: busyRounds.busy, rounds: busyRounds.all },
+    statistics: "median over rounds; interval: 95% percentile bootstrap of the median, 10,000 resamples, seed 13",
+    clientOnly: clientOnlyResults,
+    ...(realNodeResults === undefined ? {} : { cassandra: { contactPoints }, realNode: realNodeResults })
   }
+  const targets = { ...clientOnlyResults.targets, ...(realNodeResults?.targets ?? {}) }
+  console.log("\nTargets (issue 13):")
+  for (const [name, result] of Object.entries(targets))
+    console.log(
+      `  ${result.met ? "met   " : "MISSED"} ${name}: ${"median" in result ? `${digits(result.median ?? Number.NaN, 3)} [${result.interval?.map((n) => digits(n, 3)).join(", ")}]` : "not measured"} (limit ${result.limit})`
+    )
+  if (busy)
+    console.log(
+      `\nWARNING: ${busyRounds.busy} of ${busyRounds.all} rounds ran on a machine busier than the client itself (load average minus the client's cores above the client's cores): the figures measure contention as much as the code.`
+    )
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-  writeFileSync(new URL("./results/latest.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
+  // A client-only run (CI's) must not overwrite the figures of the last run against a real node.
+  const file = mode === "client-only" ? "client-only.json" : "latest.json"
+  writeFileSync(new URL(`./results/${file}`, import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
+  const loadAfter = loadAverage()
   console.log(
-    `\nwrote bench/results/latest.json (${Math.round(report.seconds)} s, load average ${Os.loadavg()
-      .map((n) => n.toFixed(2))
-      .join(" ")})`
+    `\nwrote bench/results/${file} (${mode}, ${Math.round(report.seconds)} s, ${report.machine.cores} × ${report.machine.cpuModel}, load average ${loadBefore.map((n) => n.toFixed(2)).join(" ")} before, ${loadAfter.map((n) => n.toFixed(2)).join(" ")} after)`
   )
 })
 

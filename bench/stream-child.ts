@@ -2,7 +2,7 @@
  * One streaming variant in a process of its own, so that its peak memory (max RSS) is its alone. Prints one JSON line:
  * `{ rows, seconds, maxRssMb }`.
  *
- *   node --conditions=source bench/stream-child.ts <library|driver-stream|driver-execute> <rows> <contact points>
+ *   node --conditions=effect-cassandra/source bench/stream-child.ts <library|driver-stream|driver-execute> <rows> <contact points>
  */
 import * as Cassandra from "cassandra-driver"
 import { Effect, Stream } from "effect"

@@ -2,7 +2,7 @@
  * A batch job: imports a generated data set (100,000 rows unless BATCH_JOB_ROWS says otherwise) in unlogged batches
  * per partition, with a progress bar, through a throttled session; then streams the table back and checks every row:
  *
- *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=source examples/batch-job.ts
+ *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=effect-cassandra/source examples/batch-job.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Schedule, Stream } from "effect"

@@ -2,7 +2,7 @@
  * An application whose `UserRepository` depends on the Cassandra session, wired by Layers, with the connection
  * settings read from environment variables:
  *
- *   CASSANDRA_CONTACT_POINTS=127.0.0.1 CASSANDRA_LOCAL_DC=datacenter1 node --conditions=source examples/dependency-injection.ts
+ *   CASSANDRA_CONTACT_POINTS=127.0.0.1 CASSANDRA_LOCAL_DC=datacenter1 node --conditions=effect-cassandra/source examples/dependency-injection.ts
  *
  * CASSANDRA_USERNAME and CASSANDRA_PASSWORD are used when set.
  */

@@ -2,7 +2,7 @@
  * Runs a small workload with the metrics layer on, then prints every `cassandra_` metric in the Prometheus text
  * exposition format and the readable summary:
  *
- *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=source examples/metrics.ts
+ *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=effect-cassandra/source examples/metrics.ts
  *
  * Effect ships a Prometheus serializer (`PrometheusMetrics.format` in `effect/observability`), but it is marked
  * unstable in effect 4.1, so this example writes the text format itself from `Metric.snapshot`, which is stable.

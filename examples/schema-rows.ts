@@ -2,7 +2,7 @@
  * Typed reads and writes of a table that uses many CQL types, then a stream over a large partition that holds at
  * most one page of rows in memory at a time:
  *
- *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=source examples/schema-rows.ts
+ *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=effect-cassandra/source examples/schema-rows.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { BigDecimal, Config, Effect, Layer, Schema, Stream } from "effect"

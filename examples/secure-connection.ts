@@ -4,7 +4,7 @@
  *
  *   CASSANDRA_CONTACT_POINTS=127.0.0.41 CASSANDRA_CA=ca.pem CASSANDRA_CERT=client.pem CASSANDRA_KEY=client.key \
  *   CASSANDRA_KEY_PASSPHRASE=… CASSANDRA_USERNAME=app CASSANDRA_PASSWORD=… \
- *   node --conditions=source examples/secure-connection.ts
+ *   node --conditions=effect-cassandra/source examples/secure-connection.ts
  *
  * CASSANDRA_CA, CASSANDRA_CERT and CASSANDRA_KEY hold PEM text or the path of a PEM file. The client certificate and
  * key, the key's passphrase and the login are optional; CASSANDRA_LOCAL_DC defaults to datacenter1. The key, its

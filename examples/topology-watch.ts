@@ -2,7 +2,7 @@
  * Connects, prints the cluster's nodes, then prints every topology event (nodes added, removed, up, down; schema
  * changes) as it happens, until interrupted with Ctrl-C:
  *
- *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=source examples/topology-watch.ts
+ *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=effect-cassandra/source examples/topology-watch.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Stream } from "effect"

@@ -1,7 +1,8 @@
 /**
- * Batch jobs: run many statements with bounded concurrency, retry idempotent ones on a `Schedule`, group writes to
- * the same partition into unlogged batches, watch progress as a `Stream`, and keep one outcome per statement so a
- * job that stopped can be resumed with the statements that did not succeed. Reads resume from page-state tokens.
+ * Batch jobs: run many statements (or values encoded by a Schema, see `schema`) with bounded concurrency, retry
+ * idempotent ones on a `Schedule`, group writes to the same partition into unlogged batches, watch progress as a
+ * `Stream`, and keep one outcome per statement, or a summary, so a job that failed or was interrupted can be resumed
+ * with the inputs that did not succeed. Reads resume from page-state tokens.
  *
  * Retries follow one rule: a statement is retried only when it is idempotent (declared with `idempotent: true`, or a
  * `SELECT` not declared otherwise) and its error is retryable (`CassandraError.isRetryable`). A non-idempotent
@@ -9,13 +10,26 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as CassandraError from "./CassandraError.ts"
+import { isCassandraError } from "./CassandraError.ts"
+import { type CqlSchemaError, encoder } from "./CqlSchema.ts"
+import {
+  batchOptionsKey,
+  batchOptionsOf,
+  callbackThrew,
+  invalidOptions,
+  mayShareBatch,
+  refusedBeforeApplying
+} from "./internal/batchJob.ts"
 import { isIdempotent as isIdempotentRequest } from "./internal/requestRunner.ts"
 import * as Query from "./Query.ts"
 import type { CassandraSession } from "./Session.ts"
@@ -35,10 +49,48 @@ export interface Options<A> {
    * The partition a statement writes to, as any string that is equal for equal partition keys. Statements with the
    * same key are sent together as unlogged batches of at most `maxBatchSize`: one request per partition instead of
    * one per row. Statements whose key is `undefined` are sent alone. Default: every statement is sent alone.
+   *
+   * Statements are grouped within windows of 1,024 consecutive statements, and only with statements of equal
+   * consistency, serial consistency, write timestamp, timeouts, tracing, execution profile, routing key, idempotence
+   * and `prepare`: a batch carries one of each, so each statement is written exactly as it asked. Reads and
+   * conditional writes (`IF ...`) are always sent alone, since a batch reports one result for all its statements. A
+   * batch refused before anything of it was applied (a value that does not fit, counter and plain writes mixed, a
+   * batch over the server's size limit) is sent again one statement at a time, so each gets its own outcome. A
+   * function that throws fails the statement it was given, with a `Configuration` reason.
    */
   readonly partitionKey?: ((statement: Query.Statement<A>) => string | undefined) | undefined
   /** The most statements in one unlogged batch (default 20). */
   readonly maxBatchSize?: number | undefined
+  /**
+   * How long `stream` holds statements for grouping when its source is slow (default 100 millis): a window of
+   * statements is sent when it holds 1,024 statements or when this long has passed since its first one, whichever
+   * comes first, so a source that pauses or never ends does not keep statements unsent.
+   */
+  readonly maxGroupingDelay?: Duration.Input | undefined
+}
+
+/**
+ * What `run` and `start` keep. By default, one outcome per input (a `Report`); with `summary: true`, counts and at
+ * most `maxFailures` failures (default 1,000; the others are only counted), a `Summary`: the job then holds one byte
+ * per input, whatever the statements return or how they fail, and `unfinished` still gives every input that did not
+ * succeed. For each outcome without holding them, use `stream`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReportOptions {
+  readonly summary?: boolean | undefined
+  readonly maxFailures?: number | undefined
+}
+
+/**
+ * How often a started job samples its progress (default every second).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProgressOptions {
+  readonly progressInterval?: Duration.Input | undefined
 }
 
 /**
@@ -54,36 +106,56 @@ export interface Success<A> {
 }
 
 /**
- * A statement that failed after any retries: its position, the statement itself (to run again) and the error.
+ * An input that failed after any retries: its position, the input itself (the statement, or the value of a schema
+ * job: what to run again) and the error.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Failure<A> {
+export interface Failure<A, I = Query.Statement<A>, E = CassandraError.CassandraError> {
   readonly _tag: "Failure"
   readonly index: number
-  readonly statement: Query.Statement<A>
-  readonly error: CassandraError.CassandraError
+  readonly input: I
+  readonly error: E
 }
 
 /**
- * What happened to one statement of a job.
+ * What happened to one input of a job.
  *
  * @since 0.1.0
  * @category models
  */
-export type Outcome<A> = Success<A> | Failure<A>
+export type Outcome<A, I = Query.Statement<A>, E = CassandraError.CassandraError> = Success<A> | Failure<A, I, E>
 
 /**
- * The outcome of every statement of a finished job, in input order, and its failures.
+ * What a job did: how many inputs it had, succeeded and failed, its failures in input order (at most `maxFailures`
+ * of them), and whether it was interrupted before every input had an outcome. `unfinished` gives the inputs to run
+ * again.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Report<A> {
-  readonly outcomes: ReadonlyArray<Outcome<A>>
+export interface Summary<A, I = Query.Statement<A>, E = CassandraError.CassandraError> {
+  readonly total: number
   readonly succeeded: number
-  readonly failures: ReadonlyArray<Failure<A>>
+  readonly failed: number
+  readonly failures: ReadonlyArray<Failure<A, I, E>>
+  /**
+   * Whether the job was interrupted (its scope closed, or `Job.interrupt`). Requests in flight were waited for, so
+   * every input has a known outcome or was never sent; the inputs not started are in `unfinished`.
+   */
+  readonly interrupted: boolean
+}
+
+/**
+ * A summary with every failure and one outcome per input in input order: every input of a finished job, the inputs
+ * that got an outcome before an interruption.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Report<A, I = Query.Statement<A>, E = CassandraError.CassandraError> extends Summary<A, I, E> {
+  readonly outcomes: ReadonlyArray<Outcome<A, I, E>>
 }
 
 /**
@@ -106,21 +178,32 @@ export interface Progress {
 }
 
 /**
- * A running job: its progress as a stream of samples, and its report.
+ * A running job: its progress as a stream of samples, its report, and a way to stop it with its partial report.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Job<A> {
+export interface Job<S> {
   /** A sample now and every `progressInterval` until the job ends, the final counts last. */
   readonly progress: Stream.Stream<Progress>
-  /** Waits for the job to end and returns its report. */
-  readonly report: Effect.Effect<Report<A>>
+  /**
+   * Waits for the job to end and returns its report. After an interruption (its scope closed, or `interrupt`), the
+   * report is partial, with `interrupted: true`: resume with `unfinished(report)`.
+   */
+  readonly report: Effect.Effect<S>
+  /**
+   * Stops the job and returns its partial report: no input is started any more, and requests already sent are
+   * waited for (the driver cannot take them back), so the report knows the outcome of every input that was sent.
+   */
+  readonly interrupt: Effect.Effect<S>
 }
 
 const defaultConcurrency = 64
 const defaultMaxBatchSize = 20
-const defaultStreamWindow = 1024
+const defaultMaxFailures = 1000
+const maxWindow = 1024
+const defaultMaxGroupingDelay = "100 millis"
+const noRows: ReadonlyArray<never> = []
 
 /**
  * Whether a statement may be run again after a retryable error: declared idempotent, or a read not declared
@@ -174,21 +257,78 @@ export const pages = <A>(
     )
   )
 
-/** Statements sent as one request: alone, or as one unlogged batch of one partition. */
-type Unit<A> = ReadonlyArray<readonly [Query.Statement<A>, number]>
+/** An input with its position, and the statement built from it or the error that kept it from being built. */
+interface Entry<A, I, E> {
+  readonly index: number
+  readonly input: I
+  readonly statement: Query.Statement<A> | undefined
+  readonly error: E | undefined
+}
 
-const toUnits = <A>(entries: ReadonlyArray<readonly [Query.Statement<A>, number]>, options: Options<A>) => {
-  const partitionKey = options.partitionKey
-  if (partitionKey === undefined) return entries.map((entry): Unit<A> => [entry])
-  const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
-  const units: Array<Unit<A>> = []
-  const open = new Map<string, Array<readonly [Query.Statement<A>, number]>>()
-  for (const entry of entries) {
-    const key = partitionKey(entry[0])
-    if (key === undefined) {
+/** Inputs sent as one request: alone, or as one unlogged batch of one partition. */
+type Unit<A, I, E> = ReadonlyArray<Entry<A, I, E>>
+
+/** Receives the outcomes of each unit as soon as they are known, before an interruption can be seen. */
+type Recorder<A, I, E> = (outcomes: ReadonlyArray<Outcome<A, I, E>>) => void
+
+const recordNothing = () => {}
+
+/**
+ * A failure's printed and JSON forms name its input by position only: the input can be a value its Schema refused,
+ * which may hold personal data or secrets, and failures end up in logs.
+ */
+const failureJson = (self: Failure<unknown, unknown, unknown>) => ({
+  _tag: self._tag,
+  index: self.index,
+  error: self.error
+})
+
+const FailureProto = {
+  toJSON(this: Failure<unknown, unknown, unknown>) {
+    return failureJson(this)
+  },
+  [Symbol.for("nodejs.util.inspect.custom")](this: Failure<unknown, unknown, unknown>) {
+    return failureJson(this)
+  }
+}
+
+const failure = <A, I, E>(index: number, input: I, error: E): Failure<A, I, E> =>
+  Object.assign(Object.create(FailureProto), { _tag: "Failure", index, input, error })
+
+/**
+ * The partition an entry is grouped by, undefined to send it alone (reads and conditional writes always are), or the
+ * error of a `partitionKey` that threw, which fails that entry alone instead of ending the job without a report.
+ */
+const partitionOf = <A, I, E>(
+  entry: Entry<A, I, E>,
+  partitionKey: (statement: Query.Statement<A>) => string | undefined
+): string | CassandraError.CassandraError | undefined => {
+  if (entry.statement === undefined || !mayShareBatch(entry.statement)) return undefined
+  try {
+    return partitionKey(entry.statement)
+  } catch (thrown) {
+    return callbackThrew("partitionKey", thrown, entry.index)
+  }
+}
+
+const toUnits = <A, I, E>(
+  window: ReadonlyArray<Entry<A, I, E>>,
+  partitionKey: (statement: Query.Statement<A>) => string | undefined,
+  maxBatchSize: number
+) => {
+  const units: Array<Unit<A, I, E | CassandraError.CassandraError>> = []
+  const open = new Map<string, Array<Entry<A, I, E>>>()
+  for (const entry of window) {
+    const partition = partitionOf(entry, partitionKey)
+    if (partition === undefined) {
       units.push([entry])
       continue
     }
+    if (isCassandraError(partition)) {
+      units.push([{ ...entry, statement: undefined, error: partition }])
+      continue
+    }
+    const key = `${batchOptionsKey(entry.statement as Query.Statement<A>)}\u0000${String(partition)}`
     let batch = open.get(key)
     if (batch === undefined) {
       batch = []
@@ -201,55 +341,306 @@ const toUnits = <A>(entries: ReadonlyArray<readonly [Query.Statement<A>, number]
   return units
 }
 
-const runUnit = <A>(
-  unit: Unit<A>,
-  retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
-): Effect.Effect<ReadonlyArray<Outcome<A>>, never, CassandraSession> => {
-  const statements = unit.map(([statement]) => statement)
-  const idempotent = statements.every(isIdempotent)
-  const [first] = statements
-  const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, CassandraSession> = first !==
-    undefined && statements.length === 1
+const runUnit = <A, I, E>(
+  unit: Unit<A, I, E>,
+  retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined,
+  record: Recorder<A, I, E | CassandraError.CassandraError>
+): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, CassandraSession> => {
+  const failed = (error: E | CassandraError.CassandraError) => {
+    const outcomes = unit.map(
+      (entry): Outcome<A, I, E | CassandraError.CassandraError> => failure(entry.index, entry.input, error)
+    )
+    record(outcomes)
+    return outcomes
+  }
+  const first = unit[0]?.statement
+  if (first === undefined) return Effect.sync(() => failed(unit[0]?.error as E))
+  // Grouping put only statements of equal batch options together, so the first one's options are every one's.
+  const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, CassandraSession> = unit.length === 1
     ? first
-    : Effect.as(Query.batch(statements, { type: "unlogged", idempotent }), [])
-  return Effect.match(retrying(request, idempotent, retry), {
-    onSuccess: (rows) => unit.map(([, index]): Outcome<A> => ({ _tag: "Success", index, rows })),
-    onFailure: (error) => unit.map(([statement, index]): Outcome<A> => ({ _tag: "Failure", index, statement, error }))
+    : Effect.as(
+        Query.batch(
+          unit.map((entry) => entry.statement as Query.Statement<A>),
+          { ...batchOptionsOf(first), type: "unlogged" }
+        ),
+        noRows
+      )
+  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
+  // interruption is seen, so its report knows the outcome of every request it sent.
+  const attempt = Effect.uninterruptible(
+    Effect.map(request, (rows) => {
+      const outcomes = unit.map(
+        (entry): Outcome<A, I, E | CassandraError.CassandraError> => ({ _tag: "Success", index: entry.index, rows })
+      )
+      record(outcomes)
+      return outcomes
+    })
+  )
+  // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent again
+  // one by one, each gets its own outcome, and sending again cannot apply anything twice.
+  return Effect.catch(retrying(attempt, isIdempotent(first), retry), (error) =>
+    unit.length > 1 && refusedBeforeApplying(error)
+      ? Effect.map(
+          Effect.forEach(unit, (entry) => runUnit([entry], retry, record)),
+          (outcomes) => outcomes.flat()
+        )
+      : Effect.sync(() => failed(error))
+  )
+}
+
+/** The live counts of a job that keeps its outcomes for a report. */
+interface Tally<A, I, E> {
+  readonly total: number
+  completed: number
+  failed: number
+  /** One byte per input: 1 once it succeeded. What `unfinished` resumes from, whatever else is kept. */
+  readonly succeeded: Uint8Array
+  readonly failures: Array<Failure<A, I, E>>
+  readonly maxFailures: number
+  /** One outcome per input by position, for a report; none for a summary. */
+  readonly outcomes: Array<Outcome<A, I, E>> | undefined
+}
+
+const makeTally = <A, I, E>(total: number, options: ReportOptions): Tally<A, I, E> => {
+  const summary = options.summary === true
+  return {
+    total,
+    completed: 0,
+    failed: 0,
+    succeeded: new Uint8Array(total),
+    failures: [],
+    maxFailures: summary ? (options.maxFailures ?? defaultMaxFailures) : Number.POSITIVE_INFINITY,
+    outcomes: summary ? undefined : new Array(total)
+  }
+}
+
+const recordInto =
+  <A, I, E>(tally: Tally<A, I, E>): Recorder<A, I, E> =>
+  (outcomes) => {
+    for (const outcome of outcomes) {
+      tally.completed++
+      if (outcome._tag === "Success") {
+        tally.succeeded[outcome.index] = 1
+      } else {
+        tally.failed++
+        if (tally.failures.length < tally.maxFailures) tally.failures.push(outcome)
+      }
+      if (tally.outcomes !== undefined) tally.outcomes[outcome.index] = outcome
+    }
+  }
+
+/** Where `unfinished` finds a job's inputs and which of them succeeded; a symbol keeps it out of JSON and keys. */
+const ResumeFrom = Symbol.for("effect-cassandra/BatchJob/ResumeFrom")
+
+interface ResumeState<I> {
+  readonly inputs: ReadonlyArray<I>
+  readonly succeeded: Uint8Array
+}
+
+const byIndex = (a: { readonly index: number }, b: { readonly index: number }) => a.index - b.index
+
+const summaryOf = <A, I, E>(
+  tally: Tally<A, I, E>,
+  inputs: ReadonlyArray<I>,
+  interrupted: boolean
+): Summary<A, I, E> => {
+  const resumeState: ResumeState<I> = { inputs, succeeded: tally.succeeded }
+  const summary = {
+    total: tally.total,
+    succeeded: tally.completed - tally.failed,
+    failed: tally.failed,
+    failures: tally.failures.slice().sort(byIndex),
+    interrupted,
+    ...(tally.outcomes === undefined
+      ? {}
+      : { outcomes: interrupted ? tally.outcomes.filter((outcome) => outcome !== undefined) : tally.outcomes }),
+    [ResumeFrom]: resumeState
+  }
+  return summary
+}
+
+/** How a job turns an input into a statement: as it is, or encoded by a Schema. */
+type EntryOf<A, I, E, R> = (input: I, index: number) => Effect.Effect<Entry<A, I, E>, never, R>
+
+/**
+ * Runs every input of an array on `concurrency` workers that take the next unit as they finish one, so nothing is
+ * built for an input before a worker gets near it: with `partitionKey`, a worker that finds no unit left groups the
+ * next window of inputs.
+ */
+const runJob = <A, I, E, R>(
+  inputs: ReadonlyArray<I>,
+  entryOf: EntryOf<A, I, E, R>,
+  options: Options<A>,
+  tally: Tally<A, I, E | CassandraError.CassandraError>
+): Effect.Effect<void, never, R | CassandraSession> => {
+  const record = recordInto(tally)
+  const partitionKey = options.partitionKey
+  const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
+  let position = 0
+  let grouped: Array<Unit<A, I, E | CassandraError.CassandraError>> = []
+  let groupedTaken = 0
+  const nextWindow = (
+    partitionKey: (statement: Query.Statement<A>) => string | undefined
+  ): Effect.Effect<Unit<A, I, E | CassandraError.CassandraError> | undefined, never, R> => {
+    const from = position
+    position = Math.min(inputs.length, from + maxWindow)
+    const indices = Array.from({ length: position - from }, (_, offset) => from + offset)
+    return Effect.map(
+      Effect.forEach(indices, (index) => entryOf(inputs[index] as I, index)),
+      (entries) => {
+        const [first, ...rest] = toUnits(entries, partitionKey, maxBatchSize)
+        // Another worker may have grouped a window meanwhile: units are queued, never replaced.
+        if (groupedTaken === grouped.length) {
+          grouped = rest
+          groupedTaken = 0
+        } else {
+          grouped.push(...rest)
+        }
+        return first
+      }
+    )
+  }
+  const nextUnit: Effect.Effect<Unit<A, I, E | CassandraError.CassandraError> | undefined, never, R> = Effect.suspend(
+    () => {
+      if (partitionKey !== undefined && groupedTaken < grouped.length) return Effect.succeed(grouped[groupedTaken++])
+      if (position >= inputs.length) return Effect.succeed(undefined)
+      if (partitionKey !== undefined) return nextWindow(partitionKey)
+      const index = position++
+      return Effect.map(
+        entryOf(inputs[index] as I, index),
+        (entry): Unit<A, I, E | CassandraError.CassandraError> => [entry]
+      )
+    }
+  )
+  const work: Effect.Effect<void, never, R | CassandraSession> = Effect.flatMap(nextUnit, (unit) =>
+    unit === undefined
+      ? Effect.void
+      : Effect.flatMap(runUnit<A, I, E | CassandraError.CassandraError>(unit, options.retry, record), () => work)
+  )
+  const workers = Math.min(options.concurrency ?? defaultConcurrency, inputs.length)
+  return Effect.forEach(Array.from({ length: workers }), () => work, {
+    concurrency: "unbounded",
+    discard: true
   })
 }
 
-const reportOf = <A>(outcomes: ReadonlyArray<Outcome<A>>): Report<A> => {
-  const failures = outcomes.filter(isFailure)
-  return { outcomes, succeeded: outcomes.length - failures.length, failures }
+const runWith = <A, I, E, R>(
+  inputs: ReadonlyArray<I>,
+  entryOf: EntryOf<A, I, E, R>,
+  options: Options<A> & ReportOptions
+) =>
+  Effect.suspend(() => {
+    const invalid = invalidOptions(options)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    const tally = makeTally<A, I, E | CassandraError.CassandraError>(inputs.length, options)
+    return Effect.map(runJob(inputs, entryOf, options, tally), () => summaryOf(tally, inputs, false))
+  })
+
+const startWith = <A, I, E, R>(
+  inputs: ReadonlyArray<I>,
+  entryOf: EntryOf<A, I, E, R>,
+  options: Options<A> & ReportOptions & ProgressOptions
+) =>
+  Effect.gen(function* () {
+    const invalid = invalidOptions(options)
+    if (invalid !== undefined) return yield* Effect.fail(invalid)
+    const tally = makeTally<A, I, E | CassandraError.CassandraError>(inputs.length, options)
+    const fiber = yield* Effect.forkScoped(runJob(inputs, entryOf, options, tally))
+    const startedAt = performance.now()
+    let previous = { at: startedAt, completed: 0 }
+    const sample = Effect.sync((): Progress => {
+      const now = performance.now()
+      // Asked of the fiber, not set by a finalizer: a job interrupted before it ran never runs its finalizers.
+      const done = fiber.pollUnsafe() !== undefined
+      const completed = tally.completed
+      const sinceStart = (now - startedAt) / 1000
+      const sincePrevious = (now - previous.at) / 1000
+      const progress: Progress = {
+        total: inputs.length,
+        completed,
+        failed: tally.failed,
+        elapsed: Duration.millis(now - startedAt),
+        rate: sinceStart > 0 ? completed / sinceStart : 0,
+        currentRate: sincePrevious > 0 ? (completed - previous.completed) / sincePrevious : 0,
+        done
+      }
+      previous = { at: now, completed }
+      return progress
+    })
+    const report = Effect.flatMap(Fiber.await(fiber), (exit) =>
+      Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
+        ? Effect.sync(() => summaryOf(tally, inputs, !Exit.isSuccess(exit)))
+        : Effect.failCause(exit.cause)
+    )
+    return {
+      progress: Stream.fromEffectSchedule(sample, Schedule.spaced(options.progressInterval ?? "1 second")).pipe(
+        Stream.takeUntil((progress) => progress.done)
+      ),
+      report,
+      interrupt: Effect.andThen(Fiber.interrupt(fiber), report)
+    }
+  })
+
+const streamWith = <A, I, E, R, SE, SR>(
+  inputs: Stream.Stream<I, SE, SR>,
+  entryOf: EntryOf<A, I, E, R>,
+  options: Options<A>
+): Stream.Stream<
+  Outcome<A, I, E | CassandraError.CassandraError>,
+  SE | CassandraError.CassandraError,
+  SR | R | CassandraSession
+> => {
+  const invalid = invalidOptions(options)
+  if (invalid !== undefined) return Stream.fail(invalid)
+  const partitionKey = options.partitionKey
+  const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
+  const entries = Stream.mapEffect(inputs, entryOf)
+  const units: Stream.Stream<Unit<A, I, E | CassandraError.CassandraError>, SE, SR | R> = partitionKey === undefined
+    ? Stream.map(entries, (entry) => [entry])
+    : entries.pipe(
+        Stream.groupedWithin(maxWindow, options.maxGroupingDelay ?? defaultMaxGroupingDelay),
+        Stream.map((window) => toUnits(window, partitionKey, maxBatchSize)),
+        Stream.flattenIterable
+      )
+  const outcomes = Stream.mapEffect(units, (unit) => runUnit(unit, options.retry, recordNothing), {
+    concurrency: options.concurrency ?? defaultConcurrency
+  })
+  if (partitionKey === undefined) return Stream.flattenIterable(outcomes)
+  // Units come in the order of their first input but hold later ones too: an outcome waits until every earlier
+  // one was emitted, which holds at most the windows in flight.
+  return Stream.mapAccum(
+    outcomes,
+    () => ({ next: 0, waiting: new Map<number, Outcome<A, I, E | CassandraError.CassandraError>>() }),
+    (state, unit) => {
+      for (const outcome of unit) state.waiting.set(outcome.index, outcome)
+      const ready: Array<Outcome<A, I, E | CassandraError.CassandraError>> = []
+      for (
+        let outcome = state.waiting.get(state.next);
+        outcome !== undefined;
+        outcome = state.waiting.get(state.next)
+      ) {
+        state.waiting.delete(state.next)
+        state.next++
+        ready.push(outcome)
+      }
+      return [state, ready] as const
+    }
+  )
 }
 
-interface Counters {
-  completed: number
-  failed: number
-}
-
-const runAll = <A>(statements: ReadonlyArray<Query.Statement<A>>, options: Options<A>, counters: Counters) => {
-  const outcomes = new Array<Outcome<A>>(statements.length)
-  return Effect.forEach(
-    toUnits(
-      statements.map((statement, index) => [statement, index] as const),
-      options
-    ),
-    (unit) =>
-      Effect.map(runUnit(unit, options.retry), (unitOutcomes) => {
-        for (const outcome of unitOutcomes) {
-          outcomes[outcome.index] = outcome
-          counters.completed++
-          if (outcome._tag === "Failure") counters.failed++
-        }
-      }),
-    { concurrency: options.concurrency ?? defaultConcurrency, discard: true }
-  ).pipe(Effect.map(() => reportOf(outcomes)))
-}
+const statementEntry = <A>(
+  statement: Query.Statement<A>,
+  index: number
+): Effect.Effect<Entry<A, Query.Statement<A>, never>> =>
+  Effect.succeed({ index, input: statement, statement, error: undefined })
 
 /**
- * Runs every statement and returns one outcome per statement; a failed statement does not stop the others. To resume
- * after failures, run the failures' statements again (see `unfinished`).
+ * Runs every statement and returns one outcome per statement (or, with `summary: true`, counts and the first
+ * failures); a failed statement does not stop the others. Statements are taken from the array as places free up,
+ * so the job holds per statement only what it reports. To resume after failures, run `unfinished(report)`. Invalid
+ * options (a concurrency or `maxBatchSize` that is not a whole number of at least 1, a negative or fractional
+ * `maxFailures`, a negative or endless `maxGroupingDelay`) fail the job with a `Configuration` reason before
+ * anything runs.
  *
  * @example
  * ```ts
@@ -261,69 +652,76 @@ const runAll = <A>(statements: ReadonlyArray<Query.Statement<A>>, options: Optio
  * const program = Effect.gen(function* () {
  *   const report = yield* BatchJob.run(inserts, { concurrency: 128, partitionKey: (s) => String(s.params[0]) })
  *   if (report.failures.length > 0) yield* BatchJob.run(BatchJob.unfinished(report))
+ *   // A job too large to keep an outcome per statement: counts and at most 100 failures.
+ *   const summary = yield* BatchJob.run(inserts, { summary: true, maxFailures: 100 })
+ *   yield* Effect.log(`${summary.succeeded} of ${summary.total} written`)
  * })
  * ```
  *
  * @since 0.1.0
  * @category execution
  */
-export const run = <A>(
+export function run<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
-  options: Options<A> = {}
-): Effect.Effect<Report<A>, never, CassandraSession> => runAll(statements, options, { completed: 0, failed: 0 })
+  options: Options<A> & ReportOptions & { readonly summary: true }
+): Effect.Effect<Summary<A>, CassandraError.CassandraError, CassandraSession>
+export function run<A>(
+  statements: ReadonlyArray<Query.Statement<A>>,
+  options?: Options<A> & ReportOptions & { readonly summary?: false | undefined }
+): Effect.Effect<Report<A>, CassandraError.CassandraError, CassandraSession>
+export function run<A>(
+  statements: ReadonlyArray<Query.Statement<A>>,
+  options: Options<A> & ReportOptions = {}
+): Effect.Effect<Summary<A>, CassandraError.CassandraError, CassandraSession> {
+  return runWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
+}
 
 /**
- * Starts a job in the background of the current scope (closing the scope interrupts it) and returns its progress and
- * its report.
+ * Starts a job in the background of the current scope and returns its progress, its report and a way to stop it.
+ * Closing the scope (or SIGINT through `NodeRuntime.runMain`) interrupts the job: it starts nothing more, waits for
+ * the requests it sent, and `report` then returns the partial report (`interrupted: true`) whose `unfinished`
+ * inputs resume it exactly: none that succeeded, every one that failed or never started. Invalid options (as for
+ * `run`, or a `progressInterval` that is not above 0 and finite) fail it before it starts.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { BatchJob, Query } from "effect-cassandra"
+ *
+ * declare const inserts: ReadonlyArray<Query.Statement>
+ *
+ * const program = Effect.gen(function* () {
+ *   const job = yield* Effect.scoped(BatchJob.start(inserts, { summary: true }))
+ *   // The scope closed: the job was interrupted, and its report says what is left to do.
+ *   const report = yield* job.report
+ *   if (report.interrupted) yield* BatchJob.run(BatchJob.unfinished(report), { summary: true })
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category execution
  */
-export const start: <A>(
+export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
-  options?: Options<A> & { readonly progressInterval?: Duration.Input | undefined }
-) => Effect.Effect<Job<A>, never, CassandraSession | Scope.Scope> = Effect.fnUntraced(function* <A>(
+  options: Options<A> & ReportOptions & ProgressOptions & { readonly summary: true }
+): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope>
+export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
-  options: Options<A> & { readonly progressInterval?: Duration.Input | undefined } = {}
-) {
-  const counters: Counters = { completed: 0, failed: 0 }
-  let finished = false
-  const fiber = yield* runAll(statements, options, counters).pipe(
-    Effect.ensuring(Effect.sync(() => (finished = true))),
-    Effect.forkScoped
-  )
-  const startedAt = performance.now()
-  let previous = { at: startedAt, completed: 0 }
-  const sample = Effect.sync((): Progress => {
-    const now = performance.now()
-    const done = finished
-    const completed = counters.completed
-    const sinceStart = (now - startedAt) / 1000
-    const sincePrevious = (now - previous.at) / 1000
-    const progress: Progress = {
-      total: statements.length,
-      completed,
-      failed: counters.failed,
-      elapsed: Duration.millis(now - startedAt),
-      rate: sinceStart > 0 ? completed / sinceStart : 0,
-      currentRate: sincePrevious > 0 ? (completed - previous.completed) / sincePrevious : 0,
-      done
-    }
-    previous = { at: now, completed }
-    return progress
-  })
-  return {
-    progress: Stream.fromEffectSchedule(sample, Schedule.spaced(options.progressInterval ?? "1 second")).pipe(
-      Stream.takeUntil((progress) => progress.done)
-    ),
-    report: Fiber.join(fiber)
-  }
-})
+  options?: Options<A> & ReportOptions & ProgressOptions & { readonly summary?: false | undefined }
+): Effect.Effect<Job<Report<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope>
+export function start<A>(
+  statements: ReadonlyArray<Query.Statement<A>>,
+  options: Options<A> & ReportOptions & ProgressOptions = {}
+): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope> {
+  return startWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
+}
 
 /**
  * Runs a stream of statements with bounded concurrency and emits one outcome per statement, in input order; `index`
- * counts from 0 in the stream. With `partitionKey`, statements are grouped into batches within windows of 1024
- * consecutive statements. To resume, restart the source after the highest index up to which every outcome was seen.
+ * counts from 0 in the stream. With `partitionKey`, statements are grouped into batches within windows of 1,024
+ * statements or `maxGroupingDelay`, whichever fills first. To resume, restart the source after the highest index up
+ * to which every outcome was seen: statements sent but not yet emitted when the stream stopped then run again, so
+ * declare statements idempotent where that matters. Invalid options fail the stream with a `Configuration` reason.
  *
  * @since 0.1.0
  * @category execution
@@ -331,37 +729,128 @@ export const start: <A>(
 export const stream = <A, E, R>(
   statements: Stream.Stream<Query.Statement<A>, E, R>,
   options: Options<A> = {}
-): Stream.Stream<Outcome<A>, E, R | CassandraSession> =>
-  options.partitionKey === undefined
-    ? statements.pipe(
-        Stream.mapEffect((statement, index) => runUnit([[statement, index]], options.retry), {
-          concurrency: options.concurrency ?? defaultConcurrency
-        }),
-        Stream.flattenIterable
-      )
-    : // Batches of a window finish in any order; sorting each window's outcomes keeps the output in input order.
-      statements.pipe(
-        Stream.zipWithIndex,
-        Stream.grouped(defaultStreamWindow),
-        Stream.mapEffect((window) =>
-          Effect.map(
-            Effect.forEach(toUnits(window, options), (unit) => runUnit(unit, options.retry), {
-              concurrency: options.concurrency ?? defaultConcurrency
-            }),
-            (outcomes) => outcomes.flat().sort((a, b) => a.index - b.index)
-          )
-        ),
-        Stream.flattenIterable
-      )
+): Stream.Stream<Outcome<A>, E | CassandraError.CassandraError, R | CassandraSession> =>
+  streamWith<A, Query.Statement<A>, never, never, E, R>(statements, statementEntry, options)
 
 /**
- * The statements of a report that did not succeed, in input order: the input of the job that resumes it.
+ * The failure of an input of a schema job: its Schema could not encode it (a `CqlSchemaError`, which never holds
+ * the value), or its statement failed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SchemaJobError = CassandraError.CassandraError | CqlSchemaError
+
+/**
+ * A job over values checked and encoded by a Schema: `run`, `start` and `stream` as for statements, taking values.
+ * A value its Schema refuses fails alone, as a `Failure` whose `input` is the value and whose error is a
+ * `CqlSchemaError`; `unfinished` gives values.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SchemaJob<I, R> {
+  /** Encodes and runs every value, as `BatchJob.run`. */
+  readonly run: {
+    (
+      inputs: ReadonlyArray<I>,
+      options: Options<unknown> & ReportOptions & { readonly summary: true }
+    ): Effect.Effect<Summary<unknown, I, SchemaJobError>, CassandraError.CassandraError, CassandraSession | R>
+    (
+      inputs: ReadonlyArray<I>,
+      options?: Options<unknown> & ReportOptions & { readonly summary?: false | undefined }
+    ): Effect.Effect<Report<unknown, I, SchemaJobError>, CassandraError.CassandraError, CassandraSession | R>
+  }
+  /** Encodes and runs every value in the background of the current scope, as `BatchJob.start`. */
+  readonly start: {
+    (
+      inputs: ReadonlyArray<I>,
+      options: Options<unknown> & ReportOptions & ProgressOptions & { readonly summary: true }
+    ): Effect.Effect<
+      Job<Summary<unknown, I, SchemaJobError>>,
+      CassandraError.CassandraError,
+      CassandraSession | Scope.Scope | R
+    >
+    (
+      inputs: ReadonlyArray<I>,
+      options?: Options<unknown> & ReportOptions & ProgressOptions & { readonly summary?: false | undefined }
+    ): Effect.Effect<
+      Job<Report<unknown, I, SchemaJobError>>,
+      CassandraError.CassandraError,
+      CassandraSession | Scope.Scope | R
+    >
+  }
+  /** Encodes and runs a stream of values, one outcome per value in input order, as `BatchJob.stream`. */
+  readonly stream: <SE, SR>(
+    inputs: Stream.Stream<I, SE, SR>,
+    options?: Options<unknown>
+  ) => Stream.Stream<Outcome<unknown, I, SchemaJobError>, SE | CassandraError.CassandraError, SR | R | CassandraSession>
+}
+
+/**
+ * A batch job over values: each value is encoded by `Request`, as `CqlSchema` queries encode theirs, and run as the
+ * statement `execute` builds from it.
+ *
+ * @example
+ * ```ts
+ * import { BigDecimal, Effect, Schema } from "effect"
+ * import { BatchJob, CqlType, Query } from "effect-cassandra"
+ *
+ * const importPrices = BatchJob.schema({
+ *   Request: Schema.Struct({ sku: CqlType.Text, price: CqlType.Decimal }),
+ *   execute: (row) => Query.cql`INSERT INTO shop.prices (sku, price) VALUES (${row.sku}, ${row.price})`
+ * })
+ *
+ * const program = Effect.gen(function* () {
+ *   const report = yield* importPrices.run([{ sku: "A-1", price: BigDecimal.fromStringUnsafe("9.99") }])
+ *   for (const failure of report.failures) yield* Effect.logWarning(failure.error.message)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const schema = <Req extends Schema.Top>(request: {
+  readonly Request: Req
+  readonly execute: (request: Req["Encoded"]) => Query.Statement<unknown>
+}): SchemaJob<Req["Type"], Req["EncodingServices"]> => {
+  const encode = encoder(request.Request)
+  const entryOf = (
+    input: Req["Type"],
+    index: number
+  ): Effect.Effect<Entry<unknown, Req["Type"], SchemaJobError>, never, Req["EncodingServices"]> =>
+    Effect.match(encode(input), {
+      onSuccess: (encoded): Entry<unknown, Req["Type"], SchemaJobError> => {
+        try {
+          return { index, input, statement: request.execute(encoded), error: undefined }
+        } catch (thrown) {
+          return { index, input, statement: undefined, error: callbackThrew("execute function", thrown, index) }
+        }
+      },
+      onFailure: (error) => ({ index, input, statement: undefined, error })
+    })
+  type Job = SchemaJob<Req["Type"], Req["EncodingServices"]>
+  // One implementation serves both overloads: what it keeps follows `options.summary`, as the overloads say.
+  return {
+    run: ((inputs, options = {}) => runWith(inputs, entryOf, options)) as Job["run"],
+    start: ((inputs, options = {}) => startWith(inputs, entryOf, options)) as Job["start"],
+    stream: (inputs, options = {}) => streamWith(inputs, entryOf, options)
+  }
+}
+
+/**
+ * The inputs of a job that did not succeed, in input order: those that failed and, after an interruption, those
+ * never started. It is the input of the job that resumes it. Give it the summary or report the job returned (or a
+ * copy made by spreading it); for any other object it can only list the failures it holds.
  *
  * @since 0.1.0
  * @category execution
  */
-export const unfinished = <A>(report: Report<A>): ReadonlyArray<Query.Statement<A>> =>
-  report.failures.map((failure) => failure.statement)
+export const unfinished = <A, I, E>(summary: Summary<A, I, E>): ReadonlyArray<I> => {
+  const resumeState = (summary as { readonly [ResumeFrom]?: ResumeState<I> })[ResumeFrom]
+  if (resumeState === undefined) return summary.failures.map((failure) => failure.input)
+  return resumeState.inputs.filter((_, index) => resumeState.succeeded[index] === 0)
+}
 
 /**
  * Whether an outcome is a failure.
@@ -369,4 +858,4 @@ export const unfinished = <A>(report: Report<A>): ReadonlyArray<Query.Statement<
  * @since 0.1.0
  * @category predicates
  */
-export const isFailure = <A>(outcome: Outcome<A>): outcome is Failure<A> => outcome._tag === "Failure"
+export const isFailure = <A, I, E>(outcome: Outcome<A, I, E>): outcome is Failure<A, I, E> => outcome._tag === "Failure"

@@ -10,7 +10,9 @@
  * ReadTimeout, WriteTimeout, Overloaded, Bootstrapping and Truncate. Every other reason would fail the same way again.
  *
  * Messages never carry bound values or credentials: server texts that can echo a bound value are redacted, the
- * driver's encoding errors are cut before the value, and the username of a refused login is left out. The JSON
+ * driver's encoding errors are cut before the value, and the username of a refused login is left out. What is not a
+ * value stays: sizes and limits ("length 20971576 exceeds maximum allowed length 16777216"), counts (70,000 bound
+ * values where the protocol allows 65,535), the position and type the driver names, and the range a value must fit. The JSON
  * form and the schema-encoded form leave the raw driver error out. The raw driver error itself stays in the
  * non-enumerable `driverError` for debugging, deliberately not in `cause`: its text can hold bound values, and
  * loggers print an error's `cause` chain and enumerable properties.
@@ -32,10 +34,12 @@ import {
   isResetOnRead,
   numberField,
   redactEchoedValues,
+  redactHead,
   stringField,
   stringListField,
   tlsDetail,
-  tlsProblemOf
+  tlsProblemOf,
+  transientConnectionText
 } from "./internal/errorClassification.ts"
 
 const TypeId = "~effect-cassandra/CassandraError"
@@ -116,7 +120,9 @@ export class NoHostAvailable extends Schema.TaggedError<NoHostAvailable>(
 }
 
 /**
- * The connection to a host failed or closed (refused, reset, TLS handshake, connect timeout). Retryable.
+ * The connection to a host failed or closed (refused, reset, connect timeout), or the host had no open connection
+ * while its pool was reconnecting ("No connection available", "Connection closed", "Host considered as DOWN").
+ * `detail` is the driver's or Node's text, which names hosts, never values. Retryable.
  *
  * @since 0.1.0
  * @category errors
@@ -895,8 +901,9 @@ export class SessionClosed extends Schema.TaggedError<SessionClosed>("effect-cas
 }
 
 /**
- * Anything else: a server code without its own reason (UNPREPARED surfaces only when re-preparing failed), a driver
- * bug, or a value thrown from outside the driver. `detail` is the driver's text for its own errors and absent for
+ * Anything else: a server code without its own reason (a session reports a failed re-preparation by the node's
+ * answer to preparing again, such as `Invalid` for a dropped table, so UNPREPARED shows here only when that answer
+ * could not be had), a driver bug, or a value thrown from outside the driver. `detail` is the driver's text for its own errors and absent for
  * other errors, whose text may echo a bound value. Not retryable.
  *
  * @since 0.1.0
@@ -1062,7 +1069,7 @@ const hostUnusableTags: ReadonlySet<Reason["_tag"]> = new Set(["Connection", "Bu
 const codes = Cassandra.types.responseErrorCodes
 
 const classifyResponse = (error: Cassandra.errors.ResponseError, at: { coordinator?: string }): Reason => {
-  const redacted = { ...at, serverMessage: redactEchoedValues(error.message) }
+  const redacted = { ...at, serverMessage: redactHead(error.message, redactEchoedValues) }
   switch (error.code) {
     case codes.unavailableException:
       return new Unavailable({
@@ -1130,7 +1137,7 @@ const classifyAuthentication = (error: Cassandra.errors.AuthenticationError, at:
   const answer: unknown = Predicate.hasProperty(error, "additionalInfo") ? error.additionalInfo : undefined
   return answer instanceof Cassandra.errors.ResponseError && answer.code === codes.badCredentials
     ? new Authentication({ ...at, refusedByServer: true })
-    : new Authentication({ ...at, refusedByServer: false, detail: redactEchoedValues(error.message) })
+    : new Authentication({ ...at, refusedByServer: false, detail: redactHead(error.message, redactEchoedValues) })
 }
 
 const classifyNoHostAvailable = (error: Cassandra.errors.NoHostAvailableError, plaintext: boolean): Reason => {
@@ -1192,6 +1199,8 @@ function classify(error: unknown, plaintext: boolean, knownCoordinator?: string)
       code: isNetworkError(error) ? error.code : undefined
     })
   }
+  const transient = transientConnectionText(error)
+  if (transient !== undefined) return new Connection({ ...at, detail: transient })
   if (error instanceof Cassandra.errors.DriverError) {
     return new Unknown({ ...at, errorName: error.name, detail: error.message })
   }
@@ -1212,13 +1221,20 @@ const make = (reason: Reason, driverError: unknown, context: ErrorContext) => {
  * @since 0.1.0
  * @category constructors
  */
-export const fromDriverError = (error: unknown, context: ErrorContext = {}): CassandraError =>
-  isCassandraError(error)
-    ? error
-    : make(classify(error, context.plaintext === true), error, {
-        operation: context.operation,
-        statement: context.statement ?? stringField(error, "query")
-      })
+export const fromDriverError = (error: unknown, context: ErrorContext = {}): CassandraError => {
+  try {
+    return isCassandraError(error)
+      ? error
+      : make(classify(error, context.plaintext === true), error, {
+          operation: context.operation,
+          statement: context.statement ?? stringField(error, "query")
+        })
+  } catch {
+    // A thrown value whose fields throw when read (a getter, a proxy): classifying it must not throw in its turn,
+    // least of all inside a driver callback.
+    return make(new Unknown({ errorName: "value that could not be read" }), error, context)
+  }
+}
 
 /**
  * The error of a request refused because the session is closed or closing.

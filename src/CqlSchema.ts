@@ -9,12 +9,14 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
 import type * as CassandraError from "./CassandraError.ts"
+import { useSession } from "./internal/boundSession.ts"
 import { type DecodeRecorder, decodeRecorderOf } from "./internal/metricsRecorder.ts"
 import type { Conditional, Row, Statement } from "./Query.ts"
-import { CassandraSession } from "./Session.ts"
+import type { CassandraSession } from "./Session.ts"
 
 /**
  * A request that its Schema could not encode, or a row that its Schema could not decode. It names the statement,
@@ -69,12 +71,63 @@ const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1({
         return SchemaIssue.defaultLeafHook(issue)
     }
   },
-  checkHook: (issue) => SchemaIssue.defaultCheckHook(issue) ?? `Expected ${issue.filter.toString()}`
+  checkHook: (issue) => SchemaIssue.defaultCheckHook(issue) ?? `Expected ${expectedOf(issue)}`
 })
+
+/** What a failed check expected, from its own annotations: a filter's `toString` is not a description. */
+function expectedOf(issue: SchemaIssue.Filter): string {
+  const expected =
+    issue.filter.annotations?.expected ??
+    (issue.issue._tag === "InvalidValue" ? issue.issue.annotations?.expected : undefined)
+  return typeof expected === "string" ? expected : "a value that passes its check"
+}
+
+/** Stands for a key the caller chose (a `Record`'s): it is data, so it is never shown. */
+const callerKey = "<key>"
+
+/**
+ * The path to the first issue, as the formatter orders them, with every key that is not a field declared by the
+ * schema (the keys of a `Record`, an unexpected key) replaced by `<key>`; positions in arrays and collections are kept.
+ */
+const pathOf = (issue: SchemaIssue.Issue): Array<string> => {
+  const path: Array<string> = []
+  let schemaAst: SchemaAST.AST | undefined
+  let current: SchemaIssue.Issue | undefined = issue
+  while (current !== undefined) {
+    switch (current._tag) {
+      case "Composite":
+      case "AnyOf":
+        schemaAst = current.ast
+        current = current.issues[0]
+        break
+      case "Encoding":
+        schemaAst = current.ast
+        current = current.issue
+        break
+      case "Filter":
+        current = current.issue
+        break
+      case "Pointer":
+        for (const key of current.path) path.push(keyText(schemaAst, key))
+        current = current.issue
+        break
+      default:
+        current = undefined
+    }
+  }
+  return path
+}
+
+const keyText = (schemaAst: SchemaAST.AST | undefined, key: PropertyKey): string => {
+  if (typeof key === "number") return String(key)
+  const declared =
+    schemaAst?._tag !== "Objects" || schemaAst.propertySignatures.some((signature) => signature.name === key)
+  return declared ? String(key) : callerKey
+}
 
 const describe = (issue: SchemaIssue.Issue) => {
   const first = formatIssue(issue).issues[0]
-  const path = first?.path?.map((key) => String(typeof key === "object" ? key.key : key)) ?? []
+  const path = pathOf(issue)
   return { column: path.length > 0 ? path.join(".") : undefined, detail: first?.message ?? "invalid value" }
 }
 
@@ -94,35 +147,79 @@ const schemaError = (
 }
 
 /**
+ * A request whose encoding threw inside the Schema (a getter, a Proxy trap or an iterator of the caller's, or a
+ * transformation), which the Schema reports as a defect. What it threw is left out: its message may quote the value.
+ */
+const unreadableRequest = () =>
+  new CqlSchemaError({
+    direction: "Request",
+    detail:
+      "a value that can be read: encoding the request threw (in a getter, a Proxy trap, an iterator or a transformation)"
+  })
+
+/**
  * The options of every schema-checked query: a request Schema, a result Schema, and the statement built from the
- * encoded request.
+ * encoded request. Without `Request`, the request type is `void`: the query's function is called with no argument.
+ *
+ * `R` is what the statement requires: the `CassandraSession` for the global `cql` template, nothing for a session's
+ * `template`; the query requires it, plus the Schemas' services.
  *
  * @since 0.1.0
  * @category models
  */
-export interface QueryOptions<Req extends Schema.Top, Res extends Schema.Top> {
-  readonly Request: Req
+export interface QueryOptions<Req extends Schema.Top, Res extends Schema.Top, R = CassandraSession> {
+  readonly Request?: Req
   readonly Result: Res
-  readonly execute: (request: Req["Encoded"]) => Statement<unknown>
+  readonly execute: (request: Req["Encoded"]) => Statement<unknown, R>
 }
 
-const encoder = <Req extends Schema.Top>(Request: Req) => {
+const noRequest = Effect.succeed(undefined)
+
+/**
+ * Encodes requests with their Schema as every schema-checked query does (without a Schema, the request is
+ * `undefined`): a value the Schema refuses fails with a `CqlSchemaError` that names the field and never holds the
+ * value. `BatchJob.schema` encodes its inputs with it.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encoder = <Req extends Schema.Top>(Request: Req | undefined) => {
+  if (Request === undefined) return (_request: Req["Type"]) => noRequest
   const encode = Schema.encodeEffect(Request)
   return (request: Req["Type"]) =>
-    Effect.mapError(encode(request), (error) => schemaError("Request", error, {})) as Effect.Effect<
-      Req["Encoded"],
-      CqlSchemaError,
-      Req["EncodingServices"]
-    >
+    encode(request).pipe(
+      Effect.mapError((error) => schemaError("Request", error, {})),
+      Effect.catchDefect(() => Effect.fail(unreadableRequest()))
+    ) as Effect.Effect<Req["Encoded"], CqlSchemaError, Req["EncodingServices"]>
 }
 
-// The session's decode recorder is looked up once per query, and rows are counted only when metrics are recorded.
-const withDecodeRecorder = <A, E, R>(f: (recorder: DecodeRecorder | undefined) => Effect.Effect<A, E, R>) =>
-  CassandraSession.use((session) => f(decodeRecorderOf(session.client)))
+/**
+ * Encodes the request, builds the statement and runs `f` with it and the session's decode recorder (looked up once
+ * per query; rows are counted only when metrics are recorded).
+ */
+const withStatement = <Req extends Schema.Top, R>(options: {
+  readonly Request?: Req
+  readonly execute: (request: Req["Encoded"]) => Statement<unknown, R>
+}) => {
+  const encode = encoder(options.Request)
+  return <A, E, R2>(
+    request: Req["Type"],
+    f: (statement: Statement<unknown, R>, recorder: DecodeRecorder | undefined) => Effect.Effect<A, E, R2>
+  ): Effect.Effect<A, E | CqlSchemaError, R | R2 | Req["EncodingServices"]> =>
+    Effect.flatMap(encode(request), (encoded) => {
+      const statement = options.execute(encoded)
+      return useSession<A, E, R2, R>(statement, (session) => f(statement, decodeRecorderOf(session.client)))
+    })
+}
 
 const decoder = <Res extends Schema.Top>(Result: Res) => {
   const decode = Schema.decodeUnknownEffect(Result)
-  return (row: unknown, rowIndex: number, statement: Statement<unknown>, recorder: DecodeRecorder | undefined) => {
+  return (
+    row: unknown,
+    rowIndex: number,
+    statement: Statement<unknown, unknown>,
+    recorder: DecodeRecorder | undefined
+  ) => {
     const decoded = Effect.mapError(decode(row), (error) =>
       schemaError("Result", error, { statement: statement.text, rowIndex })
     ) as Effect.Effect<Res["Type"], CqlSchemaError, Res["DecodingServices"]>
@@ -134,18 +231,40 @@ const decoder = <Res extends Schema.Top>(Result: Res) => {
   }
 }
 
-const decodeRows = <Res extends Schema.Top>(Result: Res) => {
+/** Decodes every row of every page, fetching the next page once the previous one is decoded. */
+const decodeAllPages = <Res extends Schema.Top>(Result: Res) => {
   const decode = decoder(Result)
-  return (statement: Statement<unknown>) =>
-    withDecodeRecorder((recorder) =>
-      Effect.flatMap(statement, (rows) => Effect.forEach(rows, (row, index) => decode(row, index, statement, recorder)))
-    )
+  return <R>(statement: Statement<unknown, R>, recorder: DecodeRecorder | undefined) => {
+    const from = (
+      pageState: string | undefined,
+      decoded: Array<Res["Type"]>
+    ): Effect.Effect<Array<Res["Type"]>, Failure, R | Res["DecodingServices"]> =>
+      Effect.flatMap(statement.page(pageState), (page) => {
+        const offset = decoded.length
+        return Effect.flatMap(
+          Effect.forEach(page.rows, (row, index) => decode(row, offset + index, statement, recorder)),
+          (rows) => {
+            for (const row of rows) decoded.push(row)
+            return Option.isSome(page.pageState) ? from(page.pageState.value, decoded) : Effect.succeed(decoded)
+          }
+        )
+      })
+    return from(undefined, [])
+  }
 }
+
+/** The error of a query that needed a row and got none: it names the statement's text, never its values. */
+const noRow = (statement: Statement<unknown, unknown>) =>
+  new Cause.NoSuchElementError(`The query returned no row: ${statement.text}`)
 
 type Failure = CassandraError.CassandraError | CqlSchemaError
 
+type Services<Req extends Schema.Top, Res extends Schema.Top, R> = R | Req["EncodingServices"] | Res["DecodingServices"]
+
 /**
- * Runs a query and decodes every row of its first page.
+ * Runs a query and decodes every row, fetching every page (the statement's `pageSize`, 5,000 rows by default, sets
+ * how many rows each request brings). The whole result is held in memory: for large results use `stream`, which
+ * pulls one page at a time, or the statement's `page` to resume from a page state.
  *
  * @example
  * ```ts
@@ -157,98 +276,136 @@ type Failure = CassandraError.CassandraError | CqlSchemaError
  *   Result: Schema.Struct({ id: CqlType.Uuid, name: CqlType.Text }),
  *   execute: (country) => Query.cql`SELECT id, name FROM users_by_country WHERE country = ${country}`
  * })
+ *
+ * const everyCountry = CqlSchema.findAll({
+ *   Result: Schema.Struct({ country: CqlType.Text }),
+ *   execute: () => Query.cql`SELECT DISTINCT country FROM users_by_country`
+ * })
  * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const findAll = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const encode = encoder(options.Request)
-  const decode = decodeRows(options.Result)
-  return (
-    request: Req["Type"]
-  ): Effect.Effect<Array<Res["Type"]>, Failure, CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]> =>
-    Effect.flatMap(encode(request), (encoded) => decode(options.execute(encoded)))
+export const findAll = <
+  Req extends Schema.Top = Schema.Void,
+  Res extends Schema.Top = Schema.Top,
+  R = CassandraSession
+>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
+  const decodeAll = decodeAllPages(options.Result)
+  return (request: Req["Type"]): Effect.Effect<Array<Res["Type"]>, Failure, Services<Req, Res, R>> =>
+    run(request, decodeAll)
 }
 
 /**
- * Runs a query and decodes its rows, failing with `NoSuchElementError` when there is none.
+ * Runs a query and decodes every row, fetching every page as `findAll` does, failing with `NoSuchElementError`
+ * (naming the statement) when there is none.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const findNonEmpty = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const find = findAll(options)
+export const findNonEmpty = <
+  Req extends Schema.Top = Schema.Void,
+  Res extends Schema.Top = Schema.Top,
+  R = CassandraSession
+>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
+  const decodeAll = decodeAllPages(options.Result)
   return (
     request: Req["Type"]
-  ): Effect.Effect<
-    Arr.NonEmptyArray<Res["Type"]>,
-    Failure | Cause.NoSuchElementError,
-    CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]
-  > =>
-    Effect.flatMap(find(request), (rows) =>
-      Arr.isArrayNonEmpty(rows) ? Effect.succeed(rows) : Effect.fail(new Cause.NoSuchElementError())
-    )
-}
-
-/**
- * Runs a query and decodes its first row, failing with `NoSuchElementError` when there is none.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const findOne = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const find = findOneOption(options)
-  return (
-    request: Req["Type"]
-  ): Effect.Effect<
-    Res["Type"],
-    Failure | Cause.NoSuchElementError,
-    CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]
-  > =>
-    Effect.flatMap(find(request), (row) =>
-      Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(new Cause.NoSuchElementError())
-    )
-}
-
-/**
- * Runs a query and decodes its first row, if any.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const findOneOption = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const encode = encoder(options.Request)
-  const decode = decoder(options.Result)
-  return (
-    request: Req["Type"]
-  ): Effect.Effect<
-    Option.Option<Res["Type"]>,
-    Failure,
-    CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]
-  > =>
-    Effect.flatMap(encode(request), (encoded) => {
-      const statement = options.execute(encoded)
-      return withDecodeRecorder((recorder) =>
-        Effect.flatMap(statement, (rows) =>
-          rows.length === 0 ? Effect.succeedNone : Effect.asSome(decode(rows[0], 0, statement, recorder))
-        )
+  ): Effect.Effect<Arr.NonEmptyArray<Res["Type"]>, Failure | Cause.NoSuchElementError, Services<Req, Res, R>> =>
+    run(request, (statement, recorder) =>
+      Effect.flatMap(decodeAll(statement, recorder), (rows) =>
+        Arr.isArrayNonEmpty(rows) ? Effect.succeed(rows) : Effect.fail(noRow(statement))
       )
-    })
+    )
 }
 
-const void_ = <Req extends Schema.Top>(options: {
-  readonly Request: Req
-  readonly execute: (request: Req["Encoded"]) => Statement<unknown>
+/**
+ * Decodes the first row, reading pages until one holds a row: Cassandra may answer a page with no row and a page
+ * state (a filtering query whose first rows do not match, a partition of tombstones), and only the last page says
+ * there is none.
+ */
+const firstRow = <Res extends Schema.Top>(Result: Res) => {
+  const decode = decoder(Result)
+  return <R>(statement: Statement<unknown, R>, recorder: DecodeRecorder | undefined) => {
+    const from = (
+      pageState: string | undefined
+    ): Effect.Effect<Option.Option<Res["Type"]>, Failure, R | Res["DecodingServices"]> =>
+      Effect.flatMap(statement.page(pageState), (page) =>
+        page.rows.length > 0
+          ? Effect.asSome(decode(page.rows[0], 0, statement, recorder))
+          : Option.isSome(page.pageState)
+            ? from(page.pageState.value)
+            : Effect.succeedNone
+      )
+    return from(undefined)
+  }
+}
+
+/**
+ * Runs a query and decodes its first row, failing with `NoSuchElementError` (naming the statement) when there is
+ * none. Pages are read until one holds a row, so a first page left empty by filtering does not count as no row; a
+ * `LIMIT 1` in the statement keeps the server from reading further than needed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const findOne = <
+  Req extends Schema.Top = Schema.Void,
+  Res extends Schema.Top = Schema.Top,
+  R = CassandraSession
+>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
+  const first = firstRow(options.Result)
+  return (
+    request: Req["Type"]
+  ): Effect.Effect<Res["Type"], Failure | Cause.NoSuchElementError, Services<Req, Res, R>> =>
+    run(request, (statement, recorder) =>
+      Effect.flatMap(first(statement, recorder), (row) =>
+        Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(noRow(statement))
+      )
+    )
+}
+
+/**
+ * Runs a query and decodes its first row, if any, reading pages until one holds a row as `findOne` does.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const findOneOption = <
+  Req extends Schema.Top = Schema.Void,
+  Res extends Schema.Top = Schema.Top,
+  R = CassandraSession
+>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
+  const first = firstRow(options.Result)
+  return (request: Req["Type"]): Effect.Effect<Option.Option<Res["Type"]>, Failure, Services<Req, Res, R>> =>
+    run(request, first)
+}
+
+const void_ = <Req extends Schema.Top = Schema.Void, R = CassandraSession>(options: {
+  readonly Request?: Req
+  readonly execute: (request: Req["Encoded"]) => Statement<unknown, R>
 }) => {
   const encode = encoder(options.Request)
-  return (request: Req["Type"]): Effect.Effect<void, Failure, CassandraSession | Req["EncodingServices"]> =>
+  return (request: Req["Type"]): Effect.Effect<void, Failure, R | Req["EncodingServices"]> =>
     Effect.flatMap(encode(request), (encoded) => Effect.asVoid(options.execute(encoded)))
 }
 
 export {
   /**
-   * Runs a statement for its effect, after encoding the request.
+   * Runs a statement for its effect, after encoding the request (with no `Request`, the function takes no
+   * parameters).
    *
    * @since 0.1.0
    * @category constructors
@@ -257,28 +414,39 @@ export {
 }
 
 /**
- * Streams every row of a query, decoded, pulling one page at a time as the stream is consumed.
+ * Streams every row of a query, decoded, pulling one page at a time as the stream is consumed: memory stays at about
+ * one page whatever the result size.
+ *
+ * @example
+ * ```ts
+ * import { Schema, Stream } from "effect"
+ * import { CqlSchema, CqlType, Query } from "effect-cassandra"
+ *
+ * const everyEvent = CqlSchema.stream({
+ *   Result: Schema.Struct({ id: CqlType.TimeUuid, kind: CqlType.Text }),
+ *   execute: () => Query.cql`SELECT id, kind FROM events`.withOptions({ pageSize: 1000 })
+ * })
+ *
+ * const kinds = Stream.runCount(everyEvent())
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const stream = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const encode = encoder(options.Request)
+export const stream = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = CassandraSession>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
   const decode = decoder(options.Result)
-  return (
-    request: Req["Type"]
-  ): Stream.Stream<Res["Type"], Failure, CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]> =>
+  return (request: Req["Type"]): Stream.Stream<Res["Type"], Failure, Services<Req, Res, R>> =>
     Stream.unwrap(
-      Effect.flatMap(encode(request), (encoded) =>
-        withDecodeRecorder((recorder) => {
-          const statement = options.execute(encoded)
-          return Effect.succeed(
-            statement.stream.pipe(
-              Stream.zipWithIndex,
-              Stream.mapEffect(([row, index]) => decode(row, index, statement, recorder))
-            )
+      run(request, (statement, recorder) =>
+        Effect.succeed(
+          statement.stream.pipe(
+            Stream.zipWithIndex,
+            Stream.mapEffect(([row, index]) => decode(row, index, statement, recorder))
           )
-        })
+        )
       )
     )
 }
@@ -289,27 +457,24 @@ export const stream = <Req extends Schema.Top, Res extends Schema.Top>(options: 
  * @since 0.1.0
  * @category constructors
  */
-export const conditional = <Req extends Schema.Top, Res extends Schema.Top>(options: QueryOptions<Req, Res>) => {
-  const encode = encoder(options.Request)
+export const conditional = <
+  Req extends Schema.Top = Schema.Void,
+  Res extends Schema.Top = Schema.Top,
+  R = CassandraSession
+>(
+  options: QueryOptions<Req, Res, R>
+) => {
+  const run = withStatement(options)
   const decode = decoder(options.Result)
-  return (
-    request: Req["Type"]
-  ): Effect.Effect<
-    Conditional<Res["Type"]>,
-    Failure,
-    CassandraSession | Req["EncodingServices"] | Res["DecodingServices"]
-  > =>
-    Effect.flatMap(encode(request), (encoded) => {
-      const statement = options.execute(encoded)
-      return withDecodeRecorder((recorder) =>
-        Effect.flatMap(statement.conditional, (outcome) =>
-          outcome._tag === "Applied"
-            ? Effect.succeed<Conditional<Res["Type"]>>(outcome)
-            : Effect.map(
-                Effect.forEach(outcome.current, (row: Row, index) => decode(row, index, statement, recorder)),
-                (current): Conditional<Res["Type"]> => ({ _tag: "NotApplied", current })
-              )
-        )
+  return (request: Req["Type"]): Effect.Effect<Conditional<Res["Type"]>, Failure, Services<Req, Res, R>> =>
+    run(request, (statement, recorder) =>
+      Effect.flatMap(statement.conditional, (outcome) =>
+        outcome._tag === "Applied"
+          ? Effect.succeed<Conditional<Res["Type"]>>(outcome)
+          : Effect.map(
+              Effect.forEach(outcome.current, (row: Row, index) => decode(row, index, statement, recorder)),
+              (current): Conditional<Res["Type"]> => ({ _tag: "NotApplied", current })
+            )
       )
-    })
+    )
 }

@@ -33,6 +33,9 @@
  * column, so that reads back as `null` too and cannot be an element or map value of another collection; only an empty
  * frozen `map` is kept. Declare collection columns as `NullOr(List(…))` and read `null` as empty.
  *
+ * Order: sets and map keys are encoded and decoded in Cassandra's order for their type, at every nesting level, so
+ * equal values have equal bytes even inside frozen UDTs and tuples (see {@link Set}).
+ *
  * Each schema also carries its CQL type text (see {@link cqlTypeOf}), which is enough to write a `CREATE TABLE`.
  *
  * @since 0.1.0
@@ -40,10 +43,15 @@
 import { Buffer } from "node:buffer"
 import * as Cassandra from "cassandra-driver"
 import * as BigDecimal from "effect/BigDecimal"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type * as Order from "effect/Order"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { toBuffer } from "./internal/bytes.ts"
+import * as CqlOrder from "./internal/cqlOrder.ts"
 import {
   formatEpochDay,
   formatInetAddress,
@@ -52,26 +60,48 @@ import {
   parseEpochDay,
   parseInetAddress
 } from "./internal/cqlTypeText.ts"
+import * as timeUuid from "./internal/timeUuid.ts"
 
 const cqlTypeKey = "effect-cassandra/cqlType"
+/** The order Cassandra keeps the schema's values in as set elements and map keys, on the Type side. */
+const cqlOrderKey = "effect-cassandra/cqlOrder"
 
 const withCqlType =
-  (cqlType: string | undefined) =>
+  (cqlType: string | undefined, order?: Order.Order<any>) =>
   <S extends Schema.Top>(schema: S): S["Rebuild"] =>
-    schema.annotate({ [cqlTypeKey]: cqlType })
+    // Without an order of its own (Frozen), a schema keeps the one it has.
+    schema.annotate(order === undefined ? { [cqlTypeKey]: cqlType } : { [cqlTypeKey]: cqlType, [cqlOrderKey]: order })
 
-const cqlTypeOfAst = (ast: SchemaAST.AST): string | undefined => {
+const annotationOf = <A>(ast: SchemaAST.AST, key: string, isA: (value: unknown) => value is A): A | undefined => {
   // A check added after ours carries its own annotations, so look through every check, latest first.
-  const cqlType = [...(ast.checks ?? []).map((check) => check.annotations), ast.annotations].findLast(
-    (annotations) => typeof annotations?.[cqlTypeKey] === "string"
-  )?.[cqlTypeKey]
-  if (typeof cqlType === "string") {
-    return cqlType
+  const value = [...(ast.checks ?? []).map((check) => check.annotations), ast.annotations].findLast((annotations) =>
+    isA(annotations?.[key])
+  )?.[key]
+  if (isA(value)) {
+    return value
   }
   const present = SchemaAST.isUnion(ast)
     ? ast.types.filter((member) => !SchemaAST.isNull(member) && !SchemaAST.isUndefined(member))
     : []
-  return present.length === 1 && present[0] !== undefined ? cqlTypeOfAst(present[0]) : undefined
+  return present.length === 1 && present[0] !== undefined ? annotationOf(present[0], key, isA) : undefined
+}
+
+const isString = (value: unknown): value is string => typeof value === "string"
+const isOrder = (value: unknown): value is Order.Order<any> => typeof value === "function"
+
+const cqlTypeOfAst = (ast: SchemaAST.AST): string | undefined => annotationOf(ast, cqlTypeKey, isString)
+
+/** Cassandra's order of a schema's values; undefined for schemas built elsewhere and for `duration`. */
+const cqlOrderOf = (schema: { readonly ast: SchemaAST.AST }): Order.Order<any> | undefined =>
+  annotationOf(schema.ast, cqlOrderKey, isOrder)
+
+/** The order of values made of the given schemas' values, when each of them has one. */
+const composedOrder = <A>(
+  parts: ReadonlyArray<{ readonly ast: SchemaAST.AST }>,
+  compose: (orders: ReadonlyArray<Order.Order<any>>) => Order.Order<A>
+): Order.Order<A> | undefined => {
+  const orders = parts.map(cqlOrderOf)
+  return orders.every((order) => order !== undefined) ? compose(orders) : undefined
 }
 
 /**
@@ -93,6 +123,12 @@ const parameterisedCqlType = (name: string, parameters: ReadonlyArray<Schema.Top
     : undefined
 }
 
+/**
+ * The annotations of a check: what it expects, and a message stating that rule. The message keeps the input out of
+ * every formatted error (the default formatters append it to `expected` alone).
+ */
+const rule = (expected: string) => ({ expected, message: `Expected ${expected}` })
+
 const driverInstance = <C extends abstract new (...args: any) => any>(driverClass: C, name: string) =>
   Schema.instanceOf(driverClass, { expected: `a cassandra-driver ${name}` })
 
@@ -103,8 +139,9 @@ const driverInstance = <C extends abstract new (...args: any) => any>(driverClas
  * @category schemas
  */
 export const Ascii = Schema.String.check(
-  Schema.isPattern(/^\p{ASCII}*$/u, { expected: "an ASCII string (CQL ascii)" })
-).pipe(withCqlType("ascii"))
+  // Searching for one non-ASCII unit, not matching the whole string: `^\p{ASCII}*$` overflows the stack on megabytes.
+  Schema.makeFilter((text: string) => !/[\u0080-\uffff]/.test(text), rule("an ASCII string (CQL ascii)"))
+).pipe(withCqlType("ascii", CqlOrder.text))
 
 /**
  * CQL `text`: a string of well-formed Unicode.
@@ -116,10 +153,8 @@ export const Ascii = Schema.String.check(
  * @category schemas
  */
 export const Text = Schema.String.check(
-  Schema.makeFilter((text: string) => !/\p{Surrogate}/u.test(text), {
-    expected: "a string without lone surrogates (CQL text)"
-  })
-).pipe(withCqlType("text"))
+  Schema.makeFilter((text: string) => !/\p{Surrogate}/u.test(text), rule("a string without lone surrogates (CQL text)"))
+).pipe(withCqlType("text", CqlOrder.text))
 
 /**
  * CQL `varchar`: an alias of `text` in CQL, and the same schema as {@link Text}.
@@ -135,12 +170,12 @@ export const Varchar = Text
  * @since 0.1.0
  * @category schemas
  */
-const cqlBoolean = Schema.Boolean.pipe(withCqlType("boolean"))
+const cqlBoolean = Schema.Boolean.pipe(withCqlType("boolean", CqlOrder.number))
 
 const integerBetween = (cqlType: string, minimum: number, maximum: number) =>
   Schema.Int.check(
-    Schema.isBetween({ minimum, maximum }, { expected: `an integer from ${minimum} to ${maximum} (CQL ${cqlType})` })
-  ).pipe(withCqlType(cqlType))
+    Schema.isBetween({ minimum, maximum }, rule(`an integer between ${minimum} and ${maximum} (CQL ${cqlType})`))
+  ).pipe(withCqlType(cqlType, CqlOrder.number))
 
 /**
  * CQL `tinyint`: an 8-bit signed integer, from -128 to 127.
@@ -170,9 +205,9 @@ const int64Between = (cqlType: string) =>
   Schema.BigInt.check(
     Schema.isBetweenBigInt(
       { minimum: -(2n ** 63n), maximum: 2n ** 63n - 1n },
-      { expected: `a bigint from -2^63 to 2^63-1 (CQL ${cqlType})` }
+      rule(`a bigint between -2^63 and 2^63-1 (CQL ${cqlType})`)
     )
-  ).pipe(withCqlType(cqlType))
+  ).pipe(withCqlType(cqlType, CqlOrder.bigint))
 
 /**
  * CQL `bigint`: a 64-bit signed integer, as a `bigint` from -2^63 to 2^63-1.
@@ -198,7 +233,7 @@ export const Counter = int64Between("counter")
  * @since 0.1.0
  * @category schemas
  */
-export const Varint = Schema.BigInt.pipe(withCqlType("varint"))
+export const Varint = Schema.BigInt.pipe(withCqlType("varint", CqlOrder.bigint))
 
 /**
  * CQL `float`: a 32-bit IEEE 754 number.
@@ -211,10 +246,11 @@ export const Varint = Schema.BigInt.pipe(withCqlType("varint"))
  * @category schemas
  */
 export const Float = Schema.Number.check(
-  Schema.makeFilter((value: number) => !Number.isFinite(value) || Number.isFinite(Math.fround(value)), {
-    expected: "a number within the 32-bit float range (CQL float)"
-  })
-).pipe(withCqlType("float"))
+  Schema.makeFilter(
+    (value: number) => !Number.isFinite(value) || Number.isFinite(Math.fround(value)),
+    rule("a number within the 32-bit float range (CQL float)")
+  )
+).pipe(withCqlType("float", CqlOrder.floatingPoint))
 
 /**
  * CQL `double`: a 64-bit IEEE 754 number, including `NaN`, the infinities and `-0`.
@@ -222,7 +258,7 @@ export const Float = Schema.Number.check(
  * @since 0.1.0
  * @category schemas
  */
-export const Double = Schema.Number.pipe(withCqlType("double"))
+export const Double = Schema.Number.pipe(withCqlType("double", CqlOrder.floatingPoint))
 
 /**
  * CQL `decimal`: an effect `BigDecimal`.
@@ -240,7 +276,7 @@ export const Decimal = driverInstance(Cassandra.types.BigDecimal, "BigDecimal").
       Schema.makeFilter(
         (decimal: BigDecimal.BigDecimal) =>
           Number.isInteger(decimal.scale) && decimal.scale >= -(2 ** 31) && decimal.scale < 2 ** 31,
-        { expected: "a BigDecimal with a 32-bit scale (CQL decimal)" }
+        rule("a BigDecimal with a 32-bit scale (CQL decimal)")
       )
     ),
     SchemaTransformation.transform({
@@ -259,7 +295,7 @@ export const Decimal = driverInstance(Cassandra.types.BigDecimal, "BigDecimal").
       }
     })
   ),
-  withCqlType("decimal")
+  withCqlType("decimal", CqlOrder.decimal)
 )
 
 const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -268,6 +304,7 @@ const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 const uuidSchema = <U extends Cassandra.types.Uuid>(
   driverClass: { new (...args: Array<any>): U; fromString(text: string): U; name: string },
   cqlType: string,
+  order: Order.Order<string>,
   ...checks: readonly [SchemaAST.Check<string>, ...Array<SchemaAST.Check<string>>]
 ) =>
   driverInstance(driverClass, driverClass.name).pipe(
@@ -278,7 +315,7 @@ const uuidSchema = <U extends Cassandra.types.Uuid>(
         encode: (text: string) => driverClass.fromString(text)
       })
     ),
-    withCqlType(cqlType)
+    withCqlType(cqlType, order)
   )
 
 /**
@@ -292,7 +329,8 @@ const uuidSchema = <U extends Cassandra.types.Uuid>(
 export const Uuid = uuidSchema(
   Cassandra.types.Uuid,
   "uuid",
-  Schema.isPattern(uuidText, { expected: "a UUID string (CQL uuid)" })
+  CqlOrder.uuid,
+  Schema.isPattern(uuidText, rule("a UUID string (CQL uuid)"))
 )
 
 /**
@@ -307,8 +345,101 @@ export const Uuid = uuidSchema(
 export const TimeUuid = uuidSchema(
   Cassandra.types.TimeUuid,
   "timeuuid",
-  Schema.isPattern(uuidText, { expected: "a UUID string (CQL timeuuid)" }),
-  Schema.makeFilter((text: string) => text[14] === "1", { expected: "a version 1 UUID (CQL timeuuid)" })
+  CqlOrder.timeUuid,
+  Schema.isPattern(uuidText, rule("a UUID string (CQL timeuuid)")),
+  Schema.makeFilter((text: string) => text[14] === "1", rule("a version 1 (time-based) UUID (CQL timeuuid)"))
+)
+
+/**
+ * Makes a new {@link TimeUuid} at the current time of Effect's `Clock`, so tests can set the time with `TestClock`.
+ *
+ * The UUIDs this process makes increase (as Cassandra orders timeuuids) even within one millisecond: each takes the
+ * next 100-nanosecond interval. The clock sequence and node id are random per process, not a MAC address.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CqlType, Query } from "effect-cassandra"
+ *
+ * const addEvent = (text: string) =>
+ *   Effect.flatMap(CqlType.makeTimeUuid, (id) => Query.cql`INSERT INTO events (id, text) VALUES (${id}, ${text})`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeTimeUuid: Effect.Effect<typeof TimeUuid.Type> = Clock.clockWith((clock) =>
+  Effect.suspend(() => {
+    const millis = clock.currentTimeMillisUnsafe()
+    // A Clock no timeuuid can hold is a broken environment: a UUID wrapped around to another century would be worse.
+    return timeUuid.isInRange(millis)
+      ? Effect.succeed(timeUuid.next(millis))
+      : Effect.die(new Cause.IllegalArgumentError(`Expected the Clock's time to be ${timeUuidRange}`))
+  })
+)
+
+const timeUuidRange = `from ${new Date(timeUuid.minMillis).toISOString()} to ${new Date(timeUuid.maxMillis).toISOString()} (CQL timeuuid)`
+
+/** A timeuuid made by `make` from a date's millisecond, or an `IllegalArgumentError` for a date no timeuuid holds. */
+const timeUuidAt =
+  (make: (millis: number) => string) =>
+  (date: Date): Effect.Effect<typeof TimeUuid.Type, Cause.IllegalArgumentError> =>
+    Effect.suspend(() => {
+      const millis = date.getTime()
+      return timeUuid.isInRange(millis)
+        ? Effect.succeed(make(millis))
+        : Effect.fail(new Cause.IllegalArgumentError(`Expected a valid Date ${timeUuidRange}`))
+    })
+
+/**
+ * Makes a {@link TimeUuid} at the given date, to store an event that happened then. Calls with the same date give
+ * different UUIDs (each with random clock sequence and node bits), in the order made for up to 10,000 calls. Fails with `IllegalArgumentError` for an invalid `Date` or one a
+ * timeuuid cannot hold (before 1582-10-15 or after 5236-03-31).
+ *
+ * It is not a bound for reading a range of timeuuids: other UUIDs of the same millisecond sort before and after it.
+ * Use {@link minTimeUuid} and {@link maxTimeUuid} for that.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeTimeUuidFromDate: (date: Date) => Effect.Effect<typeof TimeUuid.Type, Cause.IllegalArgumentError> =
+  timeUuidAt(timeUuid.at)
+
+/**
+ * The smallest {@link TimeUuid} of the given date's millisecond, as CQL's `minTimeuuid`: the inclusive lower bound
+ * of a range of timeuuids (`id >= minTimeUuid(from)`), before every timeuuid of that millisecond whoever made it.
+ * Never store it: it is not unique. Fails with `IllegalArgumentError` as {@link makeTimeUuidFromDate} does.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CqlType, Query } from "effect-cassandra"
+ *
+ * const eventsBetween = (from: Date, to: Date) =>
+ *   Effect.gen(function* () {
+ *     const low = yield* CqlType.minTimeUuid(from)
+ *     const high = yield* CqlType.maxTimeUuid(to)
+ *     return yield* Query.cql`SELECT * FROM events WHERE day = 1 AND id >= ${low} AND id <= ${high}`
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const minTimeUuid: (date: Date) => Effect.Effect<typeof TimeUuid.Type, Cause.IllegalArgumentError> = timeUuidAt(
+  timeUuid.min
+)
+
+/**
+ * The largest {@link TimeUuid} of the given date's millisecond, as CQL's `maxTimeuuid`: the inclusive upper bound of
+ * a range of timeuuids (`id <= maxTimeUuid(to)`), after every timeuuid of that millisecond. Never store it. Fails
+ * with `IllegalArgumentError` as {@link makeTimeUuidFromDate} does.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const maxTimeUuid: (date: Date) => Effect.Effect<typeof TimeUuid.Type, Cause.IllegalArgumentError> = timeUuidAt(
+  timeUuid.max
 )
 
 /**
@@ -317,7 +448,8 @@ export const TimeUuid = uuidSchema(
  * Any standard form is accepted (`192.0.2.1`, `2001:DB8:0:0:0:0:0:1`, `::ffff:192.0.2.1`); decoded values are in
  * canonical form: dotted decimal for IPv4, RFC 5952 for IPv6 (`2001:db8::1`), with IPv4-mapped addresses written
  * `::ffff:192.0.2.1` as Node's sockets report them. An address keeps its family: `::ffff:192.0.2.1` stays a 16-byte
- * IPv6 address. Zone ids (`fe80::1%eth0`) cannot be stored and are rejected.
+ * IPv6 address, except as the element of a set column or the key of a map column, which Cassandra stores as the
+ * IPv4 address (`192.0.2.1`). Zone ids (`fe80::1%eth0`) cannot be stored and are rejected.
  *
  * @since 0.1.0
  * @category schemas
@@ -325,9 +457,10 @@ export const TimeUuid = uuidSchema(
 export const Inet = driverInstance(Cassandra.types.InetAddress, "InetAddress").pipe(
   Schema.decodeTo(
     Schema.String.check(
-      Schema.makeFilter((text: string) => parseInetAddress(text) !== undefined, {
-        expected: "an IPv4 or IPv6 address (CQL inet)"
-      })
+      Schema.makeFilter(
+        (text: string) => parseInetAddress(text) !== undefined,
+        rule("an IPv4 or IPv6 address (CQL inet)")
+      )
     ),
     SchemaTransformation.transform({
       decode: (address) => formatInetAddress(address.getBuffer()),
@@ -335,7 +468,7 @@ export const Inet = driverInstance(Cassandra.types.InetAddress, "InetAddress").p
       encode: (text) => new Cassandra.types.InetAddress(Buffer.from(parseInetAddress(text)!))
     })
   ),
-  withCqlType("inet")
+  withCqlType("inet", CqlOrder.inet)
 )
 
 /** CQL stores a date as an unsigned 32-bit day number whose middle value, 2^31, is the Unix epoch. */
@@ -356,9 +489,12 @@ const cqlDateEpoch = 2 ** 31
 const cqlDate = driverInstance(Cassandra.types.LocalDate, "LocalDate").pipe(
   Schema.decodeTo(
     Schema.String.check(
-      Schema.makeFilter((text: string) => parseEpochDay(text) !== undefined, {
-        expected: `an ISO 8601 date from ${formatEpochDay(minEpochDay)} to ${formatEpochDay(maxEpochDay)} (CQL date)`
-      })
+      Schema.makeFilter(
+        (text: string) => parseEpochDay(text) !== undefined,
+        rule(
+          `a valid calendar date YYYY-MM-DD, from ${formatEpochDay(minEpochDay)} to ${formatEpochDay(maxEpochDay)} (CQL date)`
+        )
+      )
     ),
     SchemaTransformation.transform({
       // The driver's LocalDate cannot name days outside the range of a JavaScript Date, but its wire form always can.
@@ -371,7 +507,7 @@ const cqlDate = driverInstance(Cassandra.types.LocalDate, "LocalDate").pipe(
       }
     })
   ),
-  withCqlType("date")
+  withCqlType("date", CqlOrder.date)
 )
 
 /**
@@ -386,7 +522,7 @@ export const Time = driverInstance(Cassandra.types.LocalTime, "LocalTime").pipe(
     Schema.BigInt.check(
       Schema.isBetweenBigInt(
         { minimum: 0n, maximum: 86_399_999_999_999n },
-        { expected: "nanoseconds since midnight, from 0 to 86399999999999 (CQL time)" }
+        rule("nanoseconds since midnight, between 0 and 86399999999999 (CQL time)")
       )
     ),
     SchemaTransformation.transform({
@@ -394,7 +530,7 @@ export const Time = driverInstance(Cassandra.types.LocalTime, "LocalTime").pipe(
       encode: (nanoseconds) => new Cassandra.types.LocalTime(Cassandra.types.Long.fromString(nanoseconds.toString()))
     })
   ),
-  withCqlType("time")
+  withCqlType("time", CqlOrder.bigint)
 )
 
 /**
@@ -406,7 +542,7 @@ export const Time = driverInstance(Cassandra.types.LocalTime, "LocalTime").pipe(
  * @since 0.1.0
  * @category schemas
  */
-export const Timestamp = Schema.Date.pipe(withCqlType("timestamp"))
+export const Timestamp = Schema.Date.pipe(withCqlType("timestamp", CqlOrder.timestamp))
 
 /** The fields the driver's Duration documents (lib/types/duration.js) but its index.d.ts leaves out. */
 interface DriverDurationFields {
@@ -430,7 +566,7 @@ export const Duration = driverInstance(Cassandra.types.Duration, "Duration").pip
       Schema.makeFilter(
         ({ days, months, nanoseconds }) =>
           (months >= 0 && days >= 0 && nanoseconds >= 0n) || (months <= 0 && days <= 0 && nanoseconds <= 0n),
-        { expected: "months, days and nanoseconds of the same sign (CQL duration)" }
+        rule("months, days and nanoseconds of the same sign (CQL duration)")
       )
     ),
     SchemaTransformation.transform({
@@ -462,7 +598,7 @@ export const Blob = Schema.declare((input): input is Buffer => Buffer.isBuffer(i
       encode: toBuffer
     })
   ),
-  withCqlType("blob")
+  withCqlType("blob", CqlOrder.bytes)
 )
 
 /**
@@ -484,7 +620,12 @@ export const Tuple = <const Elements extends readonly [Schema.Top, ...Array<Sche
         encode: (values) => Cassandra.types.Tuple.fromArray([...values])
       })
     ),
-    withCqlType(parameterisedCqlType("tuple", elements))
+    withCqlType(
+      parameterisedCqlType("tuple", elements),
+      composedOrder(elements, (orders) =>
+        CqlOrder.components<ReadonlyArray<unknown>>(orders, (tuple, index) => tuple[index])
+      )
+    )
   )
 
 /**
@@ -497,11 +638,26 @@ export const Tuple = <const Elements extends readonly [Schema.Top, ...Array<Sche
  * shape, but a non-frozen UDT value whose fields are all null reads back as `null`. {@link cqlTypeOf} gives the bare
  * name, so wrap the schema in {@link Frozen} for a frozen column.
  *
+ * Declare the fields in the order of the type's definition (as `CREATE TYPE` built from the fields does): Cassandra
+ * compares UDT values field by field in that order, which orders sets of UDTs and UDT map keys.
+ *
+ * Encoding requires every field (use `null` for no value), so a value missing a field fails with a
+ * `CqlSchemaError` naming it. Values bound without a Schema (a plain object interpolated into `Query.cql`) are sent
+ * as they are: the driver writes `null` for every missing field, silently, and keeps nested sets in insertion order.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const Udt = <const Fields extends Schema.Struct.Fields>(name: string, fields: Fields) =>
-  Schema.Struct(fields).pipe(withCqlType(name))
+  Schema.Struct(fields).pipe(
+    withCqlType(
+      name,
+      composedOrder(Object.values(fields), (orders) => {
+        const names = Object.keys(fields)
+        return CqlOrder.components<Record<string, unknown>>(orders, (udt, index) => udt[names[index]!])
+      })
+    )
+  )
 
 /**
  * CQL `list<…>`: a `ReadonlyArray` of the element schema's values, in list order.
@@ -512,7 +668,45 @@ export const Udt = <const Fields extends Schema.Struct.Fields>(name: string, fie
  * @category constructors
  */
 export const List = <Element extends Schema.Top>(element: Element) =>
-  Schema.Array(element).pipe(withCqlType(parameterisedCqlType("list", [element])))
+  Schema.Array(element).pipe(
+    withCqlType(
+      parameterisedCqlType("list", [element]),
+      composedOrder([element], ([order]) => CqlOrder.list(order!))
+    )
+  )
+
+/**
+ * Puts a set's elements or a map's keys in Cassandra's order when decoding, and before encoding, so that equal
+ * values have equal bytes wherever they are nested. Before encoding the elements are not validated yet: a collection
+ * holding a value its schema refuses (`isValid`) or the order cannot read is passed on as given, so that the element
+ * schema's error names the value's position in the collection the caller built.
+ */
+const inCqlOrder = <C>(sort: ((collection: C) => C) | undefined, isValid: (collection: C) => boolean) => {
+  if (sort === undefined) {
+    return SchemaTransformation.transform<C, C>({ decode: identity, encode: identity })
+  }
+  const sortIfValid = (collection: C) => {
+    try {
+      const sorted = sort(collection)
+      return sorted === collection || !isValid(collection) ? collection : sorted
+    } catch {
+      return collection
+    }
+  }
+  // Decoded elements are valid already.
+  return SchemaTransformation.transform<C, C>({ decode: sort, encode: sortIfValid })
+}
+
+const identity = <A>(value: A): A => value
+
+const everyValid =
+  (isValid: (value: unknown) => boolean) =>
+  (values: Iterable<unknown>): boolean => {
+    for (const value of values) {
+      if (!isValid(value)) return false
+    }
+    return true
+  }
 
 /**
  * CQL `set<…>`: a `ReadonlySet` of the element schema's values.
@@ -521,27 +715,61 @@ export const List = <Element extends Schema.Top>(element: Element) =>
  * that decode to primitives (text, numbers, bigints, uuids, inet, date, time) a JavaScript `Set` compares them by
  * value as Cassandra does. For elements decoded to objects (`timestamp`, `blob`, `decimal`, tuples, UDTs, frozen
  * collections) a JavaScript `Set` compares by reference, so two equal values can both be put in it; Cassandra keeps
- * one. A decoded set iterates in Cassandra's order (sorted by the element type), not in insertion order. Empty sets
- * are stored as no value: see the module notes on nulls.
+ * one. A JavaScript `Set` also holds `0` and `-0` as one element, where a CQL `set<double>` or `set<float>` holds
+ * both: such a set read back has lost its `-0`.
+ *
+ * Sets are encoded and decoded in Cassandra's order for the element type, whatever the insertion order: numbers by
+ * value, text by UTF-8 bytes (so U+1F600 after U+FFFD, unlike JavaScript's string order), uuid and timeuuid as
+ * Cassandra compares them (version, then timestamp), tuples, UDTs and frozen collections component by component.
+ * Cassandra sorts a set column itself, but keeps a set nested in a frozen UDT or tuple as it was sent, so this
+ * order is what makes equal values equal bytes there: the same primary key, a match for `WHERE u = …`. A set read
+ * back iterates in that order at every nesting level. Elements from schemas built elsewhere keep insertion order.
+ * Empty sets are stored as no value: see the module notes on nulls.
  *
  * @since 0.1.0
  * @category constructors
  */
-const cqlSet = <Element extends Schema.Top>(element: Element) =>
-  Schema.ReadonlySet(element).pipe(withCqlType(parameterisedCqlType("set", [element])))
+const cqlSet = <Element extends Schema.Top>(element: Element) => {
+  const order = cqlOrderOf(element)
+  return Schema.ReadonlySet(element).pipe(
+    Schema.decodeTo(
+      Schema.declare((input): input is ReadonlySet<Element["Type"]> => input instanceof globalThis.Set, {
+        expected: "ReadonlySet"
+      }),
+      inCqlOrder(order === undefined ? undefined : CqlOrder.sortSet(order), everyValid(Schema.is(element)))
+    ),
+    withCqlType(parameterisedCqlType("set", [element]), order === undefined ? undefined : CqlOrder.set(order))
+  )
+}
 
 /**
  * CQL `map<…, …>`: a `ReadonlyMap` from the key schema's values to the value schema's values.
  *
- * As for {@link Set}, keys decoded to objects are compared by reference in JavaScript, and a decoded map iterates
- * in Cassandra's key order. Values cannot be null. An empty non-frozen map is stored as no value: see the module
+ * As for {@link Set}, keys decoded to objects are compared by reference in JavaScript, and maps are encoded and
+ * decoded in Cassandra's key order at every nesting level. Values cannot be null. An empty non-frozen map is stored as no value: see the module
  * notes on nulls.
  *
  * @since 0.1.0
  * @category constructors
  */
-const cqlMap = <Key extends Schema.Top, Value extends Schema.Top>(key: Key, value: Value) =>
-  Schema.ReadonlyMap(key, value).pipe(withCqlType(parameterisedCqlType("map", [key, value])))
+const cqlMap = <Key extends Schema.Top, Value extends Schema.Top>(key: Key, value: Value) => {
+  const keyOrder = cqlOrderOf(key)
+  return Schema.ReadonlyMap(key, value).pipe(
+    Schema.decodeTo(
+      Schema.declare((input): input is ReadonlyMap<Key["Type"], Value["Type"]> => input instanceof globalThis.Map, {
+        expected: "ReadonlyMap"
+      }),
+      inCqlOrder(
+        keyOrder === undefined ? undefined : CqlOrder.sortMap(keyOrder),
+        (map: ReadonlyMap<unknown, unknown>) => everyValid(Schema.is(key))(map.keys())
+      )
+    ),
+    withCqlType(
+      parameterisedCqlType("map", [key, value]),
+      composedOrder([key, value], ([keys, values]) => CqlOrder.map(keys!, values!))
+    )
+  )
+}
 
 /**
  * CQL `frozen<…>`: the same schema, whose CQL type text becomes `frozen<…>`.
@@ -570,14 +798,17 @@ export const Vector = <Element extends Schema.Top>(element: Element, dimension: 
   return driverInstance(Cassandra.types.Vector, "Vector").pipe(
     Schema.decodeTo(
       Schema.Array(element).check(
-        Schema.isBetweenLength(dimension, dimension, { expected: `${dimension} elements (CQL vector)` })
+        Schema.isBetweenLength(dimension, dimension, rule(`exactly ${dimension} elements (CQL vector)`))
       ),
       SchemaTransformation.transform<ReadonlyArray<Element["Encoded"]>, Cassandra.types.Vector>({
         decode: (vector) => [...vector],
         encode: (elements) => new Cassandra.types.Vector([...elements])
       })
     ),
-    withCqlType(elementType === undefined ? undefined : `vector<${elementType}, ${dimension}>`)
+    withCqlType(
+      elementType === undefined ? undefined : `vector<${elementType}, ${dimension}>`,
+      composedOrder([element], ([order]) => CqlOrder.list(order!))
+    )
   )
 }
 

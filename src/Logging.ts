@@ -9,7 +9,14 @@
  * with the line. Events are filtered before anything is formatted, so a quiet level costs one comparison per event.
  *
  * Nothing secret reaches these lines: the library hands the driver its password, TLS key and passphrase only inside
- * the driver's options, which the driver never logs.
+ * the driver's options, which the driver never logs. No bound value or user name does either: the server warnings
+ * the driver logs (tombstones, batch sizes, aggregation without a partition key) keep their counts, sizes, tables
+ * and thresholds but lose the literal values of the statements they quote (Cassandra prints a read's key values
+ * there), tokens and key values; a refused login loses the user name; and an error the driver attached is logged
+ * as a `CassandraError`, classified and redacted as a request's error is. Each part of a line (a warning, the
+ * statement it is about, an error's text) shows at most its first 4,096 characters, redacted, and counts the rest;
+ * redaction is linear in that head. Nothing the bridge is handed (a logger that throws, an argument that cannot be
+ * read) throws back into the driver, which emits its events in the middle of its own work.
  *
  * @since 0.1.0
  */

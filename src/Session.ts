@@ -13,9 +13,11 @@ import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as CassandraError from "./CassandraError.ts"
-import { makeClientOptions, usesTls } from "./internal/clientOptions.ts"
+import { makeClientOptions, makeSessionSettings, type SessionSettings, usesTls } from "./internal/clientOptions.ts"
 import { driverEncoding } from "./internal/driverEncoding.ts"
+import { superviseDriverLifecycle } from "./internal/driverLifecycle.ts"
 import { bridgeDriverLogs } from "./internal/loggingBridge.ts"
+import { type HealthThresholds, makeThresholds, watchNodeHealth } from "./internal/nodeHealth.ts"
 import { makeRequestRunner } from "./internal/requestRunner.ts"
 import { keepTokenMapCurrent } from "./internal/tokenMap.ts"
 
@@ -47,12 +49,16 @@ export type Consistency =
 export type SerialConsistency = "SERIAL" | "LOCAL_SERIAL"
 
 /**
- * A PEM value given inline (text starting with `-----BEGIN`) or as the path of a file that holds it.
+ * A PEM value given inline (text or its bytes, holding a `-----BEGIN` line, which may follow attribute lines such as
+ * those `openssl pkcs12 -nodes` writes; CRLF line ends and indented lines are accepted) or as the path of a file that
+ * holds it. A value with neither is refused, naming the setting and never echoing what it holds; a value spanning
+ * lines or longer than 4096 characters is never taken as a path. Base64-encoded PEM (as environment variables often
+ * carry it) must be decoded first.
  *
  * @since 0.1.0
  * @category models
  */
-export type PemSource = string
+export type PemSource = string | Uint8Array
 
 /**
  * TLS settings for client connections; the server's certificate and host name are verified unless
@@ -101,6 +107,29 @@ export interface SpeculativeExecutionOptions {
 }
 
 /**
+ * How the session notices a node that stops answering without closing its connections (a long GC pause, a frozen
+ * VM, a network partition), which the driver alone never marks down. A node that received nothing for
+ * `suspectAfter` (default 1 second) while requests to it are outstanding, or whose attempt timed out in the last
+ * `downAfter`, is tried last by every request and probed; one that stays silent for `downAfter` (default 5 seconds),
+ * the probe unanswered, has its connections closed: its idempotent requests are retried on other nodes (the others
+ * fail with a Connection reason, their outcome unknown), it is reported down (`hostDown`, the topology's `NodeDown`),
+ * the control connection moves off it, and it is reported up again when a connection to it opens. The cluster's own
+ * DOWN event for a node starts the same probe. `checkInterval` (default 250 ms) is how often the nodes are looked at.
+ * A busy node still answers a probe within milliseconds, so slowness alone does not reach `downAfter`; a pause of
+ * this process is not counted. Each setting must be a positive, finite duration, with `checkInterval` at most
+ * `suspectAfter` and `suspectAfter` at most `downAfter`, or the session's build fails with a Configuration reason
+ * before connecting.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NodeHealthOptions {
+  readonly suspectAfter?: Duration.Input | undefined
+  readonly downAfter?: Duration.Input | undefined
+  readonly checkInterval?: Duration.Input | undefined
+}
+
+/**
  * Everything a session can be configured with; only `contactPoints` and `localDataCenter` are required.
  *
  * @since 0.1.0
@@ -135,9 +164,22 @@ export interface Options {
   readonly throttle?: { readonly maxInFlight: number; readonly maxQueued: number } | undefined
   /** Bound on the initial connection and on each socket connect (default 10 seconds). */
   readonly connectTimeout?: Duration.Input | undefined
-  /** End-to-end bound of one request, retries and speculative executions included (default 12 seconds). */
+  /**
+   * End-to-end bound of one request, retries and speculative executions included (default 12 seconds);
+   * `Duration.infinity` sets none. Every finite duration option must be from 1 ms to 2^31-1 ms (the longest Node.js
+   * timer); anything else fails the session's build with a Configuration reason naming the option.
+   */
   readonly requestTimeout?: Duration.Input | undefined
-  /** How long closing the session waits for requests in flight (default 10 seconds). */
+  /**
+   * Bound of each attempt on one node, after which the driver's retry policy may try the next node (for idempotent
+   * requests); each attempt, retries and speculative executions included, is also bounded by the time left of the
+   * request's deadline when it is sent (default 6 seconds: above
+   * Cassandra's own read and write timeouts of 5 s and 2 s, and short enough that one retry fits in the default
+   * deadline when a node stops answering). Raise it, with `requestTimeout`, for range scans slower than that;
+   * `Duration.infinity` sets none.
+   */
+  readonly attemptTimeout?: Duration.Input | undefined
+  /** How long closing the session waits for requests in flight (default 10 seconds; `Duration.infinity` waits). */
   readonly drainTimeout?: Duration.Input | undefined
   /** Consistency of requests that do not choose one (default `LOCAL_QUORUM`). */
   readonly consistency?: Consistency | undefined
@@ -151,6 +193,8 @@ export interface Options {
   readonly speculativeExecution?: SpeculativeExecutionOptions | undefined
   /** How down nodes are retried (default exponential from 1 second to 1 minute). */
   readonly reconnection?: ReconnectionOptions | undefined
+  /** Detection of nodes that stop answering, see {@link NodeHealthOptions}; `false` turns it off. */
+  readonly nodeHealth?: NodeHealthOptions | false | undefined
   /** Sent to the server at connection time, shown in `system_views.clients`. */
   readonly applicationName?: string | undefined
   /** Sent to the server at connection time, shown in `system_views.clients`. */
@@ -159,7 +203,17 @@ export interface Options {
   readonly spanAttributes?: Readonly<Record<string, unknown>> | undefined
   /** Leave the CQL text out of spans (default false). */
   readonly omitQueryTextInSpans?: boolean | undefined
-  /** Any other `cassandra-driver` option, applied last; the typed options above are preferred. */
+  /**
+   * Any other `cassandra-driver` option, merged last: plain objects key by key at any depth (so
+   * `{ socketOptions: { keepAliveDelay } }` keeps the library's timeouts), anything else (a policy, an array)
+   * replacing just its own key. Refused with a Configuration reason: settings the session sets on every request
+   * (`socketOptions.readTimeout`, `queryOptions.readTimeout`, `consistency`, `serialConsistency`, `fetchSize`,
+   * `prepare`, `isIdempotent`: use the typed options), `encoding` other than `copyBuffer` (the CQL type schemas rely
+   * on {@link encoding}), `sslOptions` that turn server verification off (`rejectUnauthorized` other than `true`, a
+   * `checkServerIdentity` that accepts another host) unless `tls.dangerouslyDisableServerVerification` is set, and
+   * `sslOptions.minVersion` or `maxVersion` below TLSv1.2. `sslOptions` given here start from the library's TLS
+   * defaults, which verify the server. Every plain object here is read once, when the session is built.
+   */
   readonly driverOptions?: Partial<Cassandra.DseClientOptions> | undefined
 }
 
@@ -187,11 +241,30 @@ export interface RequestOptions {
   readonly pageSize?: number | undefined
   readonly pageState?: string | undefined
   readonly idempotent?: boolean | undefined
+  /**
+   * The write timestamp, in microseconds since the epoch (a `Date` is converted); it must fall between 2000-01-01 and
+   * one day from now unless `allowAnyTimestamp` is set, so that one given in nanoseconds or milliseconds by mistake
+   * is refused before sending.
+   */
   readonly timestamp?: bigint | Date | undefined
+  /** Accept any 64-bit `timestamp`, however far in the past or future. */
+  readonly allowAnyTimestamp?: boolean | undefined
   readonly routingKey?: Uint8Array | ReadonlyArray<Uint8Array> | undefined
   readonly tracing?: boolean | undefined
   readonly executionProfile?: string | undefined
+  /**
+   * The end-to-end bound of this request, instead of the session's `requestTimeout`. When longer than the session's
+   * `attemptTimeout` and no `attemptTimeout` is given here, it raises this request's attempt timeout to match (an
+   * infinite one leaves attempts unbounded), so that a statement known to be slow is not cut and retried on another
+   * node before its own deadline; give `attemptTimeout` too to keep shorter attempts (to retry a node that stopped
+   * answering within the deadline).
+   */
   readonly timeout?: Duration.Input | undefined
+  /**
+   * The bound of each attempt of this request on one node, instead of the session's `attemptTimeout`; every attempt
+   * is still bounded by the time left of the request's deadline. The same durations as `timeout` are accepted.
+   */
+  readonly attemptTimeout?: Duration.Input | undefined
   readonly prepare?: boolean | undefined
 }
 
@@ -246,19 +319,25 @@ export const CassandraClient: Context.Service<Cassandra.Client, Cassandra.Client
 )
 
 /**
- * The value encoding the library's CQL type schemas expect; a caller-owned client should be created with it.
+ * The value encoding the library's CQL type schemas expect; a caller-owned client should be created with it. Maps
+ * decode as `Map`, which the driver's own keyspace metadata cannot read; importing the library makes that metadata
+ * read them, so token-aware routing knows every replica under this encoding too.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const encoding: NonNullable<Cassandra.ClientOptions["encoding"]> = driverEncoding
 
-const defaultConnectTimeout = Duration.seconds(10)
-
 /** What every session does once its client is connected: keep the token ring current, then serve requests. */
-const serveOver = Effect.fnUntraced(function* (client: Cassandra.Client, options: ClientSessionOptions) {
+const serveOver = Effect.fnUntraced(function* (
+  client: Cassandra.Client,
+  nodeHealth: HealthThresholds | undefined,
+  settings: SessionSettings
+) {
   yield* keepTokenMapCurrent(client)
-  const runner = yield* makeRequestRunner(client, options)
+  yield* watchNodeHealth(client, nodeHealth)
+  yield* superviseDriverLifecycle(client)
+  const runner = yield* makeRequestRunner(client, settings)
   const session: CassandraSession = { client, keyspace: client.keyspace, ...runner }
   return session
 })
@@ -272,20 +351,25 @@ const serveOver = Effect.fnUntraced(function* (client: Cassandra.Client, options
  */
 export const make: (options: Options) => Effect.Effect<CassandraSession, CassandraError.CassandraError, Scope.Scope> =
   Effect.fnUntraced(function* (options: Options) {
-    const clientOptions = yield* makeClientOptions(options)
-    const connectTimeout = options.connectTimeout ?? defaultConnectTimeout
-    const client = new Cassandra.Client(clientOptions)
+    const { clientOptions, settings } = yield* makeClientOptions(options)
+    const nodeHealth = yield* makeThresholds(options.nodeHealth)
+    // The driver checks its options again when the client is built, by throwing; its messages name the option.
+    const client = yield* Effect.try({
+      try: () => new Cassandra.Client(clientOptions),
+      catch: (cause) => CassandraError.configuration(`driverOptions: ${String((cause as Error).message)}`)
+    })
     yield* bridgeDriverLogs(client)
-    // A failed connect leaves the client's timers and sockets behind unless it is shut down too.
-    yield* Effect.acquireRelease(
-      connect(client, connectTimeout).pipe(Effect.tapError(() => shutdown(client))),
-      shutdown
-    )
-    return yield* serveOver(client, options)
+    // A failed or interrupted connect leaves the client's timers and sockets behind unless it is shut down too; the
+    // connect itself stays interruptible, so an interrupted build does not wait for the connect timeout.
+    yield* Effect.addFinalizer(() => shutdown(client))
+    yield* connect(client, settings.connectTimeoutMillis).pipe(Effect.onError(() => shutdown(client)))
+    return yield* serveOver(client, nodeHealth, settings)
   })
 
 /**
- * The settings of a session over a caller-owned client: the client's own options cover the rest.
+ * The settings of a session over a caller-owned client: the client's own options cover the rest. The timeouts,
+ * consistency and page size here apply per request, so `attemptTimeout` (default 6 seconds) sets each request's
+ * driver read timeout whatever the client's `socketOptions.readTimeout` says.
  *
  * @since 0.1.0
  * @category models
@@ -294,6 +378,7 @@ export type ClientSessionOptions = Partial<
   Pick<
     Options,
     | "requestTimeout"
+    | "attemptTimeout"
     | "drainTimeout"
     | "consistency"
     | "serialConsistency"
@@ -302,6 +387,7 @@ export type ClientSessionOptions = Partial<
     | "omitQueryTextInSpans"
     | "connectTimeout"
     | "throttle"
+    | "nodeHealth"
   >
 >
 
@@ -319,24 +405,26 @@ export const makeFromClient: (
   client: Cassandra.Client,
   options: ClientSessionOptions = {}
 ) {
+  const settings = yield* makeSessionSettings(options)
+  const nodeHealth = yield* makeThresholds(options.nodeHealth)
   yield* bridgeDriverLogs(client)
-  yield* connect(client, options.connectTimeout ?? defaultConnectTimeout)
-  return yield* serveOver(client, options)
+  yield* connect(client, settings.connectTimeoutMillis)
+  return yield* serveOver(client, nodeHealth, settings)
 })
 
-const connect = (client: Cassandra.Client, timeout: Duration.Input) =>
+const connect = (client: Cassandra.Client, timeoutMillis: number) =>
   Effect.tryPromise({
     try: () => client.connect(),
     catch: (cause) => CassandraError.fromDriverError(cause, { operation: "connect", plaintext: !usesTls(client) })
   }).pipe(
     Effect.timeoutOrElse({
-      duration: timeout,
+      duration: timeoutMillis,
       orElse: () =>
         Effect.fail(
           CassandraError.fromDriverError(
             new Cassandra.errors.NoHostAvailableError(
               {},
-              `No node answered within the connect timeout of ${Duration.format(Duration.fromInputUnsafe(timeout))}`
+              `No node answered within the connect timeout of ${Duration.format(Duration.millis(timeoutMillis))}`
             ),
             { operation: "connect" }
           )
@@ -345,8 +433,23 @@ const connect = (client: Cassandra.Client, timeout: Duration.Input) =>
     Effect.as(client)
   )
 
+/**
+ * Shuts the client down, within 5 seconds. The driver ignores a shutdown while it is still connecting (its connect
+ * goes on after the session gave up on it, and would end in an open client nobody closes), so a client that is
+ * connecting is shut down as soon as its connect ends, without waiting for that here.
+ */
 const shutdown = (client: Cassandra.Client) =>
-  Effect.promise(() => client.shutdown()).pipe(Effect.interruptible, Effect.timeoutOption("5 seconds"), Effect.asVoid)
+  Effect.suspend(() => {
+    if ((client as unknown as { readonly connecting?: boolean }).connecting === true) {
+      client.once("connected", () => void client.shutdown().catch(() => undefined))
+      return Effect.void
+    }
+    return Effect.promise(() => client.shutdown()).pipe(
+      Effect.interruptible,
+      Effect.timeoutOption("5 seconds"),
+      Effect.asVoid
+    )
+  })
 
 const layerFrom = <E, R>(acquire: Effect.Effect<CassandraSession, E, R>) =>
   Layer.effectContext(

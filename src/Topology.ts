@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import type * as Cassandra from "cassandra-driver"
+import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -105,9 +106,15 @@ export class NodesNotUpError extends Schema.TaggedError<NodesNotUpError>("effect
 export interface Topology {
   /** The nodes known now. */
   readonly nodes: Effect.Effect<ReadonlyArray<Node>>
-  /** Node and schema events from the moment the stream is run; its driver listeners live as long as the stream. */
+  /**
+   * Node and schema events from the moment the stream is run; its driver listeners live as long as the stream. A
+   * subscriber more than {@link eventBufferSize} events behind loses the oldest ones, with a logged warning.
+   */
   readonly events: Stream.Stream<TopologyEvent>
-  /** Whole cluster states: the current one first, then one after every node event, so nothing is missed. */
+  /**
+   * Whole cluster states: the current one first, then one after every node event; a subscriber that pulls late gets
+   * the newest state (states it did not pull in time are replaced, never queued).
+   */
   readonly changes: Stream.Stream<ClusterState>
   /** Waits until at least `count` nodes are up, or fails after `timeout`. */
   readonly awaitNodesUp: (count: number, timeout: Duration.Input) => Effect.Effect<void, NodesNotUpError>
@@ -120,6 +127,16 @@ export interface Topology {
  * @category services
  */
 export const Topology: Context.Service<Topology, Topology> = Context.Service<Topology>("effect-cassandra/Topology")
+
+/**
+ * How many events the `events` stream holds for a subscriber that has not pulled them yet. Past that the oldest are
+ * dropped (a sliding buffer), and the subscriber's next pull logs a warning with how many it lost; `changes` holds
+ * only the newest cluster state, so a slow subscriber of `changes` never misses the current one.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const eventBufferSize = 1024
 
 const nodeEvents = {
   hostAdd: "NodeAdded",
@@ -220,27 +237,44 @@ export const make: (client: Cassandra.Client) => Effect.Effect<Topology, never, 
       else since.set(host.address, new Date())
     })
 
-    const events = Stream.callback<TopologyEvent>((queue) =>
-      listen(
-        (name, host) => {
-          Queue.offerUnsafe(queue, { _tag: nodeEvents[name], node: toNode(host), at: new Date() })
-        },
-        (_level, className, message, detail) => {
-          const change = schemaChangeFromLog(String(className), String(message), detail, new Date())
-          if (change !== undefined) Queue.offerUnsafe(queue, change)
-        }
-      )
-    )
+    const events = Stream.suspend(() => {
+      let dropped = 0
+      const offerTo = (queue: Queue.Queue<TopologyEvent, Cause.Done>, event: TopologyEvent) => {
+        if (Queue.sizeUnsafe(queue) >= eventBufferSize) dropped++
+        Queue.offerUnsafe(queue, event)
+      }
+      const reportDropped = Effect.suspend(() => {
+        const count = dropped
+        dropped = 0
+        return Effect.logWarning(
+          `The topology events subscriber fell ${eventBufferSize} events behind: ${count} older events were dropped`
+        )
+      })
+      return Stream.callback<TopologyEvent>(
+        (queue) =>
+          listen(
+            (name, host) => offerTo(queue, { _tag: nodeEvents[name], node: toNode(host), at: new Date() }),
+            (_level, className, message, detail) => {
+              const change = schemaChangeFromLog(String(className), String(message), detail, new Date())
+              if (change !== undefined) offerTo(queue, change)
+            }
+          ),
+        { bufferSize: eventBufferSize, strategy: "sliding" }
+      ).pipe(Stream.tap(() => (dropped === 0 ? Effect.void : reportDropped)))
+    })
 
-    const changes = Stream.callback<ClusterState>((queue) =>
-      Effect.andThen(
-        listen(() => {
-          Queue.offerUnsafe(queue, snapshot())
-        }),
-        Effect.sync(() => {
-          Queue.offerUnsafe(queue, snapshot())
-        })
-      )
+    // Only the newest state matters to a subscriber of whole states: an unread one is replaced.
+    const changes = Stream.callback<ClusterState>(
+      (queue) =>
+        Effect.andThen(
+          listen(() => {
+            Queue.offerUnsafe(queue, snapshot())
+          }),
+          Effect.sync(() => {
+            Queue.offerUnsafe(queue, snapshot())
+          })
+        ),
+      { bufferSize: 1, strategy: "sliding" }
     )
 
     const nodes = Effect.sync(() => snapshot().nodes)

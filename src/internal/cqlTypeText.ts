@@ -45,7 +45,8 @@ export const formatEpochDay = (epochDay: number): string => {
   return `${yearText}-${padded(month, 2)}-${padded(day, 2)}`
 }
 
-const dateText = /^([+-]?\d{4,})-(\d{2})-(\d{2})$/
+// Years have at most 7 digits (CQL dates end in 5881580); an unbounded \d{4,} overflows the stack on megabytes.
+const dateText = /^([+-]?\d{4,7})-(\d{2})-(\d{2})$/
 
 /** The day number of a date written exactly as {@link formatEpochDay} writes it, if it is a CQL `date`. */
 export const parseEpochDay = (text: string): number | undefined => {

@@ -70,6 +70,23 @@ const pidOf = (cluster: LocalCassandra.Cluster, index: number) =>
 
 const ring = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 
+/** Whether a TCP connection to the node's CQL port opens, is refused, or gets no answer within 2 seconds. */
+const tcpConnect = (host: string) =>
+  Effect.callback<"connected" | "refused" | "timeout">((resume) => {
+    const socket = Net.connect({ host, port: 9042, timeout: 2_000 })
+    const settle = (outcome: "connected" | "refused" | "timeout") => () => {
+      socket.destroy()
+      resume(Effect.succeed(outcome))
+    }
+    socket.once("connect", settle("connected"))
+    socket.once("timeout", settle("timeout"))
+    socket.once("error", settle("refused"))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** The firewall rules of this machine (empty where iptables is missing). */
+const iptablesRules = () => ChildProcess.spawnSync("iptables", ["-w", "-S"], { encoding: "utf8" }).stdout ?? ""
+
 describe("LocalCassandra", () => {
   it.live("starts three nodes that a client sees up, and stops, kills and restarts them", () =>
     Effect.gen(function* () {
@@ -136,6 +153,51 @@ describe("LocalCassandra", () => {
         "the client forgets the decommissioned host",
         () => client.hosts.get("127.0.0.14:9042") === undefined
       )
+    })
+  )
+
+  it.live("freezes, resumes, cuts off and reconnects a node, and stops a frozen one", () =>
+    Effect.gen(function* () {
+      // The fault suite's addresses: the cluster suites run one file at a time.
+      const cluster = yield* LocalCassandra.start({ firstAddress: 81, name: "manager-faults" })
+      const address = "127.0.0.81"
+      const client = yield* connectedClient({ ...clientOptions(cluster), socketOptions: { readTimeout: 2_000 } })
+      const query = Effect.tryPromise({
+        try: () => client.execute("SELECT release_version FROM system.local"),
+        catch: (error) => error
+      })
+      const paused = () => Effect.map(cluster.nodes, (nodes) => nodes[0]!.paused)
+
+      yield* cluster.pauseNode(1)
+      assert.isTrue(yield* paused())
+      const frozen = yield* Effect.flip(query)
+      assert.isTrue(
+        frozen instanceof Cassandra.errors.OperationTimedOutError ||
+          frozen instanceof Cassandra.errors.NoHostAvailableError,
+        `a frozen node's query fails on the client's timeout: ${String(frozen)}`
+      )
+      yield* cluster.resumeNode(1)
+      assert.isFalse(yield* paused())
+      yield* query.pipe(Effect.retry(Schedule.spaced("500 millis").pipe(Schedule.upTo({ duration: "60 seconds" }))))
+
+      const cut = yield* Effect.result(cluster.cutOffNode(1))
+      if (cut._tag === "Failure") {
+        // Where the machine has no usable firewall, the reason says so, and nothing was changed.
+        assert.strictEqual(cut.failure.reason, "FirewallUnavailable")
+        assert.match(cut.failure.message, /iptables/)
+      } else {
+        assert.strictEqual(yield* tcpConnect(address), "timeout", "a cut-off node's port neither accepts nor refuses")
+        yield* cluster.reconnectNode(1)
+        assert.strictEqual(yield* tcpConnect(address), "connected")
+        assert.notInclude(iptablesRules(), "manager-faults", "the rules are gone once the node is reconnected")
+        yield* cluster.cutOffNode(1)
+      }
+
+      const pid = yield* pidOf(cluster, 1)
+      yield* cluster.pauseNode(1)
+      yield* cluster.stop
+      assert.isFalse(isAlive(pid), "a frozen node is stopped too")
+      assert.notInclude(iptablesRules(), "manager-faults", "stopping a node removes its firewall rules")
     })
   )
 
@@ -235,6 +297,13 @@ describe("LocalCassandra", () => {
       const lines = result.stderr.split("\n").filter((line) => line.length > 0)
       assert.lengthOf(lines, 1)
       assert.match(lines[0]!, /^cassandra: Unknown option '--bogus': /)
+
+      const missingNode = ChildProcess.spawnSync(process.execPath, [cli, "pause-node"], { encoding: "utf8" })
+      assert.strictEqual(missingNode.status, 1)
+      assert.strictEqual(
+        missingNode.stderr,
+        "cassandra: pause-node needs a node number, as in `pause-node 2`: see `npm run cassandra -- --help`\n"
+      )
     })
   )
 

@@ -16,56 +16,11 @@ import * as CassandraLayer from "../../src/Layer.ts"
 import * as Query from "../../src/Query.ts"
 import * as Topology from "../../src/Topology.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import { lostWrites, newTraffic, startClients, stopClients, type Traffic } from "../support/traffic.ts"
 
 const { cql } = Query
 const firstAddress = 31
 const addressOf = (index: number) => `127.0.0.${firstAddress + index - 1}`
-
-interface Traffic {
-  requests: number
-  failed: number
-  failures: Array<string>
-  acknowledged: Array<number>
-  coordinators: Set<string>
-}
-
-const newTraffic = (): Traffic => ({ requests: 0, failed: 0, failures: [], acknowledged: [], coordinators: new Set() })
-
-let nextKey = 0
-
-/** One client: alternates idempotent writes of fresh keys and reads of keys written before, until interrupted. */
-const client = (traffic: Traffic) =>
-  Effect.gen(function* () {
-    for (;;) {
-      const key = nextKey++
-      const write = cql`INSERT INTO kv (k, v) VALUES (${key}, ${`value-${key}`})`.withOptions({ idempotent: true })
-      const wrote = yield* Effect.result(write.result)
-      traffic.requests++
-      if (wrote._tag === "Success") {
-        traffic.acknowledged.push(key)
-        if (wrote.success.info.coordinator !== undefined) traffic.coordinators.add(wrote.success.info.coordinator)
-      } else {
-        traffic.failed++
-        traffic.failures.push(wrote.failure.message)
-      }
-      const readKey = traffic.acknowledged[Math.floor(Math.random() * traffic.acknowledged.length)] ?? key
-      const read = yield* Effect.result(cql`SELECT v FROM kv WHERE k = ${readKey}`.result)
-      traffic.requests++
-      if (read._tag === "Failure") {
-        traffic.failed++
-        traffic.failures.push(read.failure.message)
-      }
-    }
-  })
-
-/** Every acknowledged key that does not read back, at QUORUM. */
-const lostWrites = (keys: ReadonlyArray<number>) =>
-  Effect.map(
-    Effect.forEach(keys, (key) => cql`SELECT v FROM kv WHERE k = ${key}`.withOptions({ consistency: "QUORUM" }), {
-      concurrency: 16
-    }),
-    (results) => results.filter((rows) => rows.length !== 1).length
-  )
 
 /** When a node last logged a line holding `text`, from its own log (Cassandra logs in local time). */
 const loggedAt = (cluster: LocalCassandra.Cluster, index: number, text: string) => (): number => {
@@ -96,42 +51,39 @@ const scenario = (
     traffic: Traffic
   ) => Effect.Effect<void, unknown, Topology.Topology | CassandraLayer.Services>
 ) =>
-  Effect.gen(function* () {
-    const topology = yield* Topology.Topology
-    const events: Array<Topology.NodeEvent> = []
-    const watcher = yield* topology.events.pipe(
-      Stream.runForEach((event) => Effect.sync(() => event._tag !== "SchemaChanged" && events.push(event))),
-      Effect.forkChild
-    )
-    const traffic = newTraffic()
-    const clients = yield* Effect.forkChild(
-      Effect.all(
-        Array.from({ length: 4 }, () => client(traffic)),
-        { concurrency: "unbounded" }
+  Effect.scoped(
+    Effect.gen(function* () {
+      const topology = yield* Topology.Topology
+      const events: Array<Topology.NodeEvent> = []
+      const watcher = yield* topology.events.pipe(
+        Stream.runForEach((event) => Effect.sync(() => event._tag !== "SchemaChanged" && events.push(event))),
+        Effect.forkChild
       )
-    )
-    const changes: Array<Change> = []
-    yield* steps(changes, traffic)
-    const expected = (change: Change) =>
-      events.find((event) => event._tag === change.kind && event.node.address.startsWith(`${change.address}:`))
-    yield* Effect.sync(() => changes.every(expected)).pipe(
-      Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (seen) => seen }),
-      Effect.timeout("60 seconds")
-    )
-    yield* Fiber.interrupt(clients)
-    yield* Fiber.interrupt(watcher)
-    const lost = yield* lostWrites(traffic.acknowledged)
-    const detect = changes.map((change) => Math.max(0, (expected(change)?.at.getTime() ?? Number.NaN) - change.at()))
-    const kinds = [...new Set(events.map((event) => event._tag))].join(",")
-    console.log(
-      `topology ${name}: requests=${traffic.requests} failed=${traffic.failed} lost=${lost} events=${kinds} detect_ms=${detect.join("/")}`
-    )
-    assert.isAbove(traffic.requests, 0)
-    assert.deepStrictEqual(traffic.failures, [])
-    assert.strictEqual(lost, 0)
-    for (const change of changes) assert.isDefined(expected(change), `no ${change.kind} event for ${change.address}`)
-    return traffic
-  })
+      const traffic = newTraffic()
+      const clients = yield* startClients(traffic, 4)
+      const changes: Array<Change> = []
+      yield* steps(changes, traffic)
+      const expected = (change: Change) =>
+        events.find((event) => event._tag === change.kind && event.node.address.startsWith(`${change.address}:`))
+      yield* Effect.sync(() => changes.every(expected)).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (seen) => seen }),
+        Effect.timeout("60 seconds")
+      )
+      yield* stopClients(clients)
+      yield* Fiber.interrupt(watcher)
+      const lost = yield* lostWrites(traffic.acknowledged)
+      const detect = changes.map((change) => Math.max(0, (expected(change)?.at.getTime() ?? Number.NaN) - change.at()))
+      const kinds = [...new Set(events.map((event) => event._tag))].join(",")
+      console.log(
+        `topology ${name}: requests=${traffic.requests} failed=${traffic.failed} lost=${lost} events=${kinds} detect_ms=${detect.join("/")}`
+      )
+      assert.isAbove(traffic.requests, 0)
+      assert.deepStrictEqual(traffic.failures, [])
+      assert.strictEqual(lost, 0)
+      for (const change of changes) assert.isDefined(expected(change), `no ${change.kind} event for ${change.address}`)
+      return traffic
+    })
+  )
 
 const now = () => {
   const at = Date.now()

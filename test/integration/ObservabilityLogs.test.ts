@@ -193,3 +193,100 @@ describe("secrets", () => {
     })
   )
 })
+
+describe("server warnings in the logs", () => {
+  it.live(
+    "carry no key value, literal or token of the read, and keep the table, counts and sizes",
+    () =>
+      Effect.gen(function* () {
+        const keyspace = uniqueKeyspace("warned_values")
+        const ks = identifier(keyspace)
+        const secretKey = "pk-SECRET-77f3"
+        const secretText = "v-SECRET-1b9e"
+        const readWithTombstones = Effect.gen(function* () {
+          yield* cql`CREATE KEYSPACE ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`
+          yield* cql`CREATE TABLE ${ks}.basket (customer text, item int, note text, PRIMARY KEY (customer, item))`
+          // The default tombstone_warn_threshold is 1000: a read over 1001 deleted rows of one partition warns.
+          yield* Effect.forEach(
+            Array.from({ length: 1001 }, (_, item) => item),
+            (item) => cql`DELETE FROM ${ks}.basket WHERE customer = ${secretKey} AND item = ${item}`,
+            { concurrency: 16, discard: true }
+          )
+          yield* cql`SELECT * FROM ${ks}.basket WHERE customer = ${secretKey} AND item >= ${0}`
+          // Counting without a partition key warns too.
+          yield* cql`SELECT count(*) FROM ${ks}.basket`
+          // An unlogged batch over 5 KiB (batch_size_warn_threshold) across partitions warns with its size.
+          yield* Query.batch(
+            Array.from(
+              { length: 10 },
+              (_, item) =>
+                cql`INSERT INTO ${ks}.basket (customer, item, note) VALUES (${`${secretKey}-${item}`}, ${item}, ${secretText.padEnd(1000, "x")})`
+            ),
+            { type: "unlogged" }
+          )
+          yield* cql`DROP KEYSPACE ${ks}`
+        })
+        const { exit, lines, texts } = yield* withCapturedLogs(readWithTombstones, { minimum: "All" })
+        assert.isTrue(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "")
+        const warnings = lines
+          .filter((line) => line.annotations.component === "RequestHandler")
+          .map((line) => String(line.message))
+        const tombstones = warnings.find((warning) => /tombstone cells/.test(warning))
+        assert.match(
+          tombstones ?? "",
+          new RegExp(
+            `^Received warning \\(\\d of \\d\\) "Read 0 live rows and 1001 tombstone cells for query SELECT \\* FROM ${keyspace}\\.basket WHERE customer = <redacted> AND item >= <redacted> LIMIT \\d+ ALLOW FILTERING; token <redacted> \\(see tombstone_warn_threshold\\)" for "SELECT \\* FROM "${keyspace}"\\.basket WHERE customer = \\? AND item >= \\?"$`
+          )
+        )
+        assert.isTrue(warnings.some((warning) => warning.includes('"Aggregation query used without partition key"')))
+        assert.isTrue(
+          warnings.some((warning) =>
+            new RegExp(
+              `"Batch for \\[${keyspace}\\.basket\\] is of size \\d{5}, exceeding specified threshold of 5120 by \\d+\\." for "batch"`
+            ).test(warning)
+          )
+        )
+        const everything = [...texts, ...lines.map((line) => JSON.stringify(line))].join("\n")
+        for (const value of [secretKey, secretText, "SECRET"]) assert.notInclude(everything, value)
+        assert.notMatch(everything, /token -?\d{6,}/)
+      }),
+    120_000
+  )
+
+  it.live(
+    "carry no part of a key value that holds the warning's own closing words",
+    () =>
+      Effect.gen(function* () {
+        const keyspace = uniqueKeyspace("warned_tail_words")
+        const ks = identifier(keyspace)
+        // Cassandra quotes the key in its warning; these words are the ones that end the statement it quotes.
+        const secretKey = "it''s (see tombstone_warn_threshold) SECRET-a1; token 5 SECRET-b2 with token SECRET-c3"
+        const readWithTombstones = Effect.gen(function* () {
+          yield* cql`CREATE KEYSPACE ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`
+          yield* cql`CREATE TABLE ${ks}.basket (customer text, item int, PRIMARY KEY (customer, item))`
+          yield* Effect.forEach(
+            Array.from({ length: 1001 }, (_, item) => item),
+            (item) => cql`DELETE FROM ${ks}.basket WHERE customer = ${secretKey} AND item = ${item}`,
+            { concurrency: 16, discard: true }
+          )
+          yield* cql`SELECT * FROM ${ks}.basket WHERE customer = ${secretKey}`
+          yield* cql`DROP KEYSPACE ${ks}`
+        })
+        const { exit, lines, texts } = yield* withCapturedLogs(readWithTombstones, { minimum: "All" })
+        assert.isTrue(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "")
+        const tombstones = lines
+          .filter((line) => line.annotations.component === "RequestHandler")
+          .map((line) => String(line.message))
+          .find((warning) => /tombstone cells/.test(warning))
+        assert.match(
+          tombstones ?? "",
+          new RegExp(
+            `^Received warning \\(\\d of \\d\\) "Read 0 live rows and 1001 tombstone cells for query SELECT \\* FROM ${keyspace}\\.basket WHERE customer = <redacted> LIMIT \\d+ ALLOW FILTERING; token <redacted> \\(see tombstone_warn_threshold\\)" for "SELECT \\* FROM "${keyspace}"\\.basket WHERE customer = \\?"$`
+          )
+        )
+        const everything = [...texts, ...lines.map((line) => JSON.stringify(line))].join("\n")
+        assert.notInclude(everything, "SECRET")
+      }),
+    120_000
+  )
+})

@@ -61,7 +61,7 @@ describe("examples", () => {
     Effect.gen(function* () {
       const child = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          spawn(process.execPath, ["--conditions=source", "examples/topology-watch.ts"], {
+          spawn(process.execPath, ["--conditions=effect-cassandra/source", "examples/topology-watch.ts"], {
             env: { ...process.env, ...exampleEnv() }
           })
         ),

@@ -19,7 +19,7 @@ const codeAfter = (heading: string): string => {
 describe("the README", () => {
   it.live("its short tour runs as written against the test node", () =>
     Effect.gen(function* () {
-      // Inside the package, so that `effect-cassandra` resolves to src/ through the `source` condition.
+      // Inside the package, so that `effect-cassandra` resolves to src/ through the `effect-cassandra/source` condition.
       const directory = Path.join(root, ".cache", "readme")
       mkdirSync(directory, { recursive: true })
       const file = Path.join(directory, "tour.ts")

@@ -10,7 +10,7 @@ export const runProgram = (file: string, env: Readonly<Record<string, string | u
   Effect.callback<{ readonly code: number; readonly output: string }>((resume) => {
     const child = execFile(
       process.execPath,
-      ["--conditions=source", file],
+      ["--conditions=effect-cassandra/source", file],
       { timeout: 120_000, env: { ...process.env, ...env } },
       (error, stdout, stderr) =>
         resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), output: `${stdout}${stderr}` }))

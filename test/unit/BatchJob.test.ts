@@ -1,6 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
+import * as Stream from "effect/Stream"
 import * as BatchJob from "../../src/BatchJob.ts"
+import * as CassandraError from "../../src/CassandraError.ts"
+import { batchOptionsKey } from "../../src/internal/batchJob.ts"
 import * as Query from "../../src/Query.ts"
+import { CassandraSession } from "../../src/Session.ts"
 
 describe("BatchJob.isIdempotent", () => {
   it("takes a read as idempotent unless declared otherwise", () => {
@@ -14,4 +26,292 @@ describe("BatchJob.isIdempotent", () => {
     assert.isFalse(BatchJob.isIdempotent(Query.cql`UPDATE c SET n = n + 1 WHERE k = ${1}`))
     assert.isTrue(BatchJob.isIdempotent(Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent: true })))
   })
+})
+
+// Statements naming an invalid identifier fail before anything is sent, so these jobs need no node: the session
+// is never used.
+const unusedSession = Layer.succeed(CassandraSession, {} as CassandraSession)
+const invalidTable = Query.identifier("no-such-table")
+const failingFast = (k: number) => Query.cql`INSERT INTO ${invalidTable} (k) VALUES (${k})`
+
+describe("BatchJob summary", () => {
+  it.effect("holds counts and at most maxFailures failures, and no outcome per statement", () =>
+    Effect.gen(function* () {
+      const statements = Array.from({ length: 10_000 }, (_, k) => failingFast(k))
+      const summary = yield* BatchJob.run(statements, { summary: true, maxFailures: 10 })
+      assert.deepStrictEqual(Object.keys(summary).sort(), ["failed", "failures", "interrupted", "succeeded", "total"])
+      assert.strictEqual(summary.total, 10_000)
+      assert.strictEqual(summary.failed, 10_000)
+      assert.strictEqual(summary.succeeded, 0)
+      assert.deepStrictEqual(
+        summary.failures.map((failure) => failure.index),
+        Array.from({ length: 10 }, (_, index) => index)
+      )
+      assert.strictEqual(summary.failures[0]?.error.reason._tag, "InvalidIdentifier")
+      assert.deepStrictEqual(BatchJob.unfinished(summary), statements)
+    }).pipe(Effect.provide(unusedSession))
+  )
+
+  it.effect("a full report keeps one outcome per statement, in input order", () =>
+    Effect.gen(function* () {
+      const report = yield* BatchJob.run(
+        Array.from({ length: 50 }, (_, k) => failingFast(k)),
+        { concurrency: 7, partitionKey: (statement) => String(Number(statement.params[0]) % 3) }
+      )
+      assert.deepStrictEqual(
+        report.outcomes.map((outcome) => outcome.index),
+        Array.from({ length: 50 }, (_, index) => index)
+      )
+      assert.strictEqual(report.failures.length, 50)
+    }).pipe(Effect.provide(unusedSession))
+  )
+})
+
+describe("BatchJob grouping", () => {
+  const base = Query.cql`INSERT INTO t (k) VALUES (${1})`
+  it("groups statements whose batch-relevant options are equal, whatever else differs", () => {
+    assert.strictEqual(batchOptionsKey(base), batchOptionsKey(Query.cql`INSERT INTO u (k) VALUES (${2})`))
+    assert.strictEqual(batchOptionsKey(base), batchOptionsKey(base.withOptions({ pageSize: 10 })))
+    assert.strictEqual(
+      batchOptionsKey(base.withOptions({ timestamp: new Date(1000) })),
+      batchOptionsKey(base.withOptions({ timestamp: 1_000_000n }))
+    )
+    assert.strictEqual(
+      batchOptionsKey(base.withOptions({ timeout: "1 second" })),
+      batchOptionsKey(base.withOptions({ timeout: 1000 }))
+    )
+  })
+
+  it("keys options of the wrong type apart instead of throwing: the request path reports them", () => {
+    for (const routingKey of ["abc", ["abc"], 42]) {
+      const key = batchOptionsKey(base.withOptions({ routingKey: routingKey as unknown as Uint8Array }))
+      assert.notStrictEqual(key, batchOptionsKey(base))
+    }
+  })
+
+  it("separates statements that differ in any option a batch carries", () => {
+    const variants = [
+      base,
+      base.withOptions({ consistency: "QUORUM" }),
+      base.withOptions({ serialConsistency: "SERIAL" }),
+      base.withOptions({ timestamp: 5n }),
+      base.withOptions({ timeout: "3 seconds" }),
+      base.withOptions({ tracing: true }),
+      base.withOptions({ executionProfile: "batch" }),
+      base.withOptions({ idempotent: true }),
+      base.withOptions({ prepare: false }),
+      base.withOptions({ routingKey: new Uint8Array([1, 2]) }),
+      base.withOptions({ allowAnyTimestamp: true })
+    ]
+    assert.strictEqual(new Set(variants.map(batchOptionsKey)).size, variants.length)
+  })
+})
+
+describe("BatchJob options", () => {
+  const counts = [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1.5]
+  const invalid: ReadonlyArray<
+    BatchJob.Options<unknown> & BatchJob.ProgressOptions & { readonly maxFailures?: number }
+  > = [
+    ...counts.map((concurrency) => ({ concurrency })),
+    ...counts.map((maxBatchSize) => ({ maxBatchSize })),
+    ...[-1, Number.NaN, 1.5].map((maxFailures) => ({ maxFailures })),
+    ...[-5, "-1 millis", Number.NaN, Number.POSITIVE_INFINITY, "never"].map((maxGroupingDelay) => ({
+      maxGroupingDelay: maxGroupingDelay as Duration.Input
+    })),
+    ...[0, -5, Number.NaN, Number.POSITIVE_INFINITY, "soon"].map((progressInterval) => ({
+      progressInterval: progressInterval as Duration.Input
+    }))
+  ]
+  const configurationDetail = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
+    assert.isTrue(Exit.isFailure(exit) && !Exit.hasDies(exit), String(exit))
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+    assert.isTrue(CassandraError.isCassandraError(error))
+    const reason = (error as CassandraError.CassandraError).reason
+    assert.strictEqual(reason._tag, "Configuration")
+    return reason.message
+  }
+
+  it.effect("an invalid option fails run, start, stream and schema jobs with a typed Configuration error", () =>
+    Effect.gen(function* () {
+      const job = BatchJob.schema({
+        Request: Schema.Struct({ k: Schema.Number }),
+        execute: (row) => failingFast(row.k)
+      })
+      for (const options of invalid) {
+        const [name, value] = Object.entries(options).at(-1) ?? []
+        const details = [
+          configurationDetail(yield* Effect.exit(BatchJob.run([failingFast(1)], options))),
+          configurationDetail(yield* Effect.exit(Effect.scoped(BatchJob.start([failingFast(1)], options)))),
+          configurationDetail(
+            yield* Effect.exit(Stream.runDrain(BatchJob.stream(Stream.make(failingFast(1)), options)))
+          ),
+          configurationDetail(yield* Effect.exit(job.run([{ k: 1 }], options)))
+        ]
+        for (const detail of details) {
+          assert.include(detail, String(name))
+          assert.include(detail, String(value))
+        }
+      }
+    }).pipe(Effect.provide(unusedSession))
+  )
+
+  it.effect("a concurrency far above the number of statements runs them", () =>
+    Effect.gen(function* () {
+      const report = yield* BatchJob.run([failingFast(1), failingFast(2)], { concurrency: 2 ** 32 })
+      assert.strictEqual(report.failed, 2)
+    }).pipe(Effect.provide(unusedSession))
+  )
+
+  it.effect("a partitionKey returning a number from untyped code still groups, every failure a CassandraError", () =>
+    Effect.gen(function* () {
+      const report = yield* BatchJob.run(
+        Array.from({ length: 6 }, (_, k) => failingFast(k)),
+        { partitionKey: (statement) => statement.params[0] as string }
+      )
+      assert.deepStrictEqual(
+        report.failures.map((failure) => failure.error.reason._tag),
+        Array.from({ length: 6 }, () => "InvalidIdentifier")
+      )
+    }).pipe(Effect.provide(unusedSession))
+  )
+
+  it.effect("a partitionKey that throws fails that statement alone, typed, and the job goes on", () =>
+    Effect.gen(function* () {
+      const statements = Array.from({ length: 6 }, (_, k) => failingFast(k))
+      const report = yield* BatchJob.run(statements, {
+        partitionKey: (statement) => {
+          if (statement.params[0] === 3) throw new TypeError("secret-key-value")
+          return "p"
+        }
+      })
+      assert.deepStrictEqual(
+        report.failures.map((failure) => [failure.index, failure.error.reason._tag]),
+        [
+          [0, "InvalidIdentifier"],
+          [1, "InvalidIdentifier"],
+          [2, "InvalidIdentifier"],
+          [3, "Configuration"],
+          [4, "InvalidIdentifier"],
+          [5, "InvalidIdentifier"]
+        ]
+      )
+      const message = report.failures[3]?.error.message ?? ""
+      assert.include(message, "partitionKey")
+      assert.include(message, "TypeError")
+      assert.notInclude(message, "secret-key-value")
+      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+    }).pipe(Effect.provide(unusedSession))
+  )
+})
+
+describe("BatchJob schema jobs", () => {
+  it.effect("an execute function that throws fails that input alone, typed", () =>
+    Effect.gen(function* () {
+      const job = BatchJob.schema({
+        Request: Schema.Struct({ k: Schema.Number }),
+        execute: (row) => {
+          if (row.k === 1) throw new Error("boom 1")
+          return failingFast(row.k)
+        }
+      })
+      const report = yield* job.run([{ k: 0 }, { k: 1 }, { k: 2 }])
+      assert.deepStrictEqual(
+        report.failures.map((failure) => [
+          failure.index,
+          CassandraError.isCassandraError(failure.error) ? failure.error.reason._tag : "CqlSchemaError"
+        ]),
+        [
+          [0, "InvalidIdentifier"],
+          [1, "Configuration"],
+          [2, "InvalidIdentifier"]
+        ]
+      )
+    }).pipe(Effect.provide(unusedSession))
+  )
+
+  it.effect("the JSON form of a report never holds an input the Schema refused", () =>
+    Effect.gen(function* () {
+      const job = BatchJob.schema({
+        Request: Schema.Struct({ k: Schema.Number, card: Schema.String.check(Schema.isMaxLength(4)) }),
+        execute: (row) => failingFast(row.k)
+      })
+      const report = yield* job.run([{ k: 1, card: "4111-1111-1111-1111" }])
+      assert.strictEqual(report.failed, 1)
+      const json = JSON.stringify(report)
+      assert.notInclude(json, "4111")
+      assert.include(json, '"index":0')
+      assert.deepStrictEqual(BatchJob.unfinished(report), [{ k: 1, card: "4111-1111-1111-1111" }])
+    }).pipe(Effect.provide(unusedSession))
+  )
+})
+
+describe("BatchJob schema jobs with services", () => {
+  const Prefix = Context.Service<string>("test/BatchJob/Prefix")
+  // The encoded name is prefixed by a service: the job requires it, and a refused value fails alone.
+  const Name = Schema.String.pipe(
+    Schema.decodeTo(Schema.String.check(Schema.isMaxLength(8)), {
+      decode: SchemaGetter.passthrough(),
+      encode: SchemaGetter.transformEffect((name: string) => Prefix.use((prefix) => Effect.succeed(prefix + name)))
+    })
+  )
+  it.effect("a Request schema that needs a service runs with it provided", () =>
+    Effect.gen(function* () {
+      const encoded: Array<string> = []
+      const job = BatchJob.schema({
+        Request: Schema.Struct({ k: Schema.Number, name: Name }),
+        execute: (row) => {
+          encoded.push(row.name)
+          return failingFast(row.k)
+        }
+      })
+      const report = yield* job
+        .run([
+          { k: 1, name: "ada" },
+          { k: 2, name: "grace-hopper-secret" }
+        ])
+        .pipe(Effect.provideService(Prefix, "x-"))
+      assert.deepStrictEqual(encoded, ["x-ada"])
+      assert.strictEqual(report.failures[1]?.index, 1)
+      assert.notInclude(report.failures[1]?.error.message ?? "", "grace")
+      assert.notInclude(JSON.stringify(report), "grace")
+    }).pipe(Effect.provide(unusedSession))
+  )
+})
+
+describe("BatchJob interruption", () => {
+  it.effect("interrupting a job that already ended returns its complete report", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const statements = Array.from({ length: 5 }, (_, k) => failingFast(k))
+        const job = yield* BatchJob.start(statements, { progressInterval: "5 millis" })
+        const report = yield* job.report
+        const interrupted = yield* job.interrupt
+        assert.isFalse(interrupted.interrupted)
+        assert.deepStrictEqual(interrupted, report)
+        assert.strictEqual(interrupted.outcomes.length, 5)
+        assert.deepStrictEqual(BatchJob.unfinished(interrupted), statements)
+      })
+    ).pipe(Effect.provide(unusedSession))
+  )
+
+  for (const length of [0, 1, 3000]) {
+    it.effect(`a job of ${length} statements interrupted before it started ends its progress and resumes exactly`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const statements = Array.from({ length }, (_, k) => failingFast(k))
+          const job = yield* BatchJob.start(statements, { progressInterval: "5 millis", summary: true })
+          const report = yield* job.interrupt
+          const again = yield* job.interrupt
+          const samples = yield* Stream.runCollect(job.progress)
+          const last = samples.at(-1)
+          assert.isTrue(last?.done)
+          assert.strictEqual(last?.completed, report.succeeded + report.failed)
+          assert.strictEqual(last?.failed, report.failed)
+          assert.strictEqual(report.succeeded, 0)
+          assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+          assert.deepStrictEqual(again, report)
+        })
+      ).pipe(Effect.provide(unusedSession))
+    )
+  }
 })

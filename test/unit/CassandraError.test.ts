@@ -1,3 +1,4 @@
+import { createRequire } from "node:module"
 import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
@@ -563,5 +564,186 @@ describe("printed errors", () => {
     assert.notInclude(printed, "hunter2")
     assert.notInclude(inspect(error, { depth: 10 }), "hunter2")
     assert.notInclude(inspect(Cause.fail(error), { depth: 10 }), "hunter2")
+  })
+})
+
+const require = createRequire(import.meta.url)
+
+/** The driver's connection pool (lib/host-connection-pool.js) is not exported; it is what raises its own errors. */
+const HostConnectionPool: new (
+  host: object,
+  protocolVersion: number
+) => { borrowConnection(): unknown } = require("cassandra-driver/lib/host-connection-pool.js")
+const { defaultOptions } = require("cassandra-driver/lib/client-options.js") as { defaultOptions(): object }
+
+/** The error a host's pool throws while it has no open connection (during a restart or a reconnection). */
+const noConnectionAvailable = (address: string): unknown => {
+  const pool = new HostConnectionPool({ address, options: defaultOptions() }, 4)
+  try {
+    pool.borrowConnection()
+  } catch (error) {
+    return error
+  }
+  throw new Error("the pool lent a connection it does not have")
+}
+
+describe("CassandraError.fromDriverError: transient pool errors", () => {
+  it("classifies a pool with no connection, and one closing, as Connection, retryable, keeping the driver's text", () => {
+    const empty = reasonOf(Object.assign(noConnectionAvailable(coordinator) as Error, { coordinator }))
+    assert.deepInclude(empty, { _tag: "Connection", coordinator, detail: "No connection available" })
+    assert.isTrue(empty.isRetryable)
+    // lib/host-connection-pool.js: a connection opened while its pool was closing is refused with this plain Error.
+    const closing = reasonOf(new Error("Connection closed"))
+    assert.deepInclude(closing, { _tag: "Connection", detail: "Connection closed" })
+    assert.isTrue(closing.isRetryable)
+  })
+
+  it("makes NoHostAvailable retryable when every host failed for a transient connection reason", () => {
+    // lib/request-handler.js keeps, per host tried, the error its pool threw or the text of a host marked down.
+    const error = CassandraError.fromDriverError(
+      new Cassandra.errors.NoHostAvailableError({
+        "10.0.0.1:9042": noConnectionAvailable("10.0.0.1:9042"),
+        "10.0.0.2:9042": "Host considered as DOWN",
+        "10.0.0.3:9042": new Error("Connection closed")
+      })
+    )
+    assert.instanceOf(error.reason, CassandraError.NoHostAvailable)
+    assert.deepStrictEqual(
+      error.reason.hosts.map((host) => [host.reason, host.retryable]),
+      [
+        ["Connection", true],
+        ["Connection", true],
+        ["Connection", true]
+      ]
+    )
+    assert.include(error.message, "No connection available")
+    assert.include(error.message, "Host considered as DOWN")
+    assert.isTrue(error.isRetryable)
+  })
+
+  it("keeps other plain errors Unknown, with their text withheld", () => {
+    const foreign = reasonOf(new Error("Connection closed by 'hunter2'"))
+    assert.deepInclude(foreign, { _tag: "Unknown", errorName: "Error" })
+    assert.notInclude(foreign.message, "hunter2")
+  })
+})
+
+/** The driver's encoder with the type of a column: `list<frozen<set<int>>>` and the like. */
+const encodingErrorOf = (value: unknown, type: object): unknown => {
+  try {
+    encoder.encode(value, type as unknown as number)
+  } catch (error) {
+    return error
+  }
+  throw new Error("the encoder accepted the value")
+}
+
+describe("CassandraError: redaction keeps the facts", () => {
+  it("keeps the sizes of a request too big for the server", () => {
+    const text = "Request is too big: length 20971576 exceeds maximum allowed length 16777216."
+    assert.strictEqual(reasonOf(responseError(codes.invalid, text)).message, `Invalid request: ${text}`)
+  })
+
+  it("says that more than 65,535 bound values were given, with their count", () => {
+    // lib/writers.js writes the count of bound values as an unsigned 16-bit number (FrameWriter.writeShort).
+    let error: unknown
+    try {
+      Buffer.alloc(2).writeUInt16BE(70_000, 0)
+    } catch (thrown) {
+      error = thrown
+    }
+    const reason = reasonOf(error)
+    assert.strictEqual(reason._tag, "InvalidArgument")
+    assert.include(reason.message, "70000")
+    assert.include(reason.message, "65535")
+    assert.notInclude(reason.message, "a bound value is out of range")
+  })
+
+  it("keeps the argument the driver names and what it received for an empty collection inside a collection", () => {
+    const listOfSets = {
+      code: Cassandra.types.dataTypes.list,
+      info: { code: Cassandra.types.dataTypes.set, info: { code: Cassandra.types.dataTypes.int } }
+    }
+    const reason = reasonOf(encodingErrorOf([[1], []], listOfSets))
+    assert.strictEqual(reason._tag, "InvalidArgument")
+    assert.include(reason.message, 'The "list[4]" argument must be an instance of Buffer or Uint8Array. Received null')
+    assert.include(reason.message, "empty collection")
+  })
+
+  it("keeps the range a bound value must fit, never the value", () => {
+    const reason = reasonOf(encodingError(3_000_000_000, Cassandra.types.dataTypes.int))
+    assert.include(reason.message, "It must be >= -2147483648 and <= 2147483647")
+    assert.notInclude(reason.message, "3000000000")
+    assert.notInclude(reason.message, "3_000_000_000")
+  })
+
+  it("keeps the whole text of an encoder error that quotes no value", () => {
+    const listOfInts = { code: Cassandra.types.dataTypes.list, info: { code: Cassandra.types.dataTypes.int } }
+    const reason = reasonOf(encodingErrorOf([1, null], listOfInts))
+    assert.deepInclude(reason, { _tag: "InvalidArgument", detail: "A collection can't contain null or unset values" })
+  })
+
+  it("keeps the type of what the driver obtained instead of a collection, never its content", () => {
+    const reason = reasonOf(encodingError(new Set(["hunter2"]), Cassandra.types.dataTypes.list))
+    assert.strictEqual(reason._tag, "InvalidArgument")
+    assert.include(reason.message, "Not a valid list value, expected Array obtained Set(1)")
+    assert.notInclude(reason.message, "hunter2")
+  })
+
+  it("redacts the username of a refused login wherever the server's text appears", () => {
+    const text = "Provided username alice smith and/or password are incorrect"
+    const missing = new Cassandra.errors.AuthenticationError(text)
+    const reason = reasonOf(missing)
+    assert.notInclude(reason.message, "alice")
+    assert.include(reason.message, "Provided username <redacted> and/or password are incorrect")
+  })
+})
+
+describe("CassandraError.fromDriverError: values that cannot be read", () => {
+  it("never throws, whatever was thrown: getters and proxies that throw become Unknown", () => {
+    const throwing = (what: string) => () => {
+      throw new Error(what)
+    }
+    const unreadable: ReadonlyArray<unknown> = [
+      new Proxy({}, { get: throwing("read"), getPrototypeOf: throwing("prototype"), has: throwing("has") }),
+      Object.defineProperty(new Error("x"), "message", { get: throwing("message") }),
+      Object.defineProperty(new Error("x"), "code", { get: throwing("code") }),
+      Object.defineProperty(
+        new Cassandra.errors.ResponseError(Cassandra.types.responseErrorCodes.invalid, "x"),
+        "message",
+        { get: throwing("message") }
+      ),
+      Object.assign(new Cassandra.errors.NoHostAvailableError({}), {
+        innerErrors: new Proxy({}, { ownKeys: throwing("keys") })
+      })
+    ]
+    for (const value of unreadable) {
+      const error = CassandraError.fromDriverError(value, { operation: "execute" })
+      assert.instanceOf(error.reason, CassandraError.Unknown)
+      assert.strictEqual(error.operation, "execute")
+      assert.strictEqual(
+        error.reason.message,
+        "Unexpected value that could not be read: its text is withheld because it may echo a bound value (see the error's driverError)"
+      )
+    }
+  })
+})
+
+describe("CassandraError: JSON values echoed by the server", () => {
+  it("withholds the value of a JSON field of the wrong type and Jackson's quoted source, keeping column, types and position", () => {
+    const invalid = (text: string) =>
+      CassandraError.fromDriverError(
+        new Cassandra.errors.ResponseError(Cassandra.types.responseErrorCodes.invalid, text)
+      ).message
+    assert.strictEqual(
+      invalid("Error decoding JSON value for b: Expected a boolean value, but got a Integer: 7531"),
+      "Invalid request: Error decoding JSON value for b: Expected a boolean value, but got a Integer: <redacted>"
+    )
+    assert.strictEqual(
+      invalid(
+        "Could not decode JSON string as a map: com.fasterxml.jackson.core.JsonParseException: Unrecognized token 'hunter2': was expecting ('true', 'false' or 'null')\n at [Source: (String)\"hunter2 \"x\"\"; line: 1, column: 8]"
+      ),
+      "Invalid request: Could not decode JSON string as a map: com.fasterxml.jackson.core.JsonParseException: Unrecognized token '<redacted>': was expecting ('<redacted>', '<redacted>' or '<redacted>')\n at [Source: (String)<redacted>; line: 1, column: 8]"
+    )
   })
 })

@@ -1,8 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as BigDecimal from "effect/BigDecimal"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
+import * as TestClock from "effect/testing/TestClock"
 import * as fc from "fast-check"
 import * as CqlType from "../../src/CqlType.ts"
 
@@ -61,12 +64,12 @@ describe("CqlType", () => {
           assert.strictEqual(encodeSync(schema, minimum), minimum)
           assert.strictEqual(encodeSync(schema, maximum), maximum)
           assert.strictEqual(decodeSync(schema, maximum), maximum)
-          const expected = `Expected an integer from ${minimum} to ${maximum} (CQL ${name})`
+          const expected = `Expected an integer between ${minimum} and ${maximum} (CQL ${name})`
           assert.include(yield* encodeError(schema, minimum - 1), expected)
           assert.include(yield* encodeError(schema, maximum + 1), expected)
           assert.include(yield* encodeError(schema, 1.5), "Expected an integer")
         }
-        assert.include(yield* encodeError(CqlType.TinyInt, 200), "from -128 to 127 (CQL tinyint)")
+        assert.include(yield* encodeError(CqlType.TinyInt, 200), "between -128 and 127 (CQL tinyint)")
         assert.include(yield* encodeError(CqlType.Int, 2 ** 31), "(CQL int)")
       })
     )
@@ -169,9 +172,155 @@ describe("CqlType", () => {
         const encoded = encodeSync(CqlType.TimeUuid, v1)
         assert.instanceOf(encoded, types.TimeUuid)
         assert.strictEqual(encoded.toString(), v1)
-        assert.include(yield* encodeError(CqlType.TimeUuid, v4), "Expected a version 1 UUID (CQL timeuuid)")
+        assert.include(
+          yield* encodeError(CqlType.TimeUuid, v4),
+          "Expected a version 1 (time-based) UUID (CQL timeuuid)"
+        )
         assert.include(yield* encodeError(CqlType.TimeUuid, "nope"), "(CQL timeuuid)")
         assert.include(yield* decodeError(CqlType.TimeUuid, types.Uuid.fromString(v1)), "cassandra-driver TimeUuid")
+      })
+    )
+
+    /** The 60-bit timestamp of a version 1 UUID: 100-nanosecond intervals since 1582-10-15. */
+    const timestampOf = (uuid: string) => BigInt(`0x${uuid.slice(15, 18)}${uuid.slice(9, 13)}${uuid.slice(0, 8)}`)
+
+    it.effect(
+      "makeTimeUuid makes version 1 UUIDs at the Clock's time, increasing within one millisecond",
+      () =>
+        Effect.gen(function* () {
+          const instant = Date.parse("2026-11-30T05:00:00.123Z")
+          yield* TestClock.setTime(instant)
+          // More than the 10,000 intervals of 100 ns that one millisecond holds, all made while the clock stands still.
+          const made = yield* Effect.replicateEffect(CqlType.makeTimeUuid, 12_000)
+          for (const uuid of made) {
+            assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+          }
+          for (const uuid of [made[0]!, made[11_999]!]) {
+            assert.strictEqual(decodeSync(CqlType.TimeUuid, encodeSync(CqlType.TimeUuid, uuid)), uuid)
+          }
+          assert.strictEqual(types.TimeUuid.fromString(made[0]!).getDate().getTime(), instant)
+          const timestamps = made.map(timestampOf)
+          assert.isTrue(timestamps.every((timestamp, index) => index === 0 || timestamp > timestamps[index - 1]!))
+          // ... so a set of them keeps the order they were made in, as Cassandra orders timeuuids.
+          assert.deepStrictEqual(
+            [...Schema.encodeSync(CqlType.Set(CqlType.TimeUuid))(new Set(made.toReversed()))].map(String),
+            made
+          )
+          const later = yield* TestClock.adjust("1 second").pipe(Effect.andThen(CqlType.makeTimeUuid))
+          assert.strictEqual(types.TimeUuid.fromString(later).getDate().getTime(), instant + 1000)
+        }),
+      30_000
+    )
+
+    it.effect("makeTimeUuidFromDate makes a version 1 UUID at a given date, and refuses dates it cannot hold", () =>
+      Effect.gen(function* () {
+        const date = new Date("1999-12-31T23:59:59.999Z")
+        const [first, second] = yield* Effect.replicateEffect(CqlType.makeTimeUuidFromDate(date), 2)
+        assert.notStrictEqual(first, second)
+        for (const uuid of [first!, second!]) {
+          assert.strictEqual(types.TimeUuid.fromString(uuid).getDate().getTime(), date.getTime())
+          assert.strictEqual(decodeSync(CqlType.TimeUuid, encodeSync(CqlType.TimeUuid, uuid)), uuid)
+        }
+        const earliest = yield* CqlType.makeTimeUuidFromDate(new Date("1582-10-15T00:00:00.000Z"))
+        assert.isTrue(timestampOf(earliest) < 10_000n)
+        for (const bad of [
+          new Date("1582-10-14T23:59:59.999Z"),
+          new Date("5236-04-01T00:00:00.000Z"),
+          new Date(Number.NaN)
+        ]) {
+          const error = yield* Effect.flip(CqlType.makeTimeUuidFromDate(bad))
+          assert.isTrue(Cause.isIllegalArgumentError(error))
+          assert.include(error.message, "from 1582-10-15T00:00:00.000Z to 5236-03-31")
+          assert.notInclude(error.message, "1582-10-14")
+          assert.notInclude(error.message, "5236-04-01")
+        }
+      })
+    )
+  })
+
+  describe("timeuuid generation under attack", () => {
+    const timestampOf = (uuid: string) => BigInt(`0x${uuid.slice(15, 18)}${uuid.slice(9, 13)}${uuid.slice(0, 8)}`)
+    const inTimeUuidOrder = (uuids: ReadonlyArray<string>) =>
+      [...Schema.encodeSync(CqlType.Set(CqlType.TimeUuid))(new Set(uuids.toReversed()))].map(String)
+
+    it.effect("makeTimeUuid at a Clock time with a fraction of a millisecond is a UUID of that millisecond", () =>
+      Effect.gen(function* () {
+        // Later than every UUID made before in this process, which the generator never goes back before.
+        const millisecond = Date.parse("4000-01-01T00:00:00.000Z")
+        yield* TestClock.setTime(millisecond + 0.5)
+        const uuid = yield* CqlType.makeTimeUuid
+        assert.strictEqual(types.TimeUuid.fromString(uuid).getDate().getTime(), millisecond)
+      })
+    )
+
+    it.effect("makeTimeUuid with the Clock outside the timeuuid range dies naming the range, never wraps around", () =>
+      Effect.gen(function* () {
+        for (const time of [Date.parse("6000-01-01T00:00:00Z"), Date.parse("1500-01-01T00:00:00Z")]) {
+          yield* TestClock.setTime(time)
+          const exit = yield* Effect.exit(CqlType.makeTimeUuid)
+          assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
+          assert.include(String(exit), "from 1582-10-15T00:00:00.000Z to 5236-03-31")
+        }
+      })
+    )
+
+    it.effect("makeTimeUuid keeps increasing across fibers and when the Clock is set back", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(Date.parse("2026-11-30T05:00:00.000Z"))
+        const before = yield* Effect.all(
+          Array.from({ length: 500 }, () => CqlType.makeTimeUuid),
+          {
+            concurrency: "unbounded"
+          }
+        )
+        yield* TestClock.setTime(Date.parse("2026-11-30T04:00:00.000Z"))
+        const after = yield* Effect.replicateEffect(CqlType.makeTimeUuid, 500)
+        const made = [...before, ...after]
+        assert.strictEqual(new Set(made).size, made.length)
+        assert.deepStrictEqual(inTimeUuidOrder(made), made)
+      })
+    )
+
+    it.effect("makeTimeUuidFromDate never repeats a UUID of one date, however many were made for others between", () =>
+      Effect.gen(function* () {
+        const date = new Date("2010-01-01T00:00:00.000Z")
+        const first = yield* CqlType.makeTimeUuidFromDate(date)
+        yield* Effect.replicateEffect(CqlType.makeTimeUuidFromDate(new Date("2011-01-01T00:00:00.000Z")), 9_999)
+        const again = yield* CqlType.makeTimeUuidFromDate(date)
+        assert.notStrictEqual(again, first)
+      })
+    )
+
+    it.effect("minTimeUuid and maxTimeUuid bound every timeuuid of a millisecond, as Cassandra's functions do", () =>
+      Effect.gen(function* () {
+        const date = new Date("5000-02-03T04:05:06.789Z")
+        const low = yield* CqlType.minTimeUuid(date)
+        const high = yield* CqlType.maxTimeUuid(date)
+        const inside = yield* Effect.replicateEffect(CqlType.makeTimeUuidFromDate(date), 3)
+        yield* TestClock.setTime(date.getTime())
+        const fromClock = yield* Effect.replicateEffect(CqlType.makeTimeUuid, 3)
+        const sorted = inTimeUuidOrder([low, ...inside, ...fromClock, high])
+        assert.strictEqual(sorted[0], low)
+        assert.strictEqual(sorted.at(-1), high)
+        assert.strictEqual(types.TimeUuid.fromString(low).getDate().getTime(), date.getTime())
+        assert.strictEqual(types.TimeUuid.fromString(high).getDate().getTime(), date.getTime())
+        assert.isTrue(timestampOf(high) - timestampOf(low) === 9_999n)
+        const after = yield* CqlType.minTimeUuid(new Date(date.getTime() + 1))
+        assert.deepStrictEqual(inTimeUuidOrder([after, high]), [high, after])
+        // The first and last milliseconds a timeuuid holds: the 60-bit timestamp neither underflows nor wraps.
+        const first = yield* CqlType.minTimeUuid(new Date("1582-10-15T00:00:00.000Z"))
+        assert.strictEqual(first, "00000000-0000-1000-8080-808080808080")
+        const lastMillisecond = new Date("5236-03-31T21:21:00.683Z")
+        const last = yield* CqlType.maxTimeUuid(lastMillisecond)
+        assert.strictEqual(decodeSync(CqlType.TimeUuid, encodeSync(CqlType.TimeUuid, last)), last)
+        assert.strictEqual(timestampOf(last), (2n ** 60n / 10_000n) * 10_000n - 1n)
+        assert.isTrue(
+          Cause.isIllegalArgumentError(yield* Effect.flip(CqlType.maxTimeUuid(new Date(lastMillisecond.getTime() + 1))))
+        )
+        for (const bad of [new Date("1582-10-14T23:59:59.999Z"), new Date(Number.NaN)]) {
+          assert.isTrue(Cause.isIllegalArgumentError(yield* Effect.flip(CqlType.minTimeUuid(bad))))
+          assert.isTrue(Cause.isIllegalArgumentError(yield* Effect.flip(CqlType.maxTimeUuid(bad))))
+        }
       })
     )
   })
@@ -328,7 +477,7 @@ describe("CqlType", () => {
         }
         assert.include(
           yield* encodeError(CqlType.Date, "2023-02-29"),
-          "Expected an ISO 8601 date from -5877641-06-23 to +5881580-07-11 (CQL date)"
+          "Expected a valid calendar date YYYY-MM-DD, from -5877641-06-23 to +5881580-07-11 (CQL date)"
         )
       })
     )
@@ -344,7 +493,7 @@ describe("CqlType", () => {
         assert.strictEqual(encodeSync(CqlType.Time, 1n).toString(), "00:00:00.000000001")
         assert.strictEqual(encodeSync(CqlType.Time, 45_296_789_000_000n).toString(), "12:34:56.789")
         assert.include(yield* encodeError(CqlType.Time, -1n), "(CQL time)")
-        assert.include(yield* encodeError(CqlType.Time, 86_400_000_000_000n), "from 0 to 86399999999999 (CQL time)")
+        assert.include(yield* encodeError(CqlType.Time, 86_400_000_000_000n), "between 0 and 86399999999999 (CQL time)")
       })
     )
 
@@ -475,7 +624,7 @@ describe("CqlType", () => {
         const encoded = encodeSync(Embedding, [1, 2, 3])
         assert.instanceOf(encoded, types.Vector)
         assert.deepStrictEqual([...encoded], [1, 2, 3])
-        assert.include(yield* encodeError(Embedding, [1, 2]), "Expected 3 elements (CQL vector)")
+        assert.include(yield* encodeError(Embedding, [1, 2]), "Expected exactly 3 elements (CQL vector)")
         assert.include(yield* encodeError(Embedding, [1, 2, 1e39]), "(CQL float)")
         assert.strictEqual(CqlType.cqlTypeOf(Embedding), "vector<float, 3>")
         assert.strictEqual(CqlType.cqlTypeOf(CqlType.Vector(CqlType.Text, 2)), "vector<text, 2>")

@@ -38,6 +38,7 @@ export const LocalCassandraErrorReason = Schema.Literals([
   "FileSystemFailed",
   "NodeFailed",
   "NodetoolFailed",
+  "FirewallUnavailable",
   "Timeout"
 ])
 
@@ -109,6 +110,8 @@ export interface NodeInfo {
   readonly pid: number | undefined
   /** Whether the node's JVM process is alive. */
   readonly running: boolean
+  /** Whether the node's JVM is frozen by {@link Cluster.pauseNode} (stopped by SIGSTOP, sockets open). */
+  readonly paused: boolean
   /** Whether the node left the ring through `decommissionNode`. */
   readonly decommissioned: boolean
 }
@@ -150,8 +153,28 @@ export interface Cluster {
   readonly stopNode: (index: number) => Effect.Effect<void, LocalCassandraError>
   /** Kills a node at once (SIGKILL), as a crash would. */
   readonly killNode: (index: number) => Effect.Effect<void, LocalCassandraError>
+  /**
+   * Freezes a node (SIGSTOP), as a long GC pause or a frozen VM would: its sockets stay open and its kernel still
+   * accepts connections, but nothing answers until {@link resumeNode}.
+   */
+  readonly pauseNode: (index: number) => Effect.Effect<void, LocalCassandraError>
+  /** Lets a frozen node run again (SIGCONT). */
+  readonly resumeNode: (index: number) => Effect.Effect<void, LocalCassandraError>
+  /**
+   * Cuts a node off the network, as a partition would: firewall rules drop every packet to and from its address,
+   * clients' and other nodes' alike, without closing any connection. Needs root and iptables; fails with the reason
+   * FirewallUnavailable, saying why, where the machine does not allow it.
+   */
+  readonly cutOffNode: (index: number) => Effect.Effect<void, LocalCassandraError>
+  /** Removes the rules of {@link cutOffNode}, so that the node's packets flow again. */
+  readonly reconnectNode: (index: number) => Effect.Effect<void, LocalCassandraError>
   /** Starts a stopped or killed node again and waits until it answers CQL and the others see it. */
   readonly startNode: (index: number) => Effect.Effect<void, LocalCassandraError>
+  /**
+   * Starts every stopped or killed node (not the decommissioned ones) at once, as after a whole-cluster outage, and
+   * waits until they all answer CQL and see each other.
+   */
+  readonly startStopped: Effect.Effect<void, LocalCassandraError>
   /** Bootstraps one more node (token in the largest gap of the ring) and waits until it is ready. */
   readonly addNode: () => Effect.Effect<NodeInfo, LocalCassandraError>
   /** Streams a node's data away (`nodetool decommission`, forced only when the replication needs it) and stops it. */
@@ -325,6 +348,16 @@ const hasExited = (pid: number): boolean => {
   }
 }
 
+/** Whether `pid` is stopped by a signal (state T). */
+const isStopped = (pid: number): boolean => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
+  } catch {
+    return false
+  }
+}
+
 const signalGroup = (pid: number | undefined, signal: NodeJS.Signals): void => {
   if (pid === undefined) return
   try {
@@ -348,6 +381,8 @@ const terminate = Effect.fnUntraced(function* (pid: number, nodeDirectory: strin
     if (commandLineOf(pid).join("") === "") yield* pollUntil(() => hasExited(pid), killGracePeriod)
     return
   }
+  // A frozen JVM only acts on SIGTERM once it runs again.
+  signalGroup(pid, "SIGCONT")
   if (graceful) {
     signalGroup(pid, "SIGTERM")
     if (yield* pollUntil(() => hasExited(pid), stopGracePeriod)) return
@@ -912,12 +947,92 @@ const launchNode = Effect.fnUntraced(function* (runtime: Runtime, node: NodeReco
 })
 
 const stopRecordedNode = Effect.fnUntraced(function* (runtime: Runtime, node: NodeRecord, graceful: boolean) {
+  yield* reconnectRecordedNode(runtime, node).pipe(Effect.ignore)
   if (node.pid !== null) {
     yield* terminate(node.pid, nodeDirectoryOf(runtime.directory, node.index), graceful)
   }
   yield* updateNode(runtime, node.index, { pid: null })
   yield* saveState(runtime)
 })
+
+const runningRecord = Effect.fnUntraced(function* (runtime: Runtime, index: number, action: string) {
+  const node = yield* nodeRecord(runtime, index)
+  if (!isRunning(runtime, node) || node.pid === null) {
+    return yield* failure("InvalidOption", `node ${index} is not running: start it before you ${action} it`)
+  }
+  return { node, pid: node.pid }
+})
+
+const pauseNode = Effect.fnUntraced(function* (runtime: Runtime, index: number) {
+  const { pid } = yield* runningRecord(runtime, index, "pause")
+  signalGroup(pid, "SIGSTOP")
+  if (!(yield* pollUntil(() => isStopped(pid), killGracePeriod))) {
+    return yield* failure("NodeFailed", `node ${index} (pid ${pid}) did not stop on SIGSTOP: look at ps -o stat ${pid}`)
+  }
+})
+
+const resumeNode = Effect.fnUntraced(function* (runtime: Runtime, index: number) {
+  const { pid } = yield* runningRecord(runtime, index, "resume")
+  signalGroup(pid, "SIGCONT")
+  if (!(yield* pollUntil(() => !isStopped(pid), killGracePeriod))) {
+    return yield* failure("NodeFailed", `node ${index} (pid ${pid}) did not run on SIGCONT: look at ps -o stat ${pid}`)
+  }
+})
+
+// Every rule carries the cluster's and the node's name, so that reconnecting removes exactly the rules added here.
+const firewallRulesOf = (runtime: Runtime, node: NodeRecord) => {
+  const comment = [
+    "-m",
+    "comment",
+    "--comment",
+    `effect-cassandra:${Path.basename(runtime.directory)}:node${node.index}`
+  ]
+  return [
+    ["INPUT", "-d", node.address, ...comment, "-j", "DROP"],
+    ["INPUT", "-s", node.address, ...comment, "-j", "DROP"]
+  ]
+}
+
+const firewallHint = "cutting a node off needs root and iptables with a netfilter kernel (apt-get install iptables)"
+
+const runIptables = (args: ReadonlyArray<string>) =>
+  runCommand("iptables", ["-w", ...args]).pipe(
+    Effect.mapError((error) =>
+      failure(
+        "FirewallUnavailable",
+        error.code === "ENOENT"
+          ? `iptables was not found: ${firewallHint}`
+          : `iptables could not run (${firstLineOf(error)}): ${firewallHint}`
+      )
+    )
+  )
+
+const cutOffNode = Effect.fnUntraced(function* (runtime: Runtime, index: number) {
+  const { node } = yield* runningRecord(runtime, index, "cut off")
+  for (const rule of firewallRulesOf(runtime, node)) {
+    const result = yield* runIptables(["-I", ...rule])
+    if (result.exitCode !== 0) {
+      yield* reconnectRecordedNode(runtime, node).pipe(Effect.ignore)
+      const reason = lastLine(result.stderr) ?? `exit code ${result.exitCode}`
+      return yield* failure("FirewallUnavailable", `iptables refused a rule (${reason}): ${firewallHint}`)
+    }
+  }
+})
+
+/** Deletes the node's rules, each as often as it was added; a machine without iptables has none to delete. */
+const reconnectRecordedNode = (runtime: Runtime, node: NodeRecord) =>
+  Effect.forEach(
+    firewallRulesOf(runtime, node),
+    (rule) =>
+      runIptables(["-D", ...rule]).pipe(
+        Effect.repeat({ until: (result) => result.exitCode !== 0 }),
+        Effect.catchIf(
+          (error) => error.message.startsWith("iptables was not found"),
+          () => Effect.void
+        )
+      ),
+    { discard: true }
+  )
 
 const stopAll = (runtime: Runtime) =>
   Effect.gen(function* () {
@@ -980,6 +1095,7 @@ const nodeInfoOf = (runtime: Runtime, node: NodeRecord): NodeInfo => {
     jmxPort: node.jmxPort,
     pid: running && node.pid !== null ? node.pid : undefined,
     running,
+    paused: running && node.pid !== null && isStopped(node.pid),
     decommissioned: node.decommissioned
   }
 }
@@ -1032,6 +1148,13 @@ const startNode = Effect.fnUntraced(function* (runtime: Runtime, index: number) 
     return yield* failure("InvalidOption", `node ${index} is already running: stop it first (stop-node ${index})`)
   }
   yield* launchNode(runtime, node)
+  yield* waitUntilUp(runtime)
+})
+
+const startStopped = Effect.fnUntraced(function* (runtime: Runtime) {
+  const state = yield* Ref.get(runtime.state)
+  const stopped = state.nodes.filter((node) => !node.decommissioned && !isRunning(runtime, node))
+  yield* Effect.forEach(stopped, (node) => launchNode(runtime, node), { concurrency: "unbounded", discard: true })
   yield* waitUntilUp(runtime)
 })
 
@@ -1119,7 +1242,13 @@ const makeCluster = (runtime: Runtime, state: ClusterState): Cluster => {
       serialized(Effect.flatMap(nodeRecord(runtime, index), (node) => stopRecordedNode(runtime, node, true))),
     killNode: (index) =>
       serialized(Effect.flatMap(nodeRecord(runtime, index), (node) => stopRecordedNode(runtime, node, false))),
+    pauseNode: (index) => serialized(pauseNode(runtime, index)),
+    resumeNode: (index) => serialized(resumeNode(runtime, index)),
+    cutOffNode: (index) => serialized(cutOffNode(runtime, index)),
+    reconnectNode: (index) =>
+      serialized(Effect.flatMap(nodeRecord(runtime, index), (node) => reconnectRecordedNode(runtime, node))),
     startNode: (index) => serialized(startNode(runtime, index)),
+    startStopped: serialized(startStopped(runtime)),
     addNode: () => serialized(addNode(runtime)),
     decommissionNode: (index) => serialized(decommissionNode(runtime, index)),
     nodetool: (index, args) => Effect.flatMap(nodeRecord(runtime, index), (node) => runNodetool(runtime, node, args)),

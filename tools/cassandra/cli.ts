@@ -25,6 +25,10 @@ Commands:
   stop-node N          stop node N gracefully (SIGTERM)
   kill-node N          kill node N (SIGKILL)
   start-node N         start node N again and wait until it is up
+  pause-node N         freeze node N (SIGSTOP): sockets stay open, nothing answers
+  resume-node N        let a frozen node N run again (SIGCONT)
+  cut-off N            drop every packet to and from node N (iptables; needs root)
+  reconnect-node N     remove the rules of cut-off N
   add-node             bootstrap one more node
   decommission N       decommission node N and stop it
   nodetool N -- ARGS   run nodetool against node N
@@ -38,6 +42,10 @@ const commandOptions = {
   "stop-node": ["name"],
   "kill-node": ["name"],
   "start-node": ["name"],
+  "pause-node": ["name"],
+  "resume-node": ["name"],
+  "cut-off": ["name"],
+  "reconnect-node": ["name"],
   "add-node": ["name"],
   decommission: ["name"],
   nodetool: ["name"]
@@ -122,7 +130,7 @@ const statusTable = (nodes: ReadonlyArray<LocalCassandra.NodeStatus>) => {
       String(node.index),
       node.address,
       node.pid === undefined ? "-" : String(node.pid),
-      node.decommissioned ? "decommissioned" : node.running ? "running" : "stopped",
+      node.decommissioned ? "decommissioned" : node.paused ? "paused" : node.running ? "running" : "stopped",
       node.cql ? "up" : "down",
       node.ring ?? "-"
     ])
@@ -204,6 +212,14 @@ const run = Effect.fnUntraced(function* (argv: ReadonlyArray<string>) {
       return yield* cluster.killNode(index)
     case "start-node":
       return yield* cluster.startNode(index)
+    case "pause-node":
+      return yield* cluster.pauseNode(index)
+    case "resume-node":
+      return yield* cluster.resumeNode(index)
+    case "cut-off":
+      return yield* cluster.cutOffNode(index)
+    case "reconnect-node":
+      return yield* cluster.reconnectNode(index)
     case "decommission":
       return yield* cluster.decommissionNode(index)
     case "nodetool":

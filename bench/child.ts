@@ -1,0 +1,369 @@
+/**
+ * One side of one benchmark round, in a process of its own: it warms up, measures, and prints one JSON `Sample`.
+ *
+ *   node --conditions=<the package's source condition> --expose-gc bench/child.ts '<Job as JSON>'
+ */
+import { PerformanceObserver } from "node:perf_hooks"
+import * as V8 from "node:v8"
+import * as Cassandra from "cassandra-driver"
+import { Effect, type Exit, Layer, Schema, type Scope, Tracer } from "effect"
+import { BatchJob, CqlSchema, CqlType, Logging, Metrics, Query, Session } from "effect-cassandra"
+import type { Job, Operation, Sample } from "./jobs.ts"
+import { quantile } from "./stats.ts"
+import { makeStubClient } from "./stubClient.ts"
+import { importTable, kvTable, readKeys, wideTable } from "./tables.ts"
+
+const localDataCenter = "datacenter1"
+type Request = (i: number) => Effect.Effect<unknown, unknown, Session.CassandraSession>
+type RawRequest = (i: number) => Promise<unknown>
+
+const forceGc = (): void => (globalThis as { gc?: () => void }).gc?.()
+
+/** Garbage-collection time and count, from the moment it is created. */
+const watchGc = () => {
+  let millis = 0
+  let count = 0
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      millis += entry.duration
+      count++
+    }
+  })
+  observer.observe({ entryTypes: ["gc"] })
+  return {
+    // Entries are delivered asynchronously: a turn of the event loop lets the last ones arrive.
+    stop: async () => {
+      await new Promise((resolve) => setImmediate(resolve))
+      observer.disconnect()
+      return { millis, count }
+    }
+  }
+}
+
+/** Wall time, client CPU and GC time of one measured run of `count` requests. */
+const measure = async (count: number, work: () => Promise<unknown>): Promise<Sample> => {
+  const gc = watchGc()
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  await work()
+  const seconds = (performance.now() - started) / 1000
+  const used = process.cpuUsage(cpu)
+  return { seconds, cpuMicros: used.user + used.system, count, gcMillis: (await gc.stop()).millis }
+}
+
+/**
+ * Heap bytes allocated per request by a batch small enough to run without a GC between two forced ones; undefined when
+ * a GC ran anyway (then the growth would undercount).
+ */
+const allocatedBytesPerRequest = async (count: number, work: () => Promise<unknown>) => {
+  forceGc()
+  const gc = watchGc()
+  const before = V8.getHeapStatistics().used_heap_size
+  await work()
+  const grown = V8.getHeapStatistics().used_heap_size - before
+  return (await gc.stop()).count === 0 ? grown / count : undefined
+}
+
+/** `count` requests through `concurrency` looping async workers, the way an application drives the raw driver. */
+const loopingWorkers = async (count: number, concurrency: number, request: RawRequest) => {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await request(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+}
+
+/** The same through `concurrency` looping fibers: the library's equivalent of the workers above. */
+const loopingFibers = (count: number, concurrency: number, request: Request) =>
+  Effect.suspend(() => {
+    let next = 0
+    const worker = Effect.gen(function* () {
+      while (next < count) yield* request(next++)
+    })
+    return Effect.forEach(Array.from({ length: Math.min(concurrency, count) }), () => worker, {
+      concurrency,
+      discard: true
+    })
+  })
+
+/** The same with one fiber forked per item, as `Effect.forEach` over every request does. */
+const forEachItem = (count: number, concurrency: number, request: Request) =>
+  Effect.suspend(() =>
+    Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      request,
+      { concurrency, discard: true }
+    )
+  )
+
+const kv = Query.identifier("bench", "kv")
+const wide = Query.identifier("bench", "wide")
+const libraryRequests: Record<Operation, Request> = {
+  read: (i) => Query.cql`SELECT v FROM ${kv} WHERE k = ${i % readKeys}`,
+  write: (i) => Query.cql`INSERT INTO ${kv} (k, v) VALUES (${i % readKeys}, ${"written"})`
+}
+const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> => ({
+  read: (i) => client.execute(`SELECT v FROM ${kvTable} WHERE k = ?`, [i % readKeys], { prepare: true }),
+  write: (i) =>
+    client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [i % readKeys, "written"], { prepare: true })
+})
+
+const WideRow = Schema.Struct({
+  p: CqlType.Int,
+  c: CqlType.Int,
+  name: CqlType.Text,
+  amount: CqlType.BigInt,
+  price: CqlType.Double,
+  active: CqlType.Boolean,
+  created: CqlType.Timestamp,
+  ref: CqlType.Uuid,
+  note: CqlType.Text,
+  qty: CqlType.Int
+})
+const findWideRows = CqlSchema.findAll({
+  Request: Schema.Number,
+  Result: WideRow,
+  execute: (p) => Query.cql`SELECT * FROM ${wide} WHERE p = ${p}`
+})
+
+/**
+ * A tracer that really exports: every ended span is handed to an in-memory exporter, which keeps the current batch
+ * (as an exporter holds spans until it sends them) so that span work cannot be optimized away.
+ */
+const inMemoryTracer = () => {
+  const exportBatch = 512
+  let batch: Array<Tracer.NativeSpan> = []
+  class ExportedSpan extends Tracer.NativeSpan {
+    override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+      super.end(endTime, exit)
+      if (batch.length === exportBatch) batch = []
+      batch.push(this)
+    }
+  }
+  return Tracer.make({ span: (options) => new ExportedSpan(options) })
+}
+
+const rawClient = async (contactPoints: ReadonlyArray<string>) => {
+  const client = new Cassandra.Client({
+    contactPoints: [...contactPoints],
+    localDataCenter,
+    encoding: Session.encoding,
+    queryOptions: { consistency: Cassandra.types.consistencies.localQuorum }
+  })
+  await client.connect()
+  return client
+}
+
+/** The layer of each observability setting; `default` provides nothing, so the session uses its own defaults. */
+const observabilityLayers = {
+  default: Layer.empty,
+  off: Logging.layer("off"),
+  on: Metrics.layer()
+}
+
+/** Builds a library session with `layer` provided, runs `use` with it, and closes it. */
+const withSession = <A>(
+  acquire: Effect.Effect<Session.CassandraSession, unknown, Scope.Scope>,
+  layer: Layer.Layer<never> | Layer.Layer<Metrics.CassandraMetrics>,
+  use: (run: <B>(effect: Effect.Effect<B, unknown, Session.CassandraSession>) => Promise<B>) => Promise<A>
+): Promise<A> =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const session = yield* acquire
+        return yield* Effect.promise(() =>
+          use((effect) => Effect.runPromise(Effect.provideService(effect, Session.CassandraSession, session)))
+        )
+      }).pipe(Effect.provide(layer))
+    )
+  )
+
+/** Sends `ratePerSecond` requests for `seconds`, open loop: latency counts from when each request was due. */
+const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) =>
+  new Promise<Float64Array>((resolve, reject) => {
+    const total = Math.round(ratePerSecond * seconds)
+    const latencies = new Float64Array(total)
+    const interval = 1000 / ratePerSecond
+    const started = performance.now()
+    let issued = 0
+    let completed = 0
+    const tick = () => {
+      const due = Math.min(total, Math.floor((performance.now() - started) / interval) + 1)
+      while (issued < due) {
+        const index = issued++
+        const intended = started + index * interval
+        send(index).then(() => {
+          latencies[index] = performance.now() - intended
+          if (++completed === total) resolve(latencies)
+        }, reject)
+      }
+      if (issued < total) setTimeout(tick, 1)
+    }
+    tick()
+  })
+
+const latencySample = async (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) => {
+  await openLoop(ratePerSecond, Math.min(seconds, 2), send)
+  const total = Math.round(ratePerSecond * seconds)
+  let latencies: ReadonlyArray<number> = []
+  const sample = await measure(total, async () => {
+    latencies = [...(await openLoop(ratePerSecond, seconds, send))]
+  })
+  const sorted = latencies
+  return {
+    ...sample,
+    latencyMillis: { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999) }
+  }
+}
+
+/** How many requests each client-only allocation batch runs: small enough to fit the young generation. */
+const allocationBatch = 500
+
+/** A client-only row: warm-up, the timed run, then the allocation batch. */
+const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Promise<Sample> => {
+  const stub = makeStubClient()
+  const { variant, concurrency, requests } = job
+  const sampleWith = async (run: (count: number) => Promise<unknown>) => {
+    await run(requests)
+    const sample = await measure(requests, () => run(requests))
+    const allocated = await allocatedBytesPerRequest(allocationBatch, () => run(allocationBatch))
+    return allocated === undefined ? sample : { ...sample, allocatedBytesPerRequest: allocated }
+  }
+  if (variant.startsWith("stub-")) {
+    const raw = rawRequests(stub.client)
+    const stubAlone = {
+      "stub-read": raw.read,
+      "stub-wide": (i: number) => stub.client.execute(`SELECT * FROM ${wideTable} WHERE p = ?`, [i], { prepare: true }),
+      "stub-write": raw.write
+    }[variant as "stub-read" | "stub-wide" | "stub-write"]
+    return sampleWith((count) => loopingWorkers(count, concurrency, stubAlone))
+  }
+  const request: Request =
+    variant === "findAll-10-columns"
+      ? (i) => findWideRows(i)
+      : variant === "write"
+        ? libraryRequests.write
+        : libraryRequests.read
+  const tracer = variant.includes("tracer") ? inMemoryTracer() : undefined
+  const traced = (effect: Effect.Effect<void, unknown, Session.CassandraSession>) =>
+    tracer === undefined ? effect : Effect.withTracer(effect, tracer)
+  const layer = Layer.mergeAll(
+    variant.includes("metrics") ? Metrics.layer() : Layer.empty,
+    variant === "read+log-bridge" ? Layer.empty : Logging.layer("off")
+  )
+  const throttle = variant === "read+throttle" ? { maxInFlight: 1024, maxQueued: 1024 } : undefined
+  return withSession(Session.makeFromClient(stub.client, throttle === undefined ? {} : { throttle }), layer, (run) =>
+    sampleWith((count) => run(traced(loopingFibers(count, concurrency, request))))
+  )
+}
+
+/**
+ * Heap held per request while `count` requests wait on the stub: the heap after a forced GC with every request in
+ * flight, less the heap after a forced GC before they started, divided by the count. Run twice; the first warms up.
+ */
+const inFlightSample = async (job: Extract<Job, { kind: "inFlight" }>): Promise<Sample> => {
+  const stub = makeStubClient()
+  const keys = Array.from({ length: job.count }, (_, i) => i)
+  const heldPerRequest = async (start: () => Promise<unknown>) => {
+    stub.hold()
+    forceGc()
+    const before = V8.getHeapStatistics().used_heap_size
+    const done = start()
+    while (stub.held() < job.count) await new Promise((resolve) => setImmediate(resolve))
+    forceGc()
+    const held = V8.getHeapStatistics().used_heap_size - before
+    stub.release()
+    await done
+    return held / job.count
+  }
+  const sampleWith = async (start: () => Promise<unknown>): Promise<Sample> => {
+    await heldPerRequest(start)
+    let heapBytesPerRequest = 0
+    const sample = await measure(job.count, async () => {
+      heapBytesPerRequest = await heldPerRequest(start)
+    })
+    return { ...sample, heapBytesPerRequest }
+  }
+  if (job.side === "raw") {
+    const read = rawRequests(stub.client).read
+    return sampleWith(() => Promise.all(keys.map(read)))
+  }
+  return withSession(Session.makeFromClient(stub.client), Logging.layer("off"), (run) =>
+    sampleWith(() => run(Effect.forEach(keys, libraryRequests.read, { concurrency: "unbounded", discard: true })))
+  )
+}
+
+const realNodeSample = async (job: Exclude<Job, { kind: "clientOnly" | "inFlight" }>): Promise<Sample> => {
+  const warmedAndMeasured = async (count: number, run: (count: number) => Promise<unknown>) => {
+    await run(Math.max(1, Math.round(count / 2)))
+    return measure(count, () => run(count))
+  }
+  switch (job.kind) {
+    case "requests": {
+      if (job.side === "raw") {
+        const client = await rawClient(job.contactPoints)
+        const request = rawRequests(client)[job.operation]
+        const sample = await warmedAndMeasured(job.requests, (count) => loopingWorkers(count, job.concurrency, request))
+        await client.shutdown()
+        return sample
+      }
+      const drive = job.side === "fibers" ? loopingFibers : forEachItem
+      return withSession(
+        Session.make({ contactPoints: [...job.contactPoints], localDataCenter }),
+        observabilityLayers[job.observability],
+        (run) =>
+          warmedAndMeasured(job.requests, (count) => run(drive(count, job.concurrency, libraryRequests[job.operation])))
+      )
+    }
+    case "insertJob": {
+      const rows = (count: number) => Array.from({ length: count }, (_, k) => k)
+      if (job.side === "raw") {
+        const client = await rawClient(job.contactPoints)
+        const sample = await warmedAndMeasured(job.rows, (count) =>
+          Cassandra.concurrent.executeConcurrent(
+            client,
+            `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`,
+            rows(count).map((k) => [k, `row-${k}`, BigInt(k)]),
+            { concurrencyLevel: 256 }
+          )
+        )
+        await client.shutdown()
+        return sample
+      }
+      const imports = Query.identifier("bench", "imports")
+      return withSession(Session.make({ contactPoints: [...job.contactPoints], localDataCenter }), Layer.empty, (run) =>
+        warmedAndMeasured(job.rows, async (count) => {
+          const statements = rows(count).map(
+            (k) => Query.cql`INSERT INTO ${imports} (k, v, n) VALUES (${k}, ${`row-${k}`}, ${BigInt(k)})`
+          )
+          const report = await run(BatchJob.run(statements, { concurrency: 256 }))
+          if (report.failures.length > 0) throw report.failures[0]?.error
+        })
+      )
+    }
+    case "latency": {
+      if (job.side === "raw") {
+        const client = await rawClient(job.contactPoints)
+        const sample = await latencySample(job.ratePerSecond, job.seconds, rawRequests(client).read)
+        await client.shutdown()
+        return sample
+      }
+      return withSession(Session.make({ contactPoints: [...job.contactPoints], localDataCenter }), Layer.empty, (run) =>
+        latencySample(job.ratePerSecond, job.seconds, (i) => run(libraryRequests.read(i)))
+      )
+    }
+  }
+}
+
+const job = JSON.parse(process.argv[2] ?? "null") as Job | null
+if (job === null) {
+  process.stderr.write("usage: child.ts '<Job as JSON>' (bench/jobs.ts)\n")
+  process.exit(2)
+}
+const sample =
+  job.kind === "clientOnly"
+    ? await clientOnlySample(job)
+    : job.kind === "inFlight"
+      ? await inFlightSample(job)
+      : await realNodeSample(job)
+process.stdout.write(`${JSON.stringify(sample)}\n`)

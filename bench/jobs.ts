@@ -1,0 +1,104 @@
+/**
+ * What the benchmark asks of a child process, and how it asks: every measured side runs in a process of its own, with
+ * its own warm-up, so that one side's garbage collection and JIT work never lands in the other's figures.
+ */
+import { execFile } from "node:child_process"
+
+export type Operation = "read" | "write"
+
+/**
+ * How the library side is driven: `fibers` is N looping fibers (the library's equivalent of N looping async
+ * workers), `forEach` forks one fiber per item with `Effect.forEach`, as code written that way pays.
+ */
+export type LibraryStyle = "fibers" | "forEach"
+
+/**
+ * The features installed on a library session against the real node: `default` is what `Session.make` gives (the
+ * driver-log bridge at its default level, no metrics); `off` has the bridge off too; `on` adds the metrics layer.
+ */
+export type Observability = "default" | "off" | "on"
+
+/** The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it. */
+export const clientOnlyVariants = [
+  "stub-read",
+  "stub-wide",
+  "stub-write",
+  "read",
+  "findAll-10-columns",
+  "write",
+  "read+metrics",
+  "read+tracer",
+  "read+metrics+tracer",
+  "read+throttle",
+  "read+log-bridge"
+] as const
+export type ClientOnlyVariant = (typeof clientOnlyVariants)[number]
+
+export type Job =
+  | {
+      readonly kind: "requests"
+      readonly side: "raw" | LibraryStyle
+      readonly observability: Observability
+      readonly operation: Operation
+      readonly concurrency: number
+      readonly requests: number
+      readonly contactPoints: ReadonlyArray<string>
+    }
+  | {
+      readonly kind: "insertJob"
+      readonly side: "raw" | "library"
+      readonly rows: number
+      readonly contactPoints: ReadonlyArray<string>
+    }
+  | {
+      readonly kind: "latency"
+      readonly side: "raw" | "library"
+      readonly ratePerSecond: number
+      readonly seconds: number
+      readonly contactPoints: ReadonlyArray<string>
+    }
+  | {
+      readonly kind: "clientOnly"
+      readonly variant: ClientOnlyVariant
+      readonly concurrency: number
+      readonly requests: number
+    }
+  | { readonly kind: "inFlight"; readonly side: "raw" | "library"; readonly count: number }
+
+/** One measured run of a child. Fields a job does not measure are absent. */
+export interface Sample {
+  readonly seconds: number
+  /** Client CPU (user + system) of the measured run, this process only. */
+  readonly cpuMicros: number
+  /** Requests (or rows) in the measured run. */
+  readonly count: number
+  /** Time spent in garbage collection during the measured run (PerformanceObserver "gc" entries). */
+  readonly gcMillis: number
+  /**
+   * JS heap bytes allocated per request, from `used_heap_size` growth over a batch run between two forced GCs and
+   * during which no GC ran (so nothing was freed); absent when a GC ran anyway. Counts the V8 heap only, not Buffer
+   * or other external memory.
+   */
+  readonly allocatedBytesPerRequest?: number
+  /** Latency from each request's intended send time, in milliseconds. */
+  readonly latencyMillis?: { readonly p50: number; readonly p99: number; readonly p999: number }
+  /** Heap held per in-flight request, after a forced GC. */
+  readonly heapBytesPerRequest?: number
+}
+
+/**
+ * Runs `job` in a new Node process. The child gets the parent's Node flags, so it resolves the library through the
+ * same export condition the `bench` script gives the parent, and `--expose-gc` for its heap figures.
+ */
+export const runChild = (job: Job): Promise<Sample> =>
+  new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [...process.execArgv, "--expose-gc", new URL("./child.ts", import.meta.url).pathname, JSON.stringify(job)],
+      { maxBuffer: 1 << 20 },
+      (error, stdout, stderr) =>
+        error === null
+          ? resolve(JSON.parse(stdout) as Sample)
+          : reject(new Error(`benchmark child ${JSON.stringify(job)} failed: ${stderr || error.message}`))
+    )
+  })

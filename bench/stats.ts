@@ -1,0 +1,57 @@
+/** The statistics every benchmark figure is reported with: medians, quantiles and a seeded bootstrap interval. */
+
+/** The `q` quantile (0..1) of `values`, interpolated between the two nearest ranks. */
+export const quantile = (values: ReadonlyArray<number>, q: number): number => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const position = (sorted.length - 1) * q
+  const below = Math.floor(position)
+  const lower = sorted[below] ?? Number.NaN
+  const upper = sorted[Math.min(below + 1, sorted.length - 1)] ?? lower
+  return lower + (upper - lower) * (position - below)
+}
+
+export const median = (values: ReadonlyArray<number>): number => quantile(values, 0.5)
+
+/**
+ * A small seeded generator (mulberry32): the bootstrap must resample the same way on every run, so that two reports
+ * of the same rounds show the same interval.
+ */
+const seededRandom = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+const bootstrapResamples = 10_000
+const bootstrapSeed = 13
+
+/** A figure as reported: the median over rounds, its 95% bootstrap interval, and the smallest and largest round. */
+export interface Estimate {
+  readonly median: number
+  readonly interval: readonly [low: number, high: number]
+  readonly range: readonly [min: number, max: number]
+  readonly rounds: ReadonlyArray<number>
+}
+
+/** The median of `rounds` with a 95% percentile-bootstrap interval of that median. */
+export const estimate = (rounds: ReadonlyArray<number>): Estimate => {
+  const random = seededRandom(bootstrapSeed)
+  const resample = new Array<number>(rounds.length)
+  const medians = new Array<number>(bootstrapResamples)
+  for (let b = 0; b < bootstrapResamples; b++) {
+    for (let i = 0; i < rounds.length; i++) resample[i] = rounds[Math.floor(random() * rounds.length)] ?? Number.NaN
+    medians[b] = median(resample)
+  }
+  return {
+    median: median(rounds),
+    interval: [quantile(medians, 0.025), quantile(medians, 0.975)],
+    range: [Math.min(...rounds), Math.max(...rounds)],
+    rounds
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * A `cassandra-driver` client that answers without a server, for the client-only benchmark: the library's own cost per
+ * request is what a request costs through the session minus what it costs on this stub alone.
+ *
+ * It is a real, never connected `Cassandra.Client` (so every internal a session reads at connect — hosts, metadata,
+ * control connection, profile manager, metrics emitters, `getState` — is the driver's own) whose `connect`,
+ * `execute`, `batch`, `eachRow` and `shutdown` are replaced: each request is answered with a canned result set on
+ * `setImmediate`, the way a real answer arrives from a later turn of the event loop.
+ */
+import * as Cassandra from "cassandra-driver"
+import { Session } from "effect-cassandra"
+import { wideRowValues } from "./tables.ts"
+
+/** The driver's result-set and row classes, which its typings declare only as interfaces. */
+const { ResultSet, Row } = Cassandra.types as unknown as {
+  readonly Row: new (
+    columns: ReadonlyArray<{ readonly name: string; readonly type: { readonly code: number } }>
+  ) => Cassandra.types.Row
+  readonly ResultSet: new (
+    response: { readonly rows: ReadonlyArray<Cassandra.types.Row> | undefined },
+    queriedHost: string,
+    triedHosts: object,
+    speculativeExecutions: number,
+    consistency: Cassandra.types.consistencies,
+    isSchemaInAgreement: boolean
+  ) => Cassandra.types.ResultSet
+}
+
+const queriedHost = "127.0.0.1:9042"
+
+const rowOf = (values: Record<string, unknown>): Cassandra.types.Row => {
+  const row = new Row(Object.keys(values).map((name) => ({ name, type: { code: 0 } })))
+  return Object.assign(row, values)
+}
+
+const resultSetOf = (rows: ReadonlyArray<Cassandra.types.Row> | undefined) =>
+  new ResultSet({ rows }, queriedHost, {}, 0, Cassandra.types.consistencies.localQuorum, true)
+
+/**
+ * The canned answers: a 10-column row for the wide table, one short text value for any other read, no rows for a
+ * write. Built once, like a real server would not: the stub's own cost must stay as small as possible.
+ */
+const answers = {
+  wide: resultSetOf([rowOf(wideRowValues(1))]),
+  read: resultSetOf([rowOf({ v: "value-1" })]),
+  write: resultSetOf(undefined)
+}
+
+/** By the query text, which names the wide table with or without the library's quoting of identifiers. */
+const answerFor = (query: string) =>
+  query.startsWith("SELECT") ? (/\bwide\b/.test(query) ? answers.wide : answers.read) : answers.write
+
+type Callback = (error: Error | null, result?: Cassandra.types.ResultSet) => void
+
+export interface StubClient {
+  readonly client: Cassandra.Client
+  /** While holding, requests are kept unanswered (to count the memory of requests in flight). */
+  hold(): void
+  /** How many requests are held unanswered. */
+  readonly held: () => number
+  /** Answers every held request and stops holding. */
+  release(): void
+}
+
+export const makeStubClient = (): StubClient => {
+  const client = new Cassandra.Client({
+    contactPoints: ["127.0.0.1"],
+    localDataCenter: "datacenter1",
+    encoding: Session.encoding
+  })
+  let holding = false
+  let held: Array<() => void> = []
+  const respond = (result: Cassandra.types.ResultSet, callback: Callback) => {
+    const answer = () => callback(null, result)
+    if (holding) held.push(answer)
+    else setImmediate(answer)
+  }
+  // The driver's contract: the callback is the last argument when given, a promise is returned otherwise.
+  const request =
+    (answer: (first: unknown) => Cassandra.types.ResultSet) =>
+    (first: unknown, ...rest: Array<unknown>): Promise<Cassandra.types.ResultSet> | undefined => {
+      const result = answer(first)
+      const last = rest.at(-1)
+      if (typeof last === "function") {
+        respond(result, last as Callback)
+        return undefined
+      }
+      return new Promise((resolve) => respond(result, (_, value) => resolve(value as Cassandra.types.ResultSet)))
+    }
+  const stubbed = client as unknown as Record<string, unknown>
+  stubbed.connect = () => Promise.resolve()
+  stubbed.shutdown = () => Promise.resolve()
+  stubbed.execute = request((query) => answerFor(query as string))
+  stubbed.batch = request(() => answers.write)
+  stubbed.eachRow = (query: string, ...rest: Array<unknown>) => {
+    const result = answerFor(query)
+    const onRow = rest.find((argument) => typeof argument === "function") as (index: number, row: unknown) => void
+    const callback = rest.at(-1) as Callback
+    respond(result, (error, value) => {
+      for (const [index, row] of (value?.rows ?? []).entries()) onRow(index, row)
+      callback(error, value)
+    })
+  }
+  return {
+    client,
+    hold: () => {
+      holding = true
+    },
+    held: () => held.length,
+    release: () => {
+      holding = false
+      const answers = held
+      held = []
+      for (const answer of answers) answer()
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import { spawn } from "node:child_process"
+import { assert, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as BatchJob from "../../src/BatchJob.ts"
+import * as Query from "../../src/Query.ts"
+import { testConnection } from "../support/cassandra.ts"
+import { sessionWithKeyspace } from "../support/session.ts"
+
+const { cql, identifier } = Query
+const { keyspace, layer: sessionLayer } = sessionWithKeyspace("batch_job_interruption")
+const imported = identifier(keyspace, "imported")
+
+const rowCount = 50_000
+const partitions = 256
+const expectedValue = (k: number) => `value-${(k * 7919) % 100_003}`
+const importRow = (k: number) =>
+  cql`INSERT INTO ${imported} (p, k, v) VALUES (${k % partitions}, ${k}, ${expectedValue(k)})`.withOptions({
+    idempotent: true
+  })
+const options: BatchJob.Options<unknown> = {
+  concurrency: 64,
+  partitionKey: (statement) => String(statement.params[0]),
+  maxBatchSize: 20
+}
+
+/** Every row of the table, checked against the data set: how many rows, how many distinct keys, how many wrong. */
+const checkTable = cql<{ readonly k: number; readonly v: string }>`SELECT k, v FROM ${imported}`
+  .withOptions({ pageSize: 5000 })
+  .stream.pipe(
+    Stream.runFold(
+      () => ({ rows: 0, keys: new Set<number>(), wrong: 0 }),
+      (state, row) => {
+        state.rows++
+        state.keys.add(row.k)
+        if (row.k < 0 || row.k >= rowCount || row.v !== expectedValue(row.k)) state.wrong++
+        return state
+      }
+    ),
+    Effect.map((state) => ({ rows: state.rows, distinct: state.keys.size, wrong: state.wrong }))
+  )
+
+/**
+ * Runs test/integration/programs/batch-job-sigint.ts, sends it SIGINT once it reports `interruptAt` rows written,
+ * and returns its exit code and output.
+ */
+const importUntilSigint = (interruptAt: number) =>
+  Effect.callback<{ readonly code: number | null; readonly output: string }>((resume) => {
+    const connection = testConnection()
+    const child = spawn(
+      process.execPath,
+      ["--conditions=effect-cassandra/source", new URL("programs/batch-job-sigint.ts", import.meta.url).pathname],
+      {
+        env: {
+          ...process.env,
+          CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
+          CASSANDRA_LOCAL_DC: connection.localDataCenter,
+          IMPORT_KEYSPACE: keyspace,
+          IMPORT_ROWS: String(rowCount)
+        }
+      }
+    )
+    let output = ""
+    let signalled = false
+    const onOutput = (chunk: Buffer) => {
+      output += chunk.toString()
+      const progress = [...output.matchAll(/progress (\d+)/g)].at(-1)
+      if (!signalled && progress !== undefined && Number(progress[1]) >= interruptAt) {
+        signalled = true
+        child.kill("SIGINT")
+      }
+    }
+    child.stdout.on("data", onOutput)
+    child.stderr.on("data", onOutput)
+    child.on("close", (code) => resume(Effect.succeed({ code, output })))
+    return Effect.sync(() => child.kill())
+  })
+
+layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJob interrupted", (it) => {
+  it.effect("creates the table", () =>
+    cql`CREATE TABLE ${imported} (p int, k int, v text, PRIMARY KEY (p, k))`.pipe(Effect.asVoid)
+  )
+
+  it.effect(
+    "an import interrupted by closing its scope resumes from its report to exactly every row",
+    () =>
+      Effect.gen(function* () {
+        const statements = Array.from({ length: rowCount }, (_, k) => importRow(k))
+        // The scope closes once a fifth of the rows are written, as when the program is stopped.
+        const job = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const job = yield* BatchJob.start(statements, { ...options, progressInterval: "10 millis" })
+            yield* job.progress.pipe(
+              Stream.takeUntil((progress) => progress.completed >= rowCount / 5),
+              Stream.runDrain
+            )
+            return job
+          })
+        )
+        const report = yield* job.report
+        assert.isTrue(report.interrupted)
+        assert.isAtLeast(report.succeeded, rowCount / 5)
+        assert.isBelow(report.succeeded, rowCount)
+        assert.deepStrictEqual(report.failures, [])
+        const unfinished = BatchJob.unfinished(report)
+        assert.strictEqual(unfinished.length, rowCount - report.succeeded)
+        // Requests in flight were waited for, so the table holds exactly the rows reported as written.
+        const before = yield* checkTable
+        assert.deepStrictEqual(before, { rows: report.succeeded, distinct: report.succeeded, wrong: 0 })
+
+        const resumed = yield* BatchJob.run(unfinished, { ...options, summary: true })
+        assert.strictEqual(resumed.succeeded, unfinished.length)
+        assert.strictEqual(resumed.failed, 0)
+        assert.deepStrictEqual(yield* checkTable, { rows: rowCount, distinct: rowCount, wrong: 0 })
+      }),
+    { timeout: 240_000 }
+  )
+
+  it.effect("interrupting a job returns its partial report", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* cql`TRUNCATE ${imported}`
+        const statements = Array.from({ length: 5000 }, (_, k) => importRow(k))
+        const job = yield* BatchJob.start(statements, { ...options, progressInterval: "5 millis" })
+        yield* job.progress.pipe(
+          Stream.takeUntil((progress) => progress.completed > 0),
+          Stream.runDrain
+        )
+        const report = yield* job.interrupt
+        assert.isTrue(report.interrupted)
+        assert.strictEqual(report.total, 5000)
+        assert.deepStrictEqual(
+          report.outcomes.map((outcome) => outcome._tag),
+          Array.from({ length: report.succeeded }, () => "Success")
+        )
+        assert.strictEqual(BatchJob.unfinished(report).length, 5000 - report.succeeded)
+        assert.strictEqual((yield* checkTable).rows, report.succeeded)
+        assert.deepStrictEqual(yield* job.report, report)
+        const last = (yield* Stream.runCollect(job.progress)).at(-1)
+        assert.deepInclude(last, { done: true, total: 5000, completed: report.succeeded, failed: 0 })
+      })
+    )
+  )
+
+  it.effect(
+    "an import stopped by SIGINT saves a checkpoint from which it resumes to exactly every row",
+    () =>
+      Effect.gen(function* () {
+        yield* cql`TRUNCATE ${imported}`
+        const { output } = yield* importUntilSigint(rowCount / 5)
+        const line = /checkpoint (.*)/.exec(output)?.[1]
+        assert.isDefined(line, output)
+        const checkpoint: { interrupted: boolean; succeeded: number; unfinished: Array<number> } = JSON.parse(
+          line ?? "{}"
+        )
+        assert.isTrue(checkpoint.interrupted)
+        assert.isAtLeast(checkpoint.succeeded, rowCount / 5)
+        assert.strictEqual(checkpoint.unfinished.length, rowCount - checkpoint.succeeded)
+        const before = yield* checkTable
+        assert.deepStrictEqual(before, { rows: checkpoint.succeeded, distinct: checkpoint.succeeded, wrong: 0 })
+
+        const resumed = yield* BatchJob.run(checkpoint.unfinished.map(importRow), { ...options, summary: true })
+        assert.strictEqual(resumed.succeeded, checkpoint.unfinished.length)
+        assert.deepStrictEqual(yield* checkTable, { rows: rowCount, distinct: rowCount, wrong: 0 })
+      }),
+    { timeout: 240_000 }
+  )
+})

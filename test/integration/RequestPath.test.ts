@@ -1,0 +1,308 @@
+import * as Net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as CassandraError from "../../src/CassandraError.ts"
+import * as Session from "../../src/Session.ts"
+import { testConnection } from "../support/cassandra.ts"
+import { testOptions, uniqueKeyspace } from "../support/session.ts"
+
+const probe = "SELECT release_version FROM system.local"
+
+const send = (session: Session.CassandraSession, options: Record<string, unknown>) =>
+  session.execute({ query: probe, params: [], options: options as Session.RequestOptions })
+
+/** Each bad option, and the name its error must give. */
+const badOptions: ReadonlyArray<readonly [Record<string, unknown>, string]> = [
+  [{ timestamp: new Date(Number.NaN) }, "timestamp"],
+  [{ timestamp: "1700000000000000" }, "timestamp"],
+  [{ pageSize: -1 }, "pageSize"],
+  [{ pageSize: 2.5 }, "pageSize"],
+  [{ pageSize: Number.NaN }, "pageSize"],
+  [{ consistency: "MOST" }, "consistency"],
+  [{ consistency: 1 }, "consistency"],
+  [{ serialConsistency: "QUORUM" }, "serialConsistency"],
+  [{ routingKey: "k1" }, "routingKey"],
+  [{ routingKey: [] }, "routingKey"],
+  [{ pageState: 42 }, "pageState"],
+  [{ idempotent: "yes" }, "idempotent"],
+  [{ tracing: 1 }, "tracing"],
+  [{ prepare: "no" }, "prepare"],
+  [{ executionProfile: 7 }, "executionProfile"],
+  [{ timeout: 0 }, "timeout"],
+  [{ timeout: -10 }, "timeout"],
+  [{ timeout: Number.NaN }, "timeout"],
+  [{ timeout: 2 ** 31 }, "timeout"],
+  [{ timeout: "whenever" }, "timeout"],
+  [{ attemptTimeout: 0 }, "attemptTimeout"],
+  [{ attemptTimeout: Number.NaN }, "attemptTimeout"],
+  [{ attemptTimeout: 2 ** 31 }, "attemptTimeout"],
+  [{ attemptTimeout: "whenever" }, "attemptTimeout"]
+]
+
+const expectRefused = (error: CassandraError.CassandraError, option: string) => {
+  assert.instanceOf(error.reason, CassandraError.InvalidArgument, option)
+  assert.include(error.message, option)
+  assert.include(error.message, "the request was not sent")
+}
+
+/**
+ * A node that answers late: what a client sends before `holdMillis` after it starts listening is held back until
+ * then, and passed on to the real node. `open` holds the client connections still open; `answered` says whether
+ * anything was passed on yet.
+ */
+const slowNode = (holdMillis: number) =>
+  Effect.gen(function* () {
+    const [host, port = "9042"] = testConnection().contactPoints[0]!.split(":")
+    const open = new Set<Net.Socket>()
+    let forwarded = false
+    let answersAt = Number.POSITIVE_INFINITY
+    const server = Net.createServer((client) => {
+      open.add(client)
+      const upstream = Net.connect(Number(port), host)
+      client.on("data", (bytes) =>
+        setTimeout(
+          () => {
+            forwarded = true
+            upstream.write(bytes)
+          },
+          Math.max(0, answersAt - performance.now())
+        )
+      )
+      upstream.on("data", (bytes) => client.write(bytes))
+      const close = () => {
+        open.delete(client)
+        client.destroy()
+        upstream.destroy()
+      }
+      for (const socket of [client, upstream]) {
+        socket.on("close", close)
+        socket.on("error", close)
+      }
+    })
+    yield* Effect.acquireRelease(
+      Effect.callback<void>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.void))
+      }),
+      () =>
+        Effect.sync(() => {
+          for (const socket of open) socket.destroy()
+          server.close()
+        })
+    )
+    answersAt = performance.now() + holdMillis
+    const address = server.address() as Net.AddressInfo
+    const allClosed = Effect.sync(() => open.size).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (n) => n === 0 }),
+      Effect.timeoutOption("20 seconds"),
+      Effect.map((closed) => closed._tag === "Some")
+    )
+    return {
+      contactPoint: `127.0.0.1:${address.port}`,
+      connections: Effect.sync(() => open.size),
+      answered: Effect.sync(() => forwarded),
+      allClosed
+    }
+  })
+
+const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
+  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: done }))
+
+describe("the request path against a real Cassandra", () => {
+  it.live("refuses each bad request option with a typed reason before it counts as in flight", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      // A close that waited for a request wrongly counted in flight would take this long.
+      const session = yield* Session.make(testOptions({ drainTimeout: "5 minutes" })).pipe(Scope.provide(scope))
+      for (const [options, option] of badOptions) {
+        expectRefused(yield* Effect.flip(send(session, options)), option)
+        assert.strictEqual(yield* session.inFlight, 0, option)
+      }
+      const badBatch = yield* Effect.flip(
+        session.batch([{ query: probe, params: [] }], { type: "eventually" as Session.BatchType })
+      )
+      expectRefused(badBatch, "type must be logged, unlogged or counter")
+      assert.lengthOf((yield* send(session, {})).rows, 1)
+      yield* Scope.close(scope, Exit.void).pipe(
+        Effect.timeoutOrElse({ duration: "60 seconds", orElse: () => Effect.die("close waited for the drain timeout") })
+      )
+    })
+  )
+
+  it.live("keeps a throttled session serving after more bad requests than it has places", () =>
+    Effect.gen(function* () {
+      const session = yield* Session.make(testOptions({ throttle: { maxInFlight: 2, maxQueued: 1 } }))
+      for (const [options, option] of badOptions.slice(0, 4)) {
+        expectRefused(yield* Effect.flip(send(session, options)), option)
+      }
+      // Bad requests sent while good ones hold every place never disturb them.
+      const good = yield* Effect.forkChild(
+        Effect.all(
+          Array.from({ length: 3 }, () => send(session, {})),
+          { concurrency: "unbounded" }
+        )
+      )
+      for (const [options, option] of badOptions) expectRefused(yield* Effect.flip(send(session, options)), option)
+      const results = yield* Fiber.join(good)
+      assert.deepStrictEqual(
+        results.map((result) => result.rows.length),
+        [1, 1, 1]
+      )
+      assert.strictEqual(yield* session.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("treats an infinite timeout as no deadline, whether the session's or a statement's", () =>
+    Effect.gen(function* () {
+      const unbounded = yield* Session.make(testOptions({ requestTimeout: Duration.infinity }))
+      assert.lengthOf((yield* send(unbounded, {})).rows, 1)
+      const session = yield* Session.make(testOptions())
+      assert.lengthOf((yield* send(session, { timeout: Duration.infinity })).rows, 1)
+      assert.lengthOf((yield* send(session, { timeout: "Infinity" })).rows, 1)
+      const refused = yield* Effect.flip(Session.make(testOptions({ requestTimeout: Duration.days(30) })))
+      assert.instanceOf(refused.reason, CassandraError.Configuration)
+      assert.include(refused.message, "requestTimeout")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "lets a statement that allows it run longer on the server than the session's attempt timeout",
+    () =>
+      Effect.gen(function* () {
+        const setup = yield* Session.make(testOptions())
+        const keyspace = uniqueKeyspace("slow_attempts")
+        const run = (query: string) => setup.execute({ query, params: [], options: {} })
+        yield* Effect.acquireRelease(
+          run(`CREATE KEYSPACE ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`),
+          () => run(`DROP KEYSPACE IF EXISTS ${keyspace}`).pipe(Effect.ignore)
+        )
+        yield* run(`CREATE TABLE ${keyspace}.wide (p int, c int, PRIMARY KEY (p, c))`)
+        // Counting this partition takes the dev node about 240 ms (measured: 232 to 248 ms over 8 runs), well past
+        // the 50 ms attempts below; unprepared, so no PREPARE is bounded by them either.
+        const rows = 200_000
+        const chunk = 1_000
+        yield* Effect.forEach(
+          Array.from({ length: rows / chunk }, (_, index) => index * chunk),
+          (first) =>
+            setup.batch(
+              Array.from({ length: chunk }, (_, offset) => ({
+                query: `INSERT INTO ${keyspace}.wide (p, c) VALUES (0, ?)`,
+                params: [first + offset]
+              })),
+              { type: "unlogged" }
+            ),
+          { concurrency: 4, discard: true }
+        )
+        const session = yield* Session.make(testOptions({ attemptTimeout: "50 millis" }))
+        const count = (options: Session.RequestOptions) =>
+          session.execute({
+            query: `SELECT count(*) AS n FROM ${keyspace}.wide WHERE p = 0`,
+            params: [],
+            options: { prepare: false, ...options }
+          })
+        const counted = (result: { readonly rows: ReadonlyArray<Record<string, unknown>> }) => String(result.rows[0]?.n)
+        // Cut at the session's attempt timeout, on every node the driver tries: the query really is this slow.
+        const cutAtEachAttempt = (error: CassandraError.CassandraError) => {
+          assert.instanceOf(error.reason, CassandraError.NoHostAvailable)
+          if (error.reason instanceof CassandraError.NoHostAvailable) {
+            assert.deepStrictEqual(
+              error.reason.hosts.map((host) => host.reason),
+              ["ClientTimeout"]
+            )
+          }
+        }
+        cutAtEachAttempt(yield* Effect.flip(count({})))
+        cutAtEachAttempt(yield* Effect.flip(count({ timeout: "30 seconds", attemptTimeout: "50 millis" })))
+        assert.strictEqual(counted(yield* count({ attemptTimeout: "30 seconds" })), String(rows))
+        // A statement's own longer deadline raises its attempts' bound to it when it sets none of its own.
+        assert.strictEqual(counted(yield* count({ timeout: "30 seconds" })), String(rows))
+        assert.strictEqual(yield* session.inFlight, 0)
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live("refuses write timestamps in the wrong unit unless any timestamp is allowed", () =>
+    Effect.gen(function* () {
+      const session = yield* Session.make(testOptions())
+      const keyspace = `request_path_${process.pid}`
+      const ddl = (query: string) => session.execute({ query, params: [], options: {} })
+      yield* ddl(
+        `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`
+      )
+      yield* Effect.addFinalizer(() => ddl(`DROP KEYSPACE IF EXISTS ${keyspace}`).pipe(Effect.ignore))
+      yield* ddl(`CREATE TABLE IF NOT EXISTS ${keyspace}.cells (k int PRIMARY KEY, v text)`)
+      const write = (k: number, options: Session.RequestOptions) =>
+        session.execute({ query: `INSERT INTO ${keyspace}.cells (k, v) VALUES (?, ?)`, params: [k, "v"], options })
+      const writetime = (k: number) =>
+        Effect.map(
+          session.execute({
+            query: `SELECT writetime(v) AS w FROM ${keyspace}.cells WHERE k = ?`,
+            params: [k],
+            options: {}
+          }),
+          (result) => result.rows[0]?.w as bigint | undefined
+        )
+      const nowMillis = BigInt(Date.now())
+      for (const timestamp of [nowMillis * 1_000_000n, nowMillis, nowMillis / 1000n, -1n, 2n ** 64n]) {
+        expectRefused(yield* Effect.flip(write(1, { timestamp })), "timestamp")
+      }
+      expectRefused(yield* Effect.flip(write(1, { timestamp: new Date("2200-01-01") })), "timestamp")
+      assert.isUndefined(yield* writetime(1))
+      const micros = nowMillis * 1000n
+      yield* write(2, { timestamp: micros })
+      assert.strictEqual(yield* writetime(2), micros)
+      const at = new Date(Date.now() - 60_000)
+      yield* write(3, { timestamp: at })
+      assert.strictEqual(yield* writetime(3), BigInt(at.getTime()) * 1000n)
+      yield* write(4, { timestamp: 1_000n, allowAnyTimestamp: true })
+      assert.strictEqual(yield* writetime(4), 1_000n)
+      assert.strictEqual(yield* session.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "leaves no connection open when the session gave up connecting, even if the node answers later",
+    () =>
+      Effect.gen(function* () {
+        const node = yield* slowNode(2000)
+        const error = yield* Effect.flip(
+          Effect.scoped(
+            Session.make(
+              testOptions({
+                contactPoints: [node.contactPoint],
+                connectTimeout: "1 second",
+                pooling: { heartbeatInterval: "1 second" }
+              })
+            )
+          )
+        )
+        assert.strictEqual(error.reason._tag, "NoHostAvailable")
+        // The driver goes on connecting on its own and succeeds; then the session must close what it opened.
+        yield* until(node.answered, (answered) => answered)
+        assert.isTrue(yield* node.allClosed, "every connection the abandoned client opened was closed")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "stops building a session at once when interrupted while connecting, and closes what it opened",
+    () =>
+      Effect.gen(function* () {
+        const node = yield* slowNode(3000)
+        const building = yield* Effect.forkChild(
+          Effect.scoped(Session.make(testOptions({ contactPoints: [node.contactPoint], connectTimeout: "1 minute" })))
+        )
+        yield* until(node.connections, (n) => n > 0)
+        yield* Fiber.interrupt(building)
+        // Interruption did not wait for the node to answer.
+        assert.isFalse(yield* node.answered)
+        yield* until(node.answered, (answered) => answered)
+        assert.isTrue(yield* node.allClosed, "every connection the interrupted build opened was closed")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})

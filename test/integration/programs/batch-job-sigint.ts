@@ -1,0 +1,56 @@
+/**
+ * An import stopped by SIGINT that saves where it stopped: run by test/integration/BatchJobInterruption.test.ts,
+ * which interrupts it once it printed progress and resumes from the checkpoint it printed.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Stream } from "effect"
+import * as BatchJob from "../../../src/BatchJob.ts"
+import * as CassandraLayer from "../../../src/Layer.ts"
+import * as Query from "../../../src/Query.ts"
+
+const keyspace = process.env.IMPORT_KEYSPACE ?? ""
+const rowCount = Number(process.env.IMPORT_ROWS)
+const partitions = 256
+const expectedValue = (k: number) => `value-${(k * 7919) % 100_003}`
+const imported = Query.identifier(keyspace, "imported")
+const importRow = (k: number) =>
+  Query.cql`INSERT INTO ${imported} (p, k, v) VALUES (${k % partitions}, ${k}, ${expectedValue(k)})`.withOptions({
+    idempotent: true
+  })
+
+const program = Effect.gen(function* () {
+  const statements = Array.from({ length: rowCount }, (_, k) => importRow(k))
+  const job = yield* BatchJob.start(statements, {
+    concurrency: 64,
+    partitionKey: (statement) => String(statement.params[0]),
+    summary: true,
+    progressInterval: "20 millis"
+  })
+  yield* Effect.forkScoped(
+    Stream.runForEach(job.progress, (progress) => Effect.sync(() => console.log(`progress ${progress.completed}`)))
+  )
+  // On SIGINT the main fiber is interrupted here: stop the job and save what is left to do.
+  yield* job.report.pipe(
+    Effect.onInterrupt(() =>
+      Effect.flatMap(job.interrupt, (report) =>
+        Effect.sync(() =>
+          console.log(
+            `checkpoint ${JSON.stringify({
+              interrupted: report.interrupted,
+              succeeded: report.succeeded,
+              unfinished: BatchJob.unfinished(report).map((statement) => statement.params[1])
+            })}`
+          )
+        )
+      )
+    )
+  )
+  console.log("finished without interruption")
+})
+
+const CassandraLive = CassandraLayer.layer({
+  contactPoints: (process.env.CASSANDRA_CONTACT_POINTS ?? "").split(","),
+  localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? "datacenter1"
+})
+
+program.pipe(Effect.scoped, Effect.provide(Layer.orDie(CassandraLive)), NodeRuntime.runMain)

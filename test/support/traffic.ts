@@ -1,0 +1,148 @@
+/**
+ * Client traffic for the cluster suites: fibers that alternate idempotent writes of fresh keys with reads of keys
+ * written before, recording every request's start, duration and outcome, so that a scenario can check that no
+ * acknowledged write was lost and measure the latency of the requests started while a node was in trouble.
+ */
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import type * as CassandraError from "../../src/CassandraError.ts"
+import * as Query from "../../src/Query.ts"
+import type { CassandraSession } from "../../src/Session.ts"
+
+const { cql } = Query
+
+/** One request: when it started (epoch ms), how long it took, and the reason it failed for, if it did. */
+export interface Sample {
+  readonly startedAt: number
+  readonly ms: number
+  readonly failure: CassandraError.CassandraError["reason"]["_tag"] | undefined
+}
+
+/** What the clients of one scenario did. */
+export interface Traffic {
+  requests: number
+  failed: number
+  /** The first failures' messages. */
+  readonly failures: Array<string>
+  readonly acknowledged: Array<number>
+  readonly coordinators: Set<string>
+  readonly samples: Array<Sample>
+  /** Set by {@link stopClients}: each client ends once its request in flight has. */
+  stopping: boolean
+}
+
+export const newTraffic = (): Traffic => ({
+  requests: 0,
+  failed: 0,
+  failures: [],
+  acknowledged: [],
+  coordinators: new Set(),
+  samples: [],
+  stopping: false
+})
+
+/** How many failure messages are kept (the count is always exact). */
+const keptFailures = 20
+const pauseAfterFailure = "50 millis"
+
+// Keys are fresh across every scenario of a process, so that a write acknowledged in one is never overwritten later.
+let nextKey = 0
+
+const timed = <A>(traffic: Traffic, request: Effect.Effect<A, CassandraError.CassandraError, CassandraSession>) =>
+  Effect.gen(function* () {
+    const startedAt = Date.now()
+    const result = yield* Effect.result(request)
+    traffic.requests++
+    const failure = result._tag === "Failure" ? result.failure : undefined
+    traffic.samples.push({ startedAt, ms: Date.now() - startedAt, failure: failure?.reason._tag })
+    if (failure !== undefined) {
+      traffic.failed++
+      if (traffic.failures.length < keptFailures) traffic.failures.push(failure.message)
+      // As a real client backs off: failing at once in a loop would starve the event loop while no node is up.
+      yield* Effect.sleep(pauseAfterFailure)
+    }
+    return result
+  })
+
+/** One client: alternates idempotent writes of fresh keys into `kv` and reads of keys written before, until stopped. */
+export const client = (traffic: Traffic) =>
+  Effect.gen(function* () {
+    while (!traffic.stopping) {
+      const key = nextKey++
+      const wrote = yield* timed(
+        traffic,
+        cql`INSERT INTO kv (k, v) VALUES (${key}, ${`value-${key}`})`.withOptions({ idempotent: true }).result
+      )
+      if (wrote._tag === "Success") {
+        traffic.acknowledged.push(key)
+        if (wrote.success.info.coordinator !== undefined) traffic.coordinators.add(wrote.success.info.coordinator)
+      }
+      const readKey = traffic.acknowledged[Math.floor(Math.random() * traffic.acknowledged.length)] ?? key
+      yield* timed(traffic, cql`SELECT v FROM kv WHERE k = ${readKey}`.result)
+    }
+  })
+
+/** The traffic each running set of clients records into, so that {@link stopClients} can tell them to stop. */
+const recordingInto = new WeakMap<Fiber.Fiber<unknown>, Traffic>()
+
+/** Runs `fibers` clients in the background of the scope, until {@link stopClients}. */
+export const startClients = (
+  traffic: Traffic,
+  fibers: number
+): Effect.Effect<Fiber.Fiber<unknown>, never, CassandraSession | Scope.Scope> =>
+  Effect.forkScoped(
+    Effect.all(
+      Array.from({ length: fibers }, () => client(traffic)),
+      { concurrency: "unbounded" }
+    )
+  ).pipe(Effect.tap((clients) => Effect.sync(() => recordingInto.set(clients, traffic))))
+
+/**
+ * Stops the clients and waits until their requests in flight have ended (each within the request timeout), so that
+ * every request sent is counted: one interrupted instead would vanish from the samples, its failure or latency unseen.
+ */
+export const stopClients = (clients: Fiber.Fiber<unknown>) =>
+  Effect.suspend(() => {
+    const traffic = recordingInto.get(clients)
+    if (traffic === undefined)
+      return Effect.die(new Error("stopClients: these clients were not started by startClients"))
+    traffic.stopping = true
+    return Effect.asVoid(Fiber.await(clients))
+  })
+
+/** How many acknowledged keys do not read back with their value, at QUORUM. */
+export const lostWrites = (keys: ReadonlyArray<number>) =>
+  Effect.map(
+    Effect.forEach(
+      keys,
+      (key) =>
+        cql<{ readonly v: string }>`SELECT v FROM kv WHERE k = ${key}`.withOptions({
+          consistency: "QUORUM",
+          idempotent: true
+        }),
+      { concurrency: 16 }
+    ),
+    (results) => results.filter((rows, position) => rows[0]?.v !== `value-${keys[position]}`).length
+  )
+
+/** The requests started within `[from, to)` (epoch ms). */
+export const startedBetween = (traffic: Traffic, from: number, to: number): ReadonlyArray<Sample> =>
+  traffic.samples.filter((sample) => sample.startedAt >= from && sample.startedAt < to)
+
+/** The `p`-th percentile (0..100) of `values` by the nearest-rank method; NaN when there are none. */
+export const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+/** p50, p99 and max of the durations of `samples`, in ms. */
+export const latencySummary = (samples: ReadonlyArray<Sample>) => {
+  const durations = samples.map((sample) => sample.ms)
+  return {
+    p50: percentile(durations, 50),
+    p99: percentile(durations, 99),
+    max: durations.length === 0 ? Number.NaN : Math.max(...durations)
+  }
+}
