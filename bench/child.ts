@@ -178,24 +178,33 @@ const withSession = <A>(
     )
   )
 
-/** Sends `ratePerSecond` requests for `seconds`, open loop: latency counts from when each request was due. */
+/**
+ * Sends `ratePerSecond` requests for `seconds`, open loop: latency counts from when each request was due, so a
+ * client that falls behind shows it. A failed request (the driver refuses requests beyond its connection's limit when
+ * the client cannot keep up) counts with the time it took to fail, and is counted.
+ */
 const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) =>
-  new Promise<Float64Array>((resolve, reject) => {
+  new Promise<{ latencies: Float64Array; failed: number }>((resolve) => {
     const total = Math.round(ratePerSecond * seconds)
     const latencies = new Float64Array(total)
     const interval = 1000 / ratePerSecond
     const started = performance.now()
     let issued = 0
     let completed = 0
+    let failed = 0
     const tick = () => {
       const due = Math.min(total, Math.floor((performance.now() - started) / interval) + 1)
       while (issued < due) {
         const index = issued++
         const intended = started + index * interval
-        send(index).then(() => {
+        const settled = () => {
           latencies[index] = performance.now() - intended
-          if (++completed === total) resolve(latencies)
-        }, reject)
+          if (++completed === total) resolve({ latencies, failed })
+        }
+        send(index).then(settled, () => {
+          failed++
+          settled()
+        })
       }
       if (issued < total) setTimeout(tick, 1)
     }
@@ -204,15 +213,15 @@ const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => P
 
 const latencySample = async (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) => {
   await openLoop(ratePerSecond, Math.min(seconds, 2), send)
-  const total = Math.round(ratePerSecond * seconds)
-  let latencies: ReadonlyArray<number> = []
-  const sample = await measure(total, async () => {
-    latencies = [...(await openLoop(ratePerSecond, seconds, send))]
+  let result: { readonly latencies: ArrayLike<number>; readonly failed: number } = { latencies: [], failed: 0 }
+  const sample = await measure(Math.round(ratePerSecond * seconds), async () => {
+    result = await openLoop(ratePerSecond, seconds, send)
   })
-  const sorted = latencies
+  const latencies = Array.from(result.latencies)
   return {
     ...sample,
-    latencyMillis: { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999) }
+    failedRequests: result.failed,
+    latencyMillis: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), p999: quantile(latencies, 0.999) }
   }
 }
 
@@ -222,9 +231,9 @@ const allocationBatch = 500
 /** A client-only row: warm-up, the timed run, then the allocation batch. */
 const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Promise<Sample> => {
   const stub = makeStubClient()
-  const { variant, concurrency, requests } = job
+  const { variant, concurrency, warmUpRequests, requests } = job
   const sampleWith = async (run: (count: number) => Promise<unknown>) => {
-    await run(requests)
+    await run(warmUpRequests)
     const sample = await measure(requests, () => run(requests))
     const allocated = await allocatedBytesPerRequest(allocationBatch, () => run(allocationBatch))
     return allocated === undefined ? sample : { ...sample, allocatedBytesPerRequest: allocated }

@@ -61,6 +61,8 @@ export type Job =
       readonly kind: "clientOnly"
       readonly variant: ClientOnlyVariant
       readonly concurrency: number
+      /** Requests run before measuring: the request path reaches V8's optimizing tiers only after tens of thousands. */
+      readonly warmUpRequests: number
       readonly requests: number
     }
   | { readonly kind: "inFlight"; readonly side: "raw" | "library"; readonly count: number }
@@ -82,6 +84,8 @@ export interface Sample {
   readonly allocatedBytesPerRequest?: number
   /** Latency from each request's intended send time, in milliseconds. */
   readonly latencyMillis?: { readonly p50: number; readonly p99: number; readonly p999: number }
+  /** Requests of a fixed-load run that failed (counted in the latencies with the time they took to fail). */
+  readonly failedRequests?: number
   /** Heap held per in-flight request, after a forced GC. */
   readonly heapBytesPerRequest?: number
 }

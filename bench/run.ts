@@ -37,7 +37,14 @@ const plan =
     ? { rounds: 15, requests: { 1: 3_000, 256: 60_000 }, insertRows: 100_000, latencyRounds: 7, latencySeconds: 10 }
     : { rounds: 7, requests: { 1: 1_000, 256: 20_000 }, insertRows: 20_000, latencyRounds: 3, latencySeconds: 4 }
 /** The client-only plan is the same in every mode: it must stay within a CI step's minute. */
-const clientOnlyPlan = { rounds: 5, requests: 10_000, concurrency: 32, inFlightRequests: 10_000, inFlightRounds: 3 }
+const clientOnlyPlan = {
+  rounds: 5,
+  warmUpRequests: 30_000,
+  requests: 10_000,
+  concurrency: 32,
+  inFlightRequests: 10_000,
+  inFlightRounds: 3
+}
 const loadLevels = [0.25, 0.5, 0.75] as const
 const streamRows = 1_000_000
 const streamRounds = 3
@@ -119,6 +126,7 @@ const clientOnly = async () => {
       kind: "clientOnly",
       variant,
       concurrency: clientOnlyPlan.concurrency,
+      warmUpRequests: clientOnlyPlan.warmUpRequests,
       requests: clientOnlyPlan.requests
     })
   )
@@ -317,6 +325,10 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       ratePerSecond,
       raw: sideLatency(0),
       library: sideLatency(1),
+      failedRequests: {
+        raw: rounds.map((round) => round.samples[0]?.failedRequests ?? 0),
+        library: rounds.map((round) => round.samples[1]?.failedRequests ?? 0)
+      },
       p99Ratio: estimate(
         rounds.map(
           ({ samples: [raw, library] }) =>
@@ -328,7 +340,17 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
   }
   printTable(
     `Latency of reads at fixed load (from each request's intended send time, ms), peak = ${digits(peak, 0)} req/s (${legend})`,
-    ["", "raw p50", "library p50", "raw p99", "library p99", "p99 ratio", "raw p99.9", "library p99.9"],
+    [
+      "",
+      "raw p50",
+      "library p50",
+      "raw p99",
+      "library p99",
+      "p99 ratio",
+      "raw p99.9",
+      "library p99.9",
+      "failed raw/library"
+    ],
     latency.map((entry) => [
       `${entry.level * 100}% (${entry.ratePerSecond}/s)`,
       shown(entry.raw.p50, 2),
@@ -337,7 +359,8 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       shown(entry.library.p99, 2),
       shown(entry.p99Ratio, 2),
       shown(entry.raw.p999, 2),
-      shown(entry.library.p999, 2)
+      shown(entry.library.p999, 2),
+      `${entry.failedRequests.raw.join("+")}/${entry.failedRequests.library.join("+")}`
     ])
   )
 

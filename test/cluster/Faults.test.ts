@@ -5,8 +5,6 @@
  * prints one line with the latencies of the requests started during the fault, the topology events seen and how long
  * the session took to recover, then checks what the scenario requires.
  */
-import { readFileSync } from "node:fs"
-import * as Path from "node:path"
 import { assert, layer } from "@effect/vitest"
 import type * as Cassandra from "cassandra-driver"
 import * as Context from "effect/Context"
@@ -19,10 +17,11 @@ import * as Stream from "effect/Stream"
 import * as BatchJob from "../../src/BatchJob.ts"
 import { defaults } from "../../src/internal/clientOptions.ts"
 import * as CassandraLayer from "../../src/Layer.ts"
-import * as Query from "../../src/Query.ts"
 import * as Session from "../../src/Session.ts"
 import * as Topology from "../../src/Topology.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import { importOptions as importJobOptions, importRowCount, importTable } from "../support/importData.ts"
+import { cqlReadyAt, loggedAt } from "../support/nodeLogs.ts"
 import {
   latencySummary,
   lostWrites,
@@ -35,7 +34,6 @@ import {
   type Traffic
 } from "../support/traffic.ts"
 
-const { cql, identifier } = Query
 const firstAddress = 81
 const addressOf = (index: number) => `127.0.0.${firstAddress + index - 1}`
 const indexOf = (address: string) => Number(address.split(":")[0]!.split(".")[3]) - firstAddress + 1
@@ -83,18 +81,6 @@ const sessionLayer = (cluster: LocalCassandra.Cluster) =>
       keyspace
     })
   )
-
-/** When a node last logged a line holding `text`, from its own log (Cassandra logs in local time). */
-const loggedAt = (cluster: LocalCassandra.Cluster, index: number, text: string): number => {
-  const log = readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8")
-  const lines = log.split("\n").filter((line) => line.includes(text))
-  const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(lines.at(-1) ?? "")
-  if (stamp === null) throw new Error(`node ${index} never logged "${text}"`)
-  return new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()
-}
-
-const cqlReadyAt = (cluster: LocalCassandra.Cluster, index: number) =>
-  loggedAt(cluster, index, "Starting listening for CQL clients")
 
 /** When the node `observer` last saw node `index` go down (or `up`), if that was at `from` or later. */
 const sawSince = (cluster: LocalCassandra.Cluster, observer: number, index: number, from: number, state = "DOWN") => {
@@ -275,35 +261,9 @@ const longestGap = (samples: ReadonlyArray<Sample>) => {
   return ends.reduce((gap, end, position) => (position === 0 ? gap : Math.max(gap, end - ends[position - 1]!)), 0)
 }
 
-const rowCount = 50_000
-const partitions = 256
-const importedValue = (k: number) => `value-${(k * 7919) % 100_003}`
-const imported = identifier(keyspace, "imported")
-const importRow = (k: number) =>
-  cql`INSERT INTO ${imported} (p, k, v) VALUES (${k % partitions}, ${k}, ${importedValue(k)})`.withOptions({
-    idempotent: true
-  })
-const importOptions: BatchJob.Options<unknown> = {
-  concurrency: 32,
-  partitionKey: (statement) => String(statement.params[0]),
-  maxBatchSize: 20
-}
-
-/** Every row of the imported table, checked against the data set. */
-const checkImported = cql<{ readonly k: number; readonly v: string }>`SELECT k, v FROM ${imported}`
-  .withOptions({ pageSize: 5000 })
-  .stream.pipe(
-    Stream.runFold(
-      () => ({ rows: 0, keys: new Set<number>(), wrong: 0 }),
-      (state, row) => {
-        state.rows++
-        state.keys.add(row.k)
-        if (row.k < 0 || row.k >= rowCount || row.v !== importedValue(row.k)) state.wrong++
-        return state
-      }
-    ),
-    Effect.map((state) => ({ rows: state.rows, distinct: state.keys.size, wrong: state.wrong }))
-  )
+const rowCount = importRowCount
+const importOptions = importJobOptions(32)
+const { row: importRow, check: checkImported } = importTable(keyspace)
 
 /**
  * Whether this machine does not let the manager drop a node's packets (tried on a node, and undone at once); the

@@ -4,8 +4,6 @@
  * and decommissioned. Each scenario prints one line with its request count, failures, lost writes, the topology
  * events seen and how long the driver took to report the change.
  */
-import { readFileSync } from "node:fs"
-import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -16,23 +14,12 @@ import * as CassandraLayer from "../../src/Layer.ts"
 import * as Query from "../../src/Query.ts"
 import * as Topology from "../../src/Topology.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import { cqlReadyAt, loggedAt } from "../support/nodeLogs.ts"
 import { lostWrites, newTraffic, startClients, stopClients, type Traffic } from "../support/traffic.ts"
 
 const { cql } = Query
 const firstAddress = 31
 const addressOf = (index: number) => `127.0.0.${firstAddress + index - 1}`
-
-/** When a node last logged a line holding `text`, from its own log (Cassandra logs in local time). */
-const loggedAt = (cluster: LocalCassandra.Cluster, index: number, text: string) => (): number => {
-  const log = readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8")
-  const lines = log.split("\n").filter((line) => line.includes(text))
-  const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(lines.at(-1) ?? "")
-  if (stamp === null) throw new Error(`node ${index} never logged "${text}"`)
-  return new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()
-}
-
-const cqlReadyAt = (cluster: LocalCassandra.Cluster, index: number) =>
-  loggedAt(cluster, index, "Starting listening for CQL clients")
 
 interface Change {
   readonly kind: Topology.NodeEvent["_tag"]
@@ -122,7 +109,7 @@ describe("topology on a real cluster", () => {
                   changes.push({ kind: "NodeDown", address: addressOf(index), at: now() })
                   yield* cluster.stopNode(index)
                   yield* cluster.startNode(index)
-                  changes.push({ kind: "NodeUp", address: addressOf(index), at: cqlReadyAt(cluster, index) })
+                  changes.push({ kind: "NodeUp", address: addressOf(index), at: () => cqlReadyAt(cluster, index) })
                   yield* topology.awaitNodesUp(3, "120 seconds")
                 }),
               { discard: true }
@@ -134,7 +121,7 @@ describe("topology on a real cluster", () => {
               changes.push({ kind: "NodeDown", address: addressOf(2), at: now() })
               yield* cluster.killNode(2)
               yield* cluster.startNode(2)
-              changes.push({ kind: "NodeUp", address: addressOf(2), at: cqlReadyAt(cluster, 2) })
+              changes.push({ kind: "NodeUp", address: addressOf(2), at: () => cqlReadyAt(cluster, 2) })
               yield* topology.awaitNodesUp(3, "120 seconds")
             })
           )
@@ -142,7 +129,7 @@ describe("topology on a real cluster", () => {
           const added = yield* scenario("add-node", (changes, traffic) =>
             Effect.gen(function* () {
               const node = yield* cluster.addNode()
-              changes.push({ kind: "NodeAdded", address: node.address, at: cqlReadyAt(cluster, node.index) })
+              changes.push({ kind: "NodeAdded", address: node.address, at: () => cqlReadyAt(cluster, node.index) })
               yield* topology.awaitNodesUp(4, "120 seconds")
               yield* Effect.sync(() => [...traffic.coordinators].some((c) => c.startsWith(`${node.address}:`))).pipe(
                 Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (reached) => reached }),
@@ -159,7 +146,11 @@ describe("topology on a real cluster", () => {
           yield* scenario("decommission", (changes) =>
             Effect.gen(function* () {
               yield* cluster.decommissionNode(4)
-              changes.push({ kind: "NodeRemoved", address: addressOf(4), at: loggedAt(cluster, 4, "left the ring") })
+              changes.push({
+                kind: "NodeRemoved",
+                address: addressOf(4),
+                at: () => loggedAt(cluster, 4, "left the ring")
+              })
             })
           )
         }).pipe(Effect.provide(Layer.fresh(session)))

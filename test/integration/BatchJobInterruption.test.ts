@@ -5,40 +5,14 @@ import * as Stream from "effect/Stream"
 import * as BatchJob from "../../src/BatchJob.ts"
 import * as Query from "../../src/Query.ts"
 import { testConnection } from "../support/cassandra.ts"
+import { importOptions, importRowCount, importTable } from "../support/importData.ts"
 import { sessionWithKeyspace } from "../support/session.ts"
 
-const { cql, identifier } = Query
+const { cql } = Query
 const { keyspace, layer: sessionLayer } = sessionWithKeyspace("batch_job_interruption")
-const imported = identifier(keyspace, "imported")
-
-const rowCount = 50_000
-const partitions = 256
-const expectedValue = (k: number) => `value-${(k * 7919) % 100_003}`
-const importRow = (k: number) =>
-  cql`INSERT INTO ${imported} (p, k, v) VALUES (${k % partitions}, ${k}, ${expectedValue(k)})`.withOptions({
-    idempotent: true
-  })
-const options: BatchJob.Options<unknown> = {
-  concurrency: 64,
-  partitionKey: (statement) => String(statement.params[0]),
-  maxBatchSize: 20
-}
-
-/** Every row of the table, checked against the data set: how many rows, how many distinct keys, how many wrong. */
-const checkTable = cql<{ readonly k: number; readonly v: string }>`SELECT k, v FROM ${imported}`
-  .withOptions({ pageSize: 5000 })
-  .stream.pipe(
-    Stream.runFold(
-      () => ({ rows: 0, keys: new Set<number>(), wrong: 0 }),
-      (state, row) => {
-        state.rows++
-        state.keys.add(row.k)
-        if (row.k < 0 || row.k >= rowCount || row.v !== expectedValue(row.k)) state.wrong++
-        return state
-      }
-    ),
-    Effect.map((state) => ({ rows: state.rows, distinct: state.keys.size, wrong: state.wrong }))
-  )
+const { table: imported, create, row: importRow, check: checkTable } = importTable(keyspace)
+const rowCount = importRowCount
+const options = importOptions(64)
 
 /**
  * Runs test/integration/programs/batch-job-sigint.ts, sends it SIGINT once it reports `interruptAt` rows written,
@@ -77,9 +51,7 @@ const importUntilSigint = (interruptAt: number) =>
   })
 
 layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJob interrupted", (it) => {
-  it.effect("creates the table", () =>
-    cql`CREATE TABLE ${imported} (p int, k int, v text, PRIMARY KEY (p, k))`.pipe(Effect.asVoid)
-  )
+  it.effect("creates the table", () => Effect.asVoid(create))
 
   it.effect(
     "an import interrupted by closing its scope resumes from its report to exactly every row",

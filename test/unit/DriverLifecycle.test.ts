@@ -37,8 +37,13 @@ const systemLocal = {
   ]
 }
 
+// Port 1 refuses at once: the integration suite's own node may be listening on 127.0.0.1:9042 while these run.
 const unconnectedClient = () => {
-  const client = new Cassandra.Client({ contactPoints: ["127.0.0.1"], localDataCenter: "dc1" })
+  const client = new Cassandra.Client({
+    contactPoints: ["127.0.0.1"],
+    protocolOptions: { port: 1 },
+    localDataCenter: "dc1"
+  })
   const control = (client as unknown as { readonly controlConnection: ControlConnectionInternals }).controlConnection
   return { client, control }
 }

@@ -6,23 +6,15 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Stream } from "effect"
 import * as BatchJob from "../../../src/BatchJob.ts"
 import * as CassandraLayer from "../../../src/Layer.ts"
-import * as Query from "../../../src/Query.ts"
+import { importOptions, importTable } from "../../support/importData.ts"
 
-const keyspace = process.env.IMPORT_KEYSPACE ?? ""
 const rowCount = Number(process.env.IMPORT_ROWS)
-const partitions = 256
-const expectedValue = (k: number) => `value-${(k * 7919) % 100_003}`
-const imported = Query.identifier(keyspace, "imported")
-const importRow = (k: number) =>
-  Query.cql`INSERT INTO ${imported} (p, k, v) VALUES (${k % partitions}, ${k}, ${expectedValue(k)})`.withOptions({
-    idempotent: true
-  })
+const importRow = importTable(process.env.IMPORT_KEYSPACE ?? "").row
 
 const program = Effect.gen(function* () {
   const statements = Array.from({ length: rowCount }, (_, k) => importRow(k))
   const job = yield* BatchJob.start(statements, {
-    concurrency: 64,
-    partitionKey: (statement) => String(statement.params[0]),
+    ...importOptions(64),
     summary: true,
     progressInterval: "20 millis"
   })
