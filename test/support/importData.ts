@@ -14,7 +14,7 @@ export const importRowCount = 50_000
 
 const partitions = 256
 
-const valueOf = (k: number) => `value-${(k * 7919) % 100_003}`
+const importedValue = (k: number) => `value-${(k * 7919) % 100_003}`
 
 /** The table, the row statements and the read-back check of an import into `keyspace.imported`. */
 export const importTable = (keyspace: string) => {
@@ -24,7 +24,7 @@ export const importTable = (keyspace: string) => {
     create: cql`CREATE TABLE ${table} (p int, k int, v text, PRIMARY KEY (p, k))`,
     /** The idempotent write of row `k`, whose partition is its first parameter. */
     row: (k: number) =>
-      cql`INSERT INTO ${table} (p, k, v) VALUES (${k % partitions}, ${k}, ${valueOf(k)})`.withOptions({
+      cql`INSERT INTO ${table} (p, k, v) VALUES (${k % partitions}, ${k}, ${importedValue(k)})`.withOptions({
         idempotent: true
       }),
     /** Every row of the table against the data set: how many rows, how many distinct keys, how many wrong. */
@@ -36,7 +36,7 @@ export const importTable = (keyspace: string) => {
           (state, row) => {
             state.rows++
             state.keys.add(row.k)
-            if (row.k < 0 || row.k >= importRowCount || row.v !== valueOf(row.k)) state.wrong++
+            if (row.k < 0 || row.k >= importRowCount || row.v !== importedValue(row.k)) state.wrong++
             return state
           }
         ),
