@@ -103,6 +103,26 @@ const capturingWarnings = Logger.layer([
   })
 ])
 
+/**
+ * A known node at 127.0.0.1:`port` that the driver reports down, under a supervised session in the current scope;
+ * `reconnections` counts the reconnections asked of the driver for it.
+ */
+const supervisedDownNode = (port: number) =>
+  Effect.gen(function* () {
+    const { client, control } = unconnectedClient()
+    control._setLocalInfo(true, true, { endpoint: `127.0.0.1:${port}` }, systemLocal)
+    const host = client.hosts.get(`127.0.0.1:${port}`) as Cassandra.Host & { checkIsUp(): void }
+    let reconnections = 0
+    host.checkIsUp = () => {
+      reconnections++
+    }
+    host.isUp = () => false
+    ;(client as unknown as { profileManager: { getDistance(): number } }).profileManager.getDistance = () => 0
+    yield* superviseDriverLifecycle(client)
+    client.emit("hostDown", host)
+    return { reconnections: () => reconnections }
+  })
+
 describe("driver lifecycle", () => {
   it.live("a failed control-connection reconnection leaves no driver timer behind once the session is closed", () =>
     Effect.gen(function* () {
@@ -148,27 +168,16 @@ describe("driver lifecycle", () => {
     () =>
       Effect.gen(function* () {
         const port = yield* freePort
-        const { client, control } = unconnectedClient()
-        control._setLocalInfo(true, true, { endpoint: `127.0.0.1:${port}` }, systemLocal)
-        const host = client.hosts.get(`127.0.0.1:${port}`) as Cassandra.Host & { checkIsUp(): void }
-        let reconnections = 0
-        host.checkIsUp = () => {
-          reconnections++
-        }
-        host.isUp = () => false
-        ;(client as unknown as { profileManager: { getDistance(): number } }).profileManager.getDistance = () => 0
-
-        yield* superviseDriverLifecycle(client)
-        client.emit("hostDown", host)
+        const node = yield* supervisedDownNode(port)
         // Refused for a while: the back-off alone governs the retries of a dead address.
         yield* Effect.sleep("1500 millis")
-        assert.strictEqual(reconnections, 0)
+        assert.strictEqual(node.reconnections(), 0)
         yield* listenOn(port)
-        yield* Effect.sync(() => reconnections).pipe(
+        yield* Effect.sync(node.reconnections).pipe(
           Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (count) => count > 0 }),
           Effect.timeout("10 seconds")
         )
-        assert.strictEqual(reconnections, 1)
+        assert.strictEqual(node.reconnections(), 1)
       }).pipe(Effect.scoped)
   )
 
@@ -176,20 +185,10 @@ describe("driver lifecycle", () => {
     Effect.gen(function* () {
       const port = yield* freePort
       yield* listenOn(port)
-      const { client, control } = unconnectedClient()
-      control._setLocalInfo(true, true, { endpoint: `127.0.0.1:${port}` }, systemLocal)
-      const host = client.hosts.get(`127.0.0.1:${port}`) as Cassandra.Host & { checkIsUp(): void }
-      let reconnections = 0
-      host.checkIsUp = () => {
-        reconnections++
-      }
-      host.isUp = () => false
-      ;(client as unknown as { profileManager: { getDistance(): number } }).profileManager.getDistance = () => 0
-      yield* superviseDriverLifecycle(client)
-      client.emit("hostDown", host)
+      const node = yield* supervisedDownNode(port)
       // Several probe rounds: the port accepted from the first one on, so none says the node came back.
       yield* Effect.sleep("2 seconds")
-      assert.strictEqual(reconnections, 0)
+      assert.strictEqual(node.reconnections(), 0)
     }).pipe(Effect.scoped)
   )
 
