@@ -4,7 +4,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { CassandraSession } from "../../src/Session.ts"
-import { newTraffic, startClients, stopClients } from "../support/traffic.ts"
+import { latencySummary, newTraffic, type Sample, startClients, stopClients } from "../support/traffic.ts"
 
 // The fault suite's client traffic, against a session that answers after a delay: what it counts must hold every
 // request the clients sent, so that a scenario's checks cannot pass on requests it never saw end.
@@ -36,5 +36,16 @@ describe("fault-suite traffic", () => {
       assert.strictEqual(traffic.samples.length, sent.count)
       assert.strictEqual(traffic.failed, 0)
     }).pipe(Effect.scoped, Effect.provideService(CassandraSession, session))
+  })
+
+  it("summarises the latencies of a scenario of any size", () => {
+    // A quiet machine runs hundreds of thousands of requests through a 45 s fault.
+    const samples: Array<Sample> = Array.from({ length: 400_000 }, (_, index) => ({
+      startedAt: index,
+      ms: index % 1000,
+      failure: undefined
+    }))
+    assert.deepStrictEqual(latencySummary(samples), { p50: 499, p99: 989, max: 999 })
+    assert.deepStrictEqual(latencySummary([]), { p50: Number.NaN, p99: Number.NaN, max: Number.NaN })
   })
 })
