@@ -123,6 +123,21 @@ const supervisedDownNode = (port: number) =>
     return { reconnections: () => reconnections }
   })
 
+/**
+ * Opens and closes a supervised session while its control connection reconnects; every node it tries fails a little
+ * after the close. Returns the reconnection, still in flight.
+ */
+const reconnectionFailingAfterClose = (client: Cassandra.Client, control: ControlConnectionInternals) => {
+  control._refreshControlConnection = () =>
+    new Promise((_, reject) => setTimeout(() => reject(new Error("no node answered")), 100))
+  return Effect.scoped(
+    Effect.gen(function* () {
+      yield* superviseDriverLifecycle(client)
+      return control._refresh([][Symbol.iterator]()).catch(() => undefined)
+    })
+  )
+}
+
 describe("driver lifecycle", () => {
   it.live("a failed control-connection reconnection leaves no driver timer behind once the session is closed", () =>
     Effect.gen(function* () {
@@ -268,15 +283,7 @@ describe("driver lifecycle", () => {
   it.live("a reconnection in flight when the session closes arms no timer that keeps the process alive", () =>
     Effect.gen(function* () {
       const { client, control } = unconnectedClient()
-      // Every node the control connection tries fails, a little after the session has closed.
-      control._refreshControlConnection = () =>
-        new Promise((_, reject) => setTimeout(() => reject(new Error("no node answered")), 100))
-      const refreshing = yield* Effect.scoped(
-        Effect.gen(function* () {
-          yield* superviseDriverLifecycle(client)
-          return control._refresh([][Symbol.iterator]()).catch(() => undefined)
-        })
-      )
+      const refreshing = yield* reconnectionFailingAfterClose(client, control)
       const { left } = yield* timersLeftBy(Effect.promise(() => refreshing))
       assert.strictEqual(left, 0, "a driver timer armed by a reconnection that failed after the close")
       // The driver's retry is still armed, unreferenced: the client keeps its reconnection until it is shut down.
@@ -288,14 +295,7 @@ describe("driver lifecycle", () => {
     Effect.gen(function* () {
       const { client, control } = unconnectedClient()
       const driver = patchable(control)
-      control._refreshControlConnection = () =>
-        new Promise((_, reject) => setTimeout(() => reject(new Error("no node answered")), 100))
-      const refreshing = yield* Effect.scoped(
-        Effect.gen(function* () {
-          yield* superviseDriverLifecycle(client)
-          return control._refresh([][Symbol.iterator]()).catch(() => undefined)
-        })
-      )
+      const refreshing = yield* reconnectionFailingAfterClose(client, control)
       const next = yield* Scope.make()
       yield* Scope.provide(next)(superviseDriverLifecycle(client))
       const { left } = yield* timersLeftBy(Effect.promise(() => refreshing))
