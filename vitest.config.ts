@@ -1,8 +1,13 @@
+import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
+
+// Tests import the package by its own name, as users do; this condition resolves it to `src/` instead of a build.
+const sourceConditions = ["effect-cassandra/source", ...defaultServerConditions]
 
 // Three groups run one after another on the 2-core test machines: pure unit tests first, then
 // the suites sharing one local node, then the multi-node suites, each starting its own cluster.
 export default defineConfig({
+  ssr: { resolve: { conditions: sourceConditions } },
   test: {
     projects: [
       {

@@ -14,7 +14,7 @@ import { makeStubClient } from "./stubClient.ts"
 import { importTable, kvTable, readKeys, wideTable } from "./tables.ts"
 
 const localDataCenter = "datacenter1"
-type Request = (i: number) => Effect.Effect<unknown, unknown, Session.CassandraSession>
+type Request = (i: number) => Effect.Effect<unknown, unknown, Session.Session>
 type RawRequest = (i: number) => Promise<unknown>
 
 const forceGc = (): void => (globalThis as { gc?: () => void }).gc?.()
@@ -163,16 +163,16 @@ const observabilityLayers = {
 
 /** Builds a library session with `layer` provided, runs `use` with it, and closes it. */
 const withSession = <A>(
-  acquire: Effect.Effect<Session.CassandraSession, unknown, Scope.Scope>,
-  layer: Layer.Layer<never> | Layer.Layer<Metrics.CassandraMetrics>,
-  use: (run: <B>(effect: Effect.Effect<B, unknown, Session.CassandraSession>) => Promise<B>) => Promise<A>
+  acquire: Effect.Effect<Session.Session, unknown, Scope.Scope>,
+  layer: Layer.Layer<never> | Layer.Layer<Metrics.Metrics>,
+  use: (run: <B>(effect: Effect.Effect<B, unknown, Session.Session>) => Promise<B>) => Promise<A>
 ): Promise<A> =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* acquire
         return yield* Effect.promise(() =>
-          use((effect) => Effect.runPromise(Effect.provideService(effect, Session.CassandraSession, session)))
+          use((effect) => Effect.runPromise(Effect.provideService(effect, Session.Session, session)))
         )
       }).pipe(Effect.provide(layer))
     )
@@ -254,7 +254,7 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
         ? libraryRequests.write
         : libraryRequests.read
   const tracer = variant.includes("tracer") ? inMemoryTracer() : undefined
-  const traced = (effect: Effect.Effect<void, unknown, Session.CassandraSession>) =>
+  const traced = (effect: Effect.Effect<void, unknown, Session.Session>) =>
     tracer === undefined ? effect : Effect.withTracer(effect, tracer)
   const layer = Layer.mergeAll(
     variant.includes("metrics") ? Metrics.layer() : Layer.empty,

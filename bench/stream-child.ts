@@ -33,7 +33,7 @@ const variants: Record<string, () => Promise<number>> = {
           const statement = Query.cql`SELECT * FROM ${Query.identifier("bench", "wide")} LIMIT ${rows}`.withOptions({
             pageSize
           })
-          return yield* Stream.runCount(statement.stream).pipe(Effect.provideService(Session.CassandraSession, session))
+          return yield* Stream.runCount(statement.stream).pipe(Effect.provideService(Session.Session, session))
         })
       )
     ),

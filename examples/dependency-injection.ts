@@ -42,10 +42,10 @@ class UserRepository extends Context.Service<
         Result: User,
         execute: (id) => Query.cql`SELECT id, name, joined FROM ${table} WHERE id = ${id}`
       })
-      const session = yield* Session.CassandraSession
+      const session = yield* Session.Session
       return {
-        save: (user) => Effect.provideService(save(user), Session.CassandraSession, session),
-        findById: (id) => Effect.provideService(findById(id), Session.CassandraSession, session)
+        save: (user) => Effect.provideService(save(user), Session.Session, session),
+        findById: (id) => Effect.provideService(findById(id), Session.Session, session)
       }
     })
   )

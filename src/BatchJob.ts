@@ -32,7 +32,7 @@ import {
 } from "./internal/batchJob.ts"
 import { isIdempotent as isIdempotentRequest } from "./internal/requestRunner.ts"
 import * as Query from "./Query.ts"
-import type { CassandraSession } from "./Session.ts"
+import type { Session } from "./Session.ts"
 
 /**
  * How a job runs its statements.
@@ -232,7 +232,7 @@ const retrying = <A, R>(
 export const execute = <A>(
   statement: Query.Statement<A>,
   retry?: Schedule.Schedule<unknown, CassandraError.CassandraError>
-): Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, CassandraSession> =>
+): Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, Session> =>
   retrying(statement, isIdempotent(statement), retry)
 
 /**
@@ -249,7 +249,7 @@ export const pages = <A>(
     readonly from?: string | undefined
     readonly retry?: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
   } = {}
-): Stream.Stream<Query.Page<A>, CassandraError.CassandraError, CassandraSession> =>
+): Stream.Stream<Query.Page<A>, CassandraError.CassandraError, Session> =>
   Stream.paginate(options.from, (pageState) =>
     Effect.map(
       retrying(statement.page(pageState), isIdempotent(statement), options.retry),
@@ -345,7 +345,7 @@ const runUnit = <A, I, E>(
   unit: Unit<A, I, E>,
   retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined,
   record: Recorder<A, I, E | CassandraError.CassandraError>
-): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, CassandraSession> => {
+): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, Session> => {
   const failed = (error: E | CassandraError.CassandraError) => {
     const outcomes = unit.map(
       (entry): Outcome<A, I, E | CassandraError.CassandraError> => failure(entry.index, entry.input, error)
@@ -356,7 +356,7 @@ const runUnit = <A, I, E>(
   const first = unit[0]?.statement
   if (first === undefined) return Effect.sync(() => failed(unit[0]?.error as E))
   // Grouping put only statements of equal batch options together, so the first one's options are every one's.
-  const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, CassandraSession> = unit.length === 1
+  const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, Session> = unit.length === 1
     ? first
     : Effect.as(
         Query.batch(
@@ -472,7 +472,7 @@ const runJob = <A, I, E, R>(
   entryOf: EntryOf<A, I, E, R>,
   options: Options<A>,
   tally: Tally<A, I, E | CassandraError.CassandraError>
-): Effect.Effect<void, never, R | CassandraSession> => {
+): Effect.Effect<void, never, R | Session> => {
   const record = recordInto(tally)
   const partitionKey = options.partitionKey
   const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
@@ -512,7 +512,7 @@ const runJob = <A, I, E, R>(
       )
     }
   )
-  const work: Effect.Effect<void, never, R | CassandraSession> = Effect.flatMap(nextUnit, (unit) =>
+  const work: Effect.Effect<void, never, R | Session> = Effect.flatMap(nextUnit, (unit) =>
     unit === undefined
       ? Effect.void
       : Effect.flatMap(runUnit<A, I, E | CassandraError.CassandraError>(unit, options.retry, record), () => work)
@@ -588,7 +588,7 @@ const streamWith = <A, I, E, R, SE, SR>(
 ): Stream.Stream<
   Outcome<A, I, E | CassandraError.CassandraError>,
   SE | CassandraError.CassandraError,
-  SR | R | CassandraSession
+  SR | R | Session
 > => {
   const invalid = invalidOptions(options)
   if (invalid !== undefined) return Stream.fail(invalid)
@@ -664,15 +664,15 @@ const statementEntry = <A>(
 export function run<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions & { readonly summary: true }
-): Effect.Effect<Summary<A>, CassandraError.CassandraError, CassandraSession>
+): Effect.Effect<Summary<A>, CassandraError.CassandraError, Session>
 export function run<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options?: Options<A> & ReportOptions & { readonly summary?: false | undefined }
-): Effect.Effect<Report<A>, CassandraError.CassandraError, CassandraSession>
+): Effect.Effect<Report<A>, CassandraError.CassandraError, Session>
 export function run<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions = {}
-): Effect.Effect<Summary<A>, CassandraError.CassandraError, CassandraSession> {
+): Effect.Effect<Summary<A>, CassandraError.CassandraError, Session> {
   return runWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
 }
 
@@ -704,15 +704,15 @@ export function run<A>(
 export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions & ProgressOptions & { readonly summary: true }
-): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope>
+): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, Session | Scope.Scope>
 export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options?: Options<A> & ReportOptions & ProgressOptions & { readonly summary?: false | undefined }
-): Effect.Effect<Job<Report<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope>
+): Effect.Effect<Job<Report<A>>, CassandraError.CassandraError, Session | Scope.Scope>
 export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions & ProgressOptions = {}
-): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, CassandraSession | Scope.Scope> {
+): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, Session | Scope.Scope> {
   return startWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
 }
 
@@ -729,7 +729,7 @@ export function start<A>(
 export const stream = <A, E, R>(
   statements: Stream.Stream<Query.Statement<A>, E, R>,
   options: Options<A> = {}
-): Stream.Stream<Outcome<A>, E | CassandraError.CassandraError, R | CassandraSession> =>
+): Stream.Stream<Outcome<A>, E | CassandraError.CassandraError, R | Session> =>
   streamWith<A, Query.Statement<A>, never, never, E, R>(statements, statementEntry, options)
 
 /**
@@ -755,36 +755,28 @@ export interface SchemaJob<I, R> {
     (
       inputs: ReadonlyArray<I>,
       options: Options<unknown> & ReportOptions & { readonly summary: true }
-    ): Effect.Effect<Summary<unknown, I, SchemaJobError>, CassandraError.CassandraError, CassandraSession | R>
+    ): Effect.Effect<Summary<unknown, I, SchemaJobError>, CassandraError.CassandraError, Session | R>
     (
       inputs: ReadonlyArray<I>,
       options?: Options<unknown> & ReportOptions & { readonly summary?: false | undefined }
-    ): Effect.Effect<Report<unknown, I, SchemaJobError>, CassandraError.CassandraError, CassandraSession | R>
+    ): Effect.Effect<Report<unknown, I, SchemaJobError>, CassandraError.CassandraError, Session | R>
   }
   /** Encodes and runs every value in the background of the current scope, as `BatchJob.start`. */
   readonly start: {
     (
       inputs: ReadonlyArray<I>,
       options: Options<unknown> & ReportOptions & ProgressOptions & { readonly summary: true }
-    ): Effect.Effect<
-      Job<Summary<unknown, I, SchemaJobError>>,
-      CassandraError.CassandraError,
-      CassandraSession | Scope.Scope | R
-    >
+    ): Effect.Effect<Job<Summary<unknown, I, SchemaJobError>>, CassandraError.CassandraError, Session | Scope.Scope | R>
     (
       inputs: ReadonlyArray<I>,
       options?: Options<unknown> & ReportOptions & ProgressOptions & { readonly summary?: false | undefined }
-    ): Effect.Effect<
-      Job<Report<unknown, I, SchemaJobError>>,
-      CassandraError.CassandraError,
-      CassandraSession | Scope.Scope | R
-    >
+    ): Effect.Effect<Job<Report<unknown, I, SchemaJobError>>, CassandraError.CassandraError, Session | Scope.Scope | R>
   }
   /** Encodes and runs a stream of values, one outcome per value in input order, as `BatchJob.stream`. */
   readonly stream: <SE, SR>(
     inputs: Stream.Stream<I, SE, SR>,
     options?: Options<unknown>
-  ) => Stream.Stream<Outcome<unknown, I, SchemaJobError>, SE | CassandraError.CassandraError, SR | R | CassandraSession>
+  ) => Stream.Stream<Outcome<unknown, I, SchemaJobError>, SE | CassandraError.CassandraError, SR | R | Session>
 }
 
 /**

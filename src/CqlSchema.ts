@@ -16,7 +16,7 @@ import type * as CassandraError from "./CassandraError.ts"
 import { useSession } from "./internal/boundSession.ts"
 import { type DecodeRecorder, decodeRecorderOf } from "./internal/metricsRecorder.ts"
 import type { Conditional, Row, Statement } from "./Query.ts"
-import type { CassandraSession } from "./Session.ts"
+import type { Session } from "./Session.ts"
 
 /**
  * A request that its Schema could not encode, or a row that its Schema could not decode. It names the statement,
@@ -161,13 +161,13 @@ const unreadableRequest = () =>
  * The options of every schema-checked query: a request Schema, a result Schema, and the statement built from the
  * encoded request. Without `Request`, the request type is `void`: the query's function is called with no argument.
  *
- * `R` is what the statement requires: the `CassandraSession` for the global `cql` template, nothing for a session's
+ * `R` is what the statement requires: the `Session` for the global `cql` template, nothing for a session's
  * `template`; the query requires it, plus the Schemas' services.
  *
  * @since 0.1.0
  * @category models
  */
-export interface QueryOptions<Req extends Schema.Top, Res extends Schema.Top, R = CassandraSession> {
+export interface QueryOptions<Req extends Schema.Top, Res extends Schema.Top, R = Session> {
   readonly Request?: Req
   readonly Result: Res
   readonly execute: (request: Req["Encoded"]) => Statement<unknown, R>
@@ -286,11 +286,7 @@ type Services<Req extends Schema.Top, Res extends Schema.Top, R> = R | Req["Enco
  * @since 0.1.0
  * @category constructors
  */
-export const findAll = <
-  Req extends Schema.Top = Schema.Void,
-  Res extends Schema.Top = Schema.Top,
-  R = CassandraSession
->(
+export const findAll = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)
@@ -306,11 +302,7 @@ export const findAll = <
  * @since 0.1.0
  * @category constructors
  */
-export const findNonEmpty = <
-  Req extends Schema.Top = Schema.Void,
-  Res extends Schema.Top = Schema.Top,
-  R = CassandraSession
->(
+export const findNonEmpty = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)
@@ -355,11 +347,7 @@ const firstRow = <Res extends Schema.Top>(Result: Res) => {
  * @since 0.1.0
  * @category constructors
  */
-export const findOne = <
-  Req extends Schema.Top = Schema.Void,
-  Res extends Schema.Top = Schema.Top,
-  R = CassandraSession
->(
+export const findOne = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)
@@ -380,11 +368,7 @@ export const findOne = <
  * @since 0.1.0
  * @category constructors
  */
-export const findOneOption = <
-  Req extends Schema.Top = Schema.Void,
-  Res extends Schema.Top = Schema.Top,
-  R = CassandraSession
->(
+export const findOneOption = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)
@@ -393,7 +377,7 @@ export const findOneOption = <
     run(request, first)
 }
 
-const void_ = <Req extends Schema.Top = Schema.Void, R = CassandraSession>(options: {
+const void_ = <Req extends Schema.Top = Schema.Void, R = Session>(options: {
   readonly Request?: Req
   readonly execute: (request: Req["Encoded"]) => Statement<unknown, R>
 }) => {
@@ -433,7 +417,7 @@ export {
  * @since 0.1.0
  * @category constructors
  */
-export const stream = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = CassandraSession>(
+export const stream = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)
@@ -457,11 +441,7 @@ export const stream = <Req extends Schema.Top = Schema.Void, Res extends Schema.
  * @since 0.1.0
  * @category constructors
  */
-export const conditional = <
-  Req extends Schema.Top = Schema.Void,
-  Res extends Schema.Top = Schema.Top,
-  R = CassandraSession
->(
+export const conditional = <Req extends Schema.Top = Schema.Void, Res extends Schema.Top = Schema.Top, R = Session>(
   options: QueryOptions<Req, Res, R>
 ) => {
   const run = withStatement(options)

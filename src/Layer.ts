@@ -16,10 +16,10 @@ import * as Topology from "./Topology.ts"
  * @since 0.1.0
  * @category models
  */
-export type Services = Session.CassandraSession | Cassandra.Client | Topology.Topology
+export type Services = Session.Session | Cassandra.Client | Topology.Topology
 
 // Fresh, because layers are memoized by identity: a shared topology layer would follow the first session built.
-const withTopology = <E>(session: Layer.Layer<Session.CassandraSession | Cassandra.Client, E>) =>
+const withTopology = <E>(session: Layer.Layer<Session.Session | Cassandra.Client, E>) =>
   Layer.provideMerge(Layer.fresh(Topology.layer), session)
 
 /**

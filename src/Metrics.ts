@@ -274,7 +274,7 @@ export interface Summary {
  * @since 0.1.0
  * @category models
  */
-export interface CassandraMetrics {
+export interface Metrics {
   readonly summary: Effect.Effect<Summary>
 }
 
@@ -284,9 +284,7 @@ export interface CassandraMetrics {
  * @since 0.1.0
  * @category services
  */
-export const CassandraMetrics: Context.Service<CassandraMetrics, CassandraMetrics> = Context.Service<CassandraMetrics>(
-  "effect-cassandra/Metrics/CassandraMetrics"
-)
+export const Metrics: Context.Service<Metrics, Metrics> = Context.Service<Metrics>("effect-cassandra/Metrics")
 
 /**
  * Settings of the metrics layer.
@@ -318,10 +316,10 @@ export interface Options {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<CassandraMetrics> =>
+export const layer = (options: Options = {}): Layer.Layer<Metrics> =>
   Layer.effectContext(
     Effect.map(makeMetricsHub(options.pollInterval ?? "5 seconds"), (hub) =>
-      Context.make(CassandraMetrics, { summary: hub.summary }).pipe(Context.add(MetricsHub, hub))
+      Context.make(Metrics, { summary: hub.summary }).pipe(Context.add(MetricsHub, hub))
     )
   )
 
@@ -331,9 +329,7 @@ export const layer = (options: Options = {}): Layer.Layer<CassandraMetrics> =>
  * @since 0.1.0
  * @category accessors
  */
-export const summary: Effect.Effect<Summary, never, CassandraMetrics> = CassandraMetrics.use(
-  (metrics) => metrics.summary
-)
+export const summary: Effect.Effect<Summary, never, Metrics> = Metrics.use((metrics) => metrics.summary)
 
 const milliseconds = (seconds: number) => `${(seconds * 1000).toFixed(seconds < 0.01 ? 3 : 1)} ms`
 

@@ -16,7 +16,7 @@ import * as Stream from "effect/Stream"
 import * as CassandraError from "./CassandraError.ts"
 import { boundSession, useSession } from "./internal/boundSession.ts"
 import { toBuffer } from "./internal/bytes.ts"
-import { type BatchType, CassandraSession, type RequestOptions } from "./Session.ts"
+import { type BatchType, type RequestOptions, Session } from "./Session.ts"
 
 /**
  * A row as the driver returns it: column name to value.
@@ -246,13 +246,13 @@ export type Conditional<A> =
  * A CQL statement: text with `?` markers, bound parameters and options. Yielding it runs it and returns all rows of
  * its first page (none for a write); `stream` pulls every page on demand.
  *
- * `R` is what running it requires: the `CassandraSession` for a statement of the global `cql` template, nothing for
+ * `R` is what running it requires: the `Session` for a statement of the global `cql` template, nothing for
  * one from a session's `template`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Statement<A = Row, R = CassandraSession>
+export interface Statement<A = Row, R = Session>
   extends Fragment,
     Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, R> {
   readonly [StatementTypeId]: typeof StatementTypeId
@@ -277,7 +277,7 @@ export interface Statement<A = Row, R = CassandraSession>
 /** A statement's own fields, as this module sets them. */
 interface StatementState extends BuiltFragment {
   readonly options: StatementOptions
-  readonly [boundSession]: CassandraSession | undefined
+  readonly [boundSession]: Session | undefined
 }
 
 const stateOf = (statement: Statement<unknown, unknown>) => statement as unknown as StatementState
@@ -429,14 +429,14 @@ const conditionalOf = (result: Cassandra.types.ResultSet): Conditional<Row> =>
 
 class BuiltStatement extends BuiltFragment {
   readonly #options: StatementOptions
-  readonly #session: CassandraSession | undefined
+  readonly #session: Session | undefined
   constructor(
     token: typeof building,
     text: string,
     params: ReadonlyArray<unknown>,
     options: StatementOptions,
     unsendable: Unsendable | undefined,
-    session: CassandraSession | undefined
+    session: Session | undefined
   ) {
     super(token, text, params, unsendable)
     this.#options = options
@@ -445,7 +445,7 @@ class BuiltStatement extends BuiltFragment {
   get options(): StatementOptions {
     return this.#options
   }
-  get [boundSession](): CassandraSession | undefined {
+  get [boundSession](): Session | undefined {
     return this.#session
   }
   static override is(u: unknown): u is BuiltStatement {
@@ -460,7 +460,7 @@ const makeStatement = <A, R>(
   params: ReadonlyArray<unknown>,
   options: StatementOptions,
   unsendable: Unsendable | undefined,
-  session: CassandraSession | undefined
+  session: Session | undefined
 ): Statement<A, R> =>
   new BuiltStatement(building, text, params, options, unsendable, session) as unknown as Statement<A, R>
 
@@ -518,7 +518,7 @@ const parameterText = (strings: TemplateStringsArray) => {
 const build = <A, R>(
   strings: TemplateStringsArray,
   values: Array<unknown>,
-  session: CassandraSession | undefined
+  session: Session | undefined
 ): Statement<A, R> => {
   if (!values.some(isInlined)) {
     // A template of values only: its text is the same at every call, so it is built once per call site.
@@ -540,7 +540,7 @@ const build = <A, R>(
 /**
  * Builds a statement from a template: interpolated values become bound parameters (`?`), identifiers are written
  * quoted, and interpolated statements and fragments are inlined with their own parameters. Its statements require
- * the `CassandraSession`; inside an application, a session's `template` gives statements that require nothing.
+ * the `Session`; inside an application, a session's `template` gives statements that require nothing.
  *
  * Use it as a tag: its literal pieces are CQL text, so calling it as a function with pieces taken from data would
  * make that data CQL text.
@@ -574,11 +574,11 @@ export type BatchOptions = StatementOptions & { readonly type?: BatchType }
 
 /**
  * Runs a batch on the session its statements are bound to, or on `fallback` (a template's session) or the
- * `CassandraSession` in context when none is bound. Statements bound to another session are refused: a batch is one
+ * `Session` in context when none is bound. Statements bound to another session are refused: a batch is one
  * request to one cluster.
  */
 const runBatch = <R>(
-  fallback: CassandraSession | undefined,
+  fallback: Session | undefined,
   statements: ReadonlyArray<Statement<unknown, unknown>>,
   options: BatchOptions
 ): Effect.Effect<Conditional<Row>, CassandraError.CassandraError, R> => {
@@ -597,7 +597,7 @@ const runBatch = <R>(
     else unsendable = withProblem(unsendable, `batch item ${index} is bound to another session than the batch`)
   })
   if (unsendable !== undefined) return Effect.fail(unsendableError(unsendable, batchContext))
-  const run = (session: CassandraSession) =>
+  const run = (session: Session) =>
     Effect.map(
       session.batch(
         statements.map((statement) => ({ query: statement.text, params: statement.params })),
@@ -605,7 +605,7 @@ const runBatch = <R>(
       ),
       conditionalOf
     )
-  return (session === undefined ? CassandraSession.use(run) : run(session)) as Effect.Effect<
+  return (session === undefined ? Session.use(run) : run(session)) as Effect.Effect<
     Conditional<Row>,
     CassandraError.CassandraError,
     R
@@ -618,7 +618,7 @@ const batchContext = { operation: "batch" }
  * Runs statements as one batch: `logged` (atomic, the default), `unlogged` or `counter`. A batch holding conditions
  * tells whether it was applied. Statements of a session's `template` bring their session: a batch holding any runs
  * on it (its `cql` statements too), and a batch of only those requires nothing; a batch of `cql` statements only runs
- * on the `CassandraSession` in context. Statements bound to different sessions, and an empty list, are refused with an
+ * on the `Session` in context. Statements bound to different sessions, and an empty list, are refused with an
  * `InvalidArgument` reason before anything is sent.
  *
  * @since 0.1.0
@@ -634,7 +634,7 @@ export const batch = <R = never>(
  * A `cql` template bound to one session, as `const cql = yield* Query.template` gives it: its statements and batches
  * require nothing, so a repository built from it has methods callers run without providing the session.
  *
- * A statement built by it always runs on that session, even where another `CassandraSession` is provided; once the
+ * A statement built by it always runs on that session, even where another `Session` is provided; once the
  * session's scope has closed, it fails with a `SessionClosed` reason.
  *
  * @since 0.1.0
@@ -653,7 +653,7 @@ export interface Template {
   ) => Effect.Effect<Conditional<Row>, CassandraError.CassandraError>
 }
 
-const makeTemplate = (session: CassandraSession): Template =>
+const makeTemplate = (session: Session): Template =>
   Object.assign(
     <A = Row>(strings: TemplateStringsArray, ...values: Array<unknown>): Statement<A, never> =>
       build(strings, values, session),
@@ -691,7 +691,7 @@ const makeTemplate = (session: CassandraSession): Template =>
  * @since 0.1.0
  * @category constructors
  */
-export const template: Effect.Effect<Template, never, CassandraSession> = CassandraSession.useSync(makeTemplate)
+export const template: Effect.Effect<Template, never, Session> = Session.useSync(makeTemplate)
 
 /**
  * The separators `join` accepts: commas, a space, and the boolean operators of a `WHERE` clause.

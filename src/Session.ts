@@ -282,7 +282,7 @@ export type BatchType = "logged" | "unlogged" | "counter"
  * @since 0.1.0
  * @category models
  */
-export interface CassandraSession {
+export interface Session {
   /** The underlying `cassandra-driver` client, for what the library does not cover. */
   readonly client: Cassandra.Client
   /** The session's keyspace, if any. */
@@ -304,9 +304,7 @@ export interface CassandraSession {
  * @since 0.1.0
  * @category services
  */
-export const CassandraSession: Context.Service<CassandraSession, CassandraSession> = Context.Service<CassandraSession>(
-  "effect-cassandra/CassandraSession"
-)
+export const Session: Context.Service<Session, Session> = Context.Service<Session>("effect-cassandra/Session")
 
 /**
  * The service key of the raw `cassandra-driver` client behind the session.
@@ -315,7 +313,7 @@ export const CassandraSession: Context.Service<CassandraSession, CassandraSessio
  * @category services
  */
 export const CassandraClient: Context.Service<Cassandra.Client, Cassandra.Client> = Context.Service<Cassandra.Client>(
-  "effect-cassandra/CassandraClient"
+  "effect-cassandra/Session/CassandraClient"
 )
 
 /**
@@ -338,7 +336,7 @@ const serveOver = Effect.fnUntraced(function* (
   yield* watchNodeHealth(client, nodeHealth)
   yield* superviseDriverLifecycle(client)
   const runner = yield* makeRequestRunner(client, settings)
-  const session: CassandraSession = { client, keyspace: client.keyspace, ...runner }
+  const session: Session = { client, keyspace: client.keyspace, ...runner }
   return session
 })
 
@@ -349,7 +347,7 @@ const serveOver = Effect.fnUntraced(function* (
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options: Options) => Effect.Effect<CassandraSession, CassandraError.CassandraError, Scope.Scope> =
+export const make: (options: Options) => Effect.Effect<Session, CassandraError.CassandraError, Scope.Scope> =
   Effect.fnUntraced(function* (options: Options) {
     const { clientOptions, settings } = yield* makeClientOptions(options)
     const nodeHealth = yield* makeThresholds(options.nodeHealth)
@@ -401,7 +399,7 @@ export type ClientSessionOptions = Partial<
 export const makeFromClient: (
   client: Cassandra.Client,
   options?: ClientSessionOptions
-) => Effect.Effect<CassandraSession, CassandraError.CassandraError, Scope.Scope> = Effect.fnUntraced(function* (
+) => Effect.Effect<Session, CassandraError.CassandraError, Scope.Scope> = Effect.fnUntraced(function* (
   client: Cassandra.Client,
   options: ClientSessionOptions = {}
 ) {
@@ -451,11 +449,9 @@ const shutdown = (client: Cassandra.Client) =>
     )
   })
 
-const layerFrom = <E, R>(acquire: Effect.Effect<CassandraSession, E, R>) =>
+const layerFrom = <E, R>(acquire: Effect.Effect<Session, E, R>) =>
   Layer.effectContext(
-    Effect.map(acquire, (session) =>
-      Context.make(CassandraSession, session).pipe(Context.add(CassandraClient, session.client))
-    )
+    Effect.map(acquire, (session) => Context.make(Session, session).pipe(Context.add(CassandraClient, session.client)))
   )
 
 /**
@@ -464,9 +460,8 @@ const layerFrom = <E, R>(acquire: Effect.Effect<CassandraSession, E, R>) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options: Options
-): Layer.Layer<CassandraSession | Cassandra.Client, CassandraError.CassandraError> => layerFrom(make(options))
+export const layer = (options: Options): Layer.Layer<Session | Cassandra.Client, CassandraError.CassandraError> =>
+  layerFrom(make(options))
 
 /**
  * A layer that reads the session's options from configuration (environment variables or any ConfigProvider);
@@ -488,7 +483,7 @@ export const layer = (
  */
 export const layerConfig = (
   config: Config.Wrap<Options>
-): Layer.Layer<CassandraSession | Cassandra.Client, CassandraError.CassandraError | Config.ConfigError> =>
+): Layer.Layer<Session | Cassandra.Client, CassandraError.CassandraError | Config.ConfigError> =>
   layerFrom(Effect.flatMap(Config.unwrap(config), make))
 
 /**
@@ -500,5 +495,4 @@ export const layerConfig = (
 export const layerFromClient = (
   client: Cassandra.Client,
   options?: ClientSessionOptions
-): Layer.Layer<CassandraSession | Cassandra.Client, CassandraError.CassandraError> =>
-  layerFrom(makeFromClient(client, options))
+): Layer.Layer<Session | Cassandra.Client, CassandraError.CassandraError> => layerFrom(makeFromClient(client, options))

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as CassandraError from "../CassandraError.ts"
-import type { BatchType, CassandraSession, Consistency, RequestOptions } from "../Session.ts"
+import type { BatchType, Consistency, RequestOptions, Session } from "../Session.ts"
 import { toBuffer } from "./bytes.ts"
 import {
   consistencyCode,
@@ -30,7 +30,7 @@ import { classifyFailure } from "./rePrepare.ts"
 import { makeThrottle } from "./throttle.ts"
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
-type RequestRunner = Pick<CassandraSession, "execute" | "batch" | "inFlight">
+type RequestRunner = Pick<Session, "execute" | "batch" | "inFlight">
 
 const readOnlyStatement = /^\s*SELECT\b/i
 

@@ -5,13 +5,13 @@ import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as BatchJob from "../../src/BatchJob.ts"
-import * as CassandraError from "../../src/CassandraError.ts"
-import { CqlSchemaError } from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import * as CassandraLayer from "../../src/Layer.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
+import * as BatchJob from "effect-cassandra/BatchJob"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import { CqlSchemaError } from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -26,7 +26,7 @@ const truncate = cql`TRUNCATE ${items}`
 
 /** Requests the throttled session has in flight, sampled inside each statement's fiber before and after it runs. */
 const sampleInFlight = (samples: Array<number>) =>
-  CassandraSession.use((session) => Effect.tap(session.inFlight, (n) => Effect.sync(() => samples.push(n))))
+  Session.use((session) => Effect.tap(session.inFlight, (n) => Effect.sync(() => samples.push(n))))
 
 const throttled = (maxInFlight: number, maxQueued: number) =>
   CassandraLayer.layer(testOptions({ keyspace, throttle: { maxInFlight, maxQueued } }))

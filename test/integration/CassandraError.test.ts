@@ -5,7 +5,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
 import { testConnection } from "../support/cassandra.ts"
 
 /** How this suite reaches its node with a raw driver client. */

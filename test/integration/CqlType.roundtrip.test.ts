@@ -4,9 +4,9 @@ import * as Cassandra from "cassandra-driver"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as Session from "effect-cassandra/Session"
 import * as fc from "fast-check"
-import * as CqlType from "../../src/CqlType.ts"
-import * as Session from "../../src/Session.ts"
 import { testOptions } from "../support/session.ts"
 
 /** A session of the library (so values travel through its statements and encoding), closed with the test's scope. */

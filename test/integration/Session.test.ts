@@ -8,12 +8,12 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as CassandraError from "../../src/CassandraError.ts"
-import * as CqlSchema from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import * as Query from "../../src/Query.ts"
-import * as Session from "../../src/Session.ts"
-import * as Topology from "../../src/Topology.ts"
+import type * as CassandraError from "effect-cassandra/CassandraError"
+import * as CqlSchema from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as Query from "effect-cassandra/Query"
+import * as Session from "effect-cassandra/Session"
+import * as Topology from "effect-cassandra/Topology"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -179,15 +179,15 @@ layer(setup.layer, { timeout: 120_000, excludeTestServices: true })("session aga
 
   it.effect("fetches only the pages a consumer pulls", () =>
     Effect.gen(function* () {
-      const session = yield* Session.CassandraSession
+      const session = yield* Session.Session
       let pages = 0
-      const counting: Session.CassandraSession = {
+      const counting: Session.Session = {
         ...session,
         execute: (request) => Effect.tap(session.execute(request), () => Effect.sync(() => pages++))
       }
       const rows = yield* cql`SELECT seq FROM events WHERE day = ${"d1"}`
         .withOptions({ pageSize: 100 })
-        .stream.pipe(Stream.take(150), Stream.runCollect, Effect.provideService(Session.CassandraSession, counting))
+        .stream.pipe(Stream.take(150), Stream.runCollect, Effect.provideService(Session.Session, counting))
       assert.lengthOf(rows, 150)
       assert.strictEqual(pages, 2)
     })
@@ -261,7 +261,7 @@ layer(setup.layer, { timeout: 120_000, excludeTestServices: true })("session aga
 
   it.effect("stops waiting at once when interrupted, drops the late result and returns in-flight to zero", () =>
     Effect.gen(function* () {
-      const session = yield* Session.CassandraSession
+      const session = yield* Session.Session
       const slow = yield* createBlobs
       const fiber = yield* Effect.forkChild(slow)
       yield* session.inFlight.pipe(Effect.repeat({ schedule: Schedule.spaced("1 millis"), until: (n) => n > 0 }))
@@ -286,7 +286,7 @@ layer(setup.layer, { timeout: 120_000, excludeTestServices: true })("session aga
       const session = yield* Session.make(testOptions({ keyspace: setup.keyspace })).pipe(Scope.provide(scope))
       const fibers = yield* Effect.forEach(
         Array.from({ length: 8 }, () => slow),
-        (statement) => Effect.forkChild(Effect.provideService(statement, Session.CassandraSession, session))
+        (statement) => Effect.forkChild(Effect.provideService(statement, Session.Session, session))
       )
       yield* session.inFlight.pipe(Effect.repeat({ schedule: Schedule.spaced("1 millis"), until: (n) => n > 0 }))
       yield* Scope.close(scope, Exit.void)

@@ -3,9 +3,9 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import * as Query from "../../src/Query.ts"
-import * as Session from "../../src/Session.ts"
-import * as Topology from "../../src/Topology.ts"
+import * as Query from "effect-cassandra/Query"
+import * as Session from "effect-cassandra/Session"
+import * as Topology from "effect-cassandra/Topology"
 import { sessionWithKeyspace } from "../support/session.ts"
 
 const setup = sessionWithKeyspace("topology")

@@ -3,8 +3,8 @@ import { readdirSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import * as CassandraLayer from "../../src/Layer.ts"
-import * as Query from "../../src/Query.ts"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Query from "effect-cassandra/Query"
 import { testConnection } from "../support/cassandra.ts"
 import { runProgram } from "../support/programs.ts"
 import { testOptions } from "../support/session.ts"
@@ -21,7 +21,7 @@ const expectedOutput: Record<string, RegExp> = {
 /** Examples that run until interrupted, checked by their own test below. */
 const watchingExamples = ["topology-watch.ts"]
 
-/** Examples that need a secured node: test/cluster/Security.test.ts runs them against one. */
+/** Examples that need a secured node: test/cluster/Session.security.test.ts runs them against one. */
 const securedExamples = ["secure-connection.ts"]
 
 const exampleEnv = () => {

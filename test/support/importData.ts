@@ -4,8 +4,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import type * as BatchJob from "../../src/BatchJob.ts"
-import * as Query from "../../src/Query.ts"
+import type * as BatchJob from "effect-cassandra/BatchJob"
+import * as Query from "effect-cassandra/Query"
 
 const { cql } = Query
 

@@ -1,9 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as CassandraLayer from "../../src/Layer.ts"
-import * as Query from "../../src/Query.ts"
-import type * as Session from "../../src/Session.ts"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Query from "effect-cassandra/Query"
+import type * as Session from "effect-cassandra/Session"
 import { testConnection } from "./cassandra.ts"
 
 /** Session options pointing at the integration suite's Cassandra, plus any overrides. */

@@ -6,9 +6,9 @@
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
-import type * as CassandraError from "../../src/CassandraError.ts"
-import * as Query from "../../src/Query.ts"
-import type { CassandraSession } from "../../src/Session.ts"
+import type * as CassandraError from "effect-cassandra/CassandraError"
+import * as Query from "effect-cassandra/Query"
+import type { Session } from "effect-cassandra/Session"
 
 const { cql } = Query
 
@@ -49,7 +49,7 @@ const pauseAfterFailure = "50 millis"
 // Keys are fresh across every scenario of a process, so that a write acknowledged in one is never overwritten later.
 let nextKey = 0
 
-const timed = <A>(traffic: Traffic, request: Effect.Effect<A, CassandraError.CassandraError, CassandraSession>) =>
+const timed = <A>(traffic: Traffic, request: Effect.Effect<A, CassandraError.CassandraError, Session>) =>
   Effect.gen(function* () {
     const startedAt = Date.now()
     const result = yield* Effect.result(request)
@@ -90,7 +90,7 @@ const recordingInto = new WeakMap<Fiber.Fiber<unknown>, Traffic>()
 export const startClients = (
   traffic: Traffic,
   fibers: number
-): Effect.Effect<Fiber.Fiber<unknown>, never, CassandraSession | Scope.Scope> =>
+): Effect.Effect<Fiber.Fiber<unknown>, never, Session | Scope.Scope> =>
   Effect.forkScoped(
     Effect.all(
       Array.from({ length: fibers }, () => client(traffic)),

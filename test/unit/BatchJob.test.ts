@@ -8,11 +8,11 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
 import * as Stream from "effect/Stream"
-import * as BatchJob from "../../src/BatchJob.ts"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as BatchJob from "effect-cassandra/BatchJob"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 import { batchOptionsKey } from "../../src/internal/batchJob.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
 
 describe("BatchJob.isIdempotent", () => {
   it("takes a read as idempotent unless declared otherwise", () => {
@@ -30,7 +30,7 @@ describe("BatchJob.isIdempotent", () => {
 
 // Statements naming an invalid identifier fail before anything is sent, so these jobs need no node: the session
 // is never used.
-const unusedSession = Layer.succeed(CassandraSession, {} as CassandraSession)
+const unusedSession = Layer.succeed(Session, {} as Session)
 const invalidTable = Query.identifier("no-such-table")
 const failingFast = (k: number) => Query.cql`INSERT INTO ${invalidTable} (k) VALUES (${k})`
 

@@ -5,8 +5,8 @@ import * as Cassandra from "cassandra-driver"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as CassandraError from "effect-cassandra/CassandraError"
 import * as fc from "fast-check"
-import * as CassandraError from "../../src/CassandraError.ts"
 
 const codes = Cassandra.types.responseErrorCodes
 const consistencies = Cassandra.types.consistencies

@@ -6,8 +6,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/testing/TestClock"
+import * as CqlType from "effect-cassandra/CqlType"
 import * as fc from "fast-check"
-import * as CqlType from "../../src/CqlType.ts"
 
 const { types } = Cassandra
 

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as References from "effect/References"
+import * as Logging from "effect-cassandra/Logging"
 import { redactCqlLiterals, redactServerWarning } from "../../src/internal/errorClassification.ts"
 import { bridgeDriverLogs, nodeOf, passes, redactLogMessage } from "../../src/internal/loggingBridge.ts"
-import * as Logging from "../../src/Logging.ts"
 
 describe("driver log levels", () => {
   it("map verbose, info, warning and error to Debug, Info, Warn and Error", () => {

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Query from "effect-cassandra/Query"
 import {
   batchTarget,
   consistencyAttribute,
@@ -6,7 +7,6 @@ import {
   spanName,
   statementTarget
 } from "../../src/internal/metricsAttributes.ts"
-import * as Query from "../../src/Query.ts"
 
 const { cql, identifier } = Query
 

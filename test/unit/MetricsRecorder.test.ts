@@ -3,10 +3,10 @@ import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import * as Metrics from "effect-cassandra/Metrics"
 import { statementTarget } from "../../src/internal/metricsAttributes.ts"
 import { makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
-import * as Metrics from "../../src/Metrics.ts"
 
 // A driver client that is never connected: its metrics emitters, request tracker slot and (empty) pool state are
 // the real ones, and nothing is sent anywhere.

@@ -5,6 +5,7 @@ import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import * as Session from "effect-cassandra/Session"
 import { makeClientOptions } from "../../src/internal/clientOptions.ts"
 import { avoidingLast, HealthAwarePolicy } from "../../src/internal/healthAwarePolicy.ts"
 import {
@@ -19,7 +20,6 @@ import {
   type Watch,
   watchNodeHealth
 } from "../../src/internal/nodeHealth.ts"
-import * as Session from "../../src/Session.ts"
 
 const thresholds: HealthThresholds = { checkIntervalMillis: 250, suspectAfterMillis: 1_000, downAfterMillis: 5_000 }
 

@@ -2,7 +2,7 @@ import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Formatter from "effect/Formatter"
-import * as Query from "../../src/Query.ts"
+import * as Query from "effect-cassandra/Query"
 
 const { cql, identifier } = Query
 

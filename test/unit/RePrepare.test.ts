@@ -3,7 +3,7 @@ import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/testing/TestClock"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
 import { classifyFailure } from "../../src/internal/rePrepare.ts"
 
 const queryId = Buffer.from("0102", "hex")

@@ -6,10 +6,10 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import type * as Session from "effect-cassandra/Session"
 import { makeSessionSettings } from "../../src/internal/clientOptions.ts"
 import { makeRequestRunner } from "../../src/internal/requestRunner.ts"
-import type * as Session from "../../src/Session.ts"
 
 /**
  * A stand-in for the driver client that records the options of each request and lets the test decide when it

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as CassandraError from "effect-cassandra/CassandraError"
 import * as fc from "fast-check"
-import * as CassandraError from "../../src/CassandraError.ts"
 import { makeThrottle } from "../../src/internal/throttle.ts"
 
 describe("throttle", () => {

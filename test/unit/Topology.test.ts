@@ -6,7 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import * as Topology from "../../src/Topology.ts"
+import * as Topology from "effect-cassandra/Topology"
 
 const at = new Date(0)
 

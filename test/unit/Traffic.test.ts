@@ -3,7 +3,7 @@ import type * as Cassandra from "cassandra-driver"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { CassandraSession } from "../../src/Session.ts"
+import { Session } from "effect-cassandra/Session"
 import { latencySummary, newTraffic, type Sample, startClients, stopClients } from "../support/traffic.ts"
 
 // The fault suite's client traffic, against a session that answers after a delay: what it counts must hold every
@@ -18,7 +18,7 @@ const slowSession = (answerAfter: Duration.Input) => {
       Effect.sync(() => {
         sent.count++
       }).pipe(Effect.andThen(Effect.sleep(answerAfter)), Effect.as(resultSet as unknown as Cassandra.types.ResultSet))
-  } as unknown as CassandraSession
+  } as unknown as Session
   return { session, sent }
 }
 
@@ -35,7 +35,7 @@ describe("fault-suite traffic", () => {
       assert.strictEqual(traffic.requests, sent.count, "requests sent but never counted")
       assert.strictEqual(traffic.samples.length, sent.count)
       assert.strictEqual(traffic.failed, 0)
-    }).pipe(Effect.scoped, Effect.provideService(CassandraSession, session))
+    }).pipe(Effect.scoped, Effect.provideService(Session, session))
   })
 
   it("summarises the latencies of a scenario of any size", () => {

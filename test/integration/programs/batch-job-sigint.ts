@@ -1,5 +1,5 @@
 /**
- * An import stopped by SIGINT that saves where it stopped: run by test/integration/BatchJobInterruption.test.ts,
+ * An import stopped by SIGINT that saves where it stopped: run by test/integration/BatchJob.interruption.test.ts,
  * which interrupts it once it printed progress and resumes from the checkpoint it printed.
  */
 import { NodeRuntime } from "@effect/platform-node"

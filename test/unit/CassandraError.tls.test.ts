@@ -2,7 +2,7 @@ import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as Schema from "effect/Schema"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
 
 const host = "127.0.0.41:9042"
 

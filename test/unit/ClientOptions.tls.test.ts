@@ -8,9 +8,9 @@ import { inspect } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import type * as Session from "effect-cassandra/Session"
 import { makeClientOptions } from "../../src/internal/clientOptions.ts"
-import type * as Session from "../../src/Session.ts"
 
 const passphrase = "correct horse battery staple"
 

@@ -6,12 +6,11 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import type * as CassandraError from "../../src/CassandraError.ts"
-import * as CqlSchema from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import * as Query from "../../src/Query.ts"
-import * as Session from "../../src/Session.ts"
-import { CassandraSession } from "../../src/Session.ts"
+import type * as CassandraError from "effect-cassandra/CassandraError"
+import * as CqlSchema from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as Query from "effect-cassandra/Query"
+import * as Session from "effect-cassandra/Session"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -29,7 +28,7 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>) => {
 const reasonOf = <A, E>(exit: Exit.Exit<A, E>) => (failureOf(exit) as CassandraError.CassandraError | undefined)?.reason
 
 /** Waits until the session's in-flight count satisfies `done`, polling (never sleeping for a guess). */
-const waitForInFlight = (session: CassandraSession, done: (count: number) => boolean) =>
+const waitForInFlight = (session: Session.Session, done: (count: number) => boolean) =>
   session.inFlight.pipe(
     Effect.repeat({ until: done, schedule: Schedule.spaced("10 millis") }),
     Effect.timeoutOrElse({ duration: "60 seconds", orElse: () => session.inFlight })
@@ -44,7 +43,7 @@ layer(sessionLayer, { excludeTestServices: true })("Statement attacks", (it) => 
       Effect.gen(function* () {
         const scope = yield* Scope.make()
         const other = yield* Session.make(testOptions({ keyspace })).pipe(Scope.provide(scope))
-        const bound = yield* Effect.provideService(Query.template, CassandraSession, other)
+        const bound = yield* Effect.provideService(Query.template, Session.Session, other)
         const insert = (c: number) => bound`INSERT INTO ${rows} (p, c, v) VALUES (${0}, ${c}, ${c})`
         assert.deepStrictEqual(yield* insert(1), [])
         assert.deepStrictEqual(yield* Query.batch([insert(2), cql`INSERT INTO ${rows} (p, c, v) VALUES (0, 3, 3)`]), {
@@ -118,7 +117,7 @@ layer(sessionLayer, { excludeTestServices: true })("Statement attacks", (it) => 
           (c) => cql`INSERT INTO ${rows} (p, c, v) VALUES (${2}, ${c}, ${c})`,
           { concurrency: 32, discard: true }
         )
-        const session = yield* CassandraSession
+        const session = yield* Session.Session
         const findAll = CqlSchema.findAll({
           Result: Row,
           execute: () => cql`SELECT c FROM ${rows} WHERE p = ${2}`.withOptions({ pageSize: 10 })

@@ -2,14 +2,14 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as CqlSchema from "../../src/CqlSchema.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
+import * as CqlSchema from "effect-cassandra/CqlSchema"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 
 /** A session answering with the given pages in order, as Cassandra may: a page can be empty and still have a next one. */
 const pagedSession = (pages: ReadonlyArray<{ readonly rows: Array<Query.Row>; readonly pageState?: string }>) => {
   const requested: Array<string | undefined> = []
-  const session: CassandraSession = {
+  const session: Session = {
     client: undefined as never,
     keyspace: undefined,
     execute: (request) =>
@@ -32,27 +32,23 @@ describe("CqlSchema paging", () => {
   it("finds the first row past empty pages that have a next page", () => {
     const pages = [{ rows: [], pageState: "p1" }, { rows: [], pageState: "p2" }, { rows: [{ k: 7 }, { k: 8 }] }]
     const one = pagedSession(pages)
-    const found = Effect.runSync(Effect.provideService(CqlSchema.findOne(options)(), CassandraSession, one.session))
+    const found = Effect.runSync(Effect.provideService(CqlSchema.findOne(options)(), Session, one.session))
     assert.deepStrictEqual(found, { k: 7 })
     assert.deepStrictEqual(one.requested, [undefined, "p1", "p2"])
     const option = pagedSession(pages)
-    const maybe = Effect.runSync(
-      Effect.provideService(CqlSchema.findOneOption(options)(), CassandraSession, option.session)
-    )
+    const maybe = Effect.runSync(Effect.provideService(CqlSchema.findOneOption(options)(), Session, option.session))
     assert.deepStrictEqual(maybe, Option.some({ k: 7 }))
     const all = pagedSession(pages)
-    const rows = Effect.runSync(Effect.provideService(CqlSchema.findAll(options)(), CassandraSession, all.session))
+    const rows = Effect.runSync(Effect.provideService(CqlSchema.findAll(options)(), Session, all.session))
     assert.deepStrictEqual(rows, [{ k: 7 }, { k: 8 }])
   })
 
   it("stops at the first page holding a row, and says none only after the last page", () => {
     const early = pagedSession([{ rows: [{ k: 1 }], pageState: "p1" }, { rows: [{ k: 2 }] }])
-    Effect.runSync(Effect.provideService(CqlSchema.findOne(options)(), CassandraSession, early.session))
+    Effect.runSync(Effect.provideService(CqlSchema.findOne(options)(), Session, early.session))
     assert.deepStrictEqual(early.requested, [undefined])
     const none = pagedSession([{ rows: [], pageState: "p1" }, { rows: [] }])
-    const maybe = Effect.runSync(
-      Effect.provideService(CqlSchema.findOneOption(options)(), CassandraSession, none.session)
-    )
+    const maybe = Effect.runSync(Effect.provideService(CqlSchema.findOneOption(options)(), Session, none.session))
     assert.isTrue(Option.isNone(maybe))
     assert.deepStrictEqual(none.requested, [undefined, "p1"])
   })
@@ -73,8 +69,8 @@ describe("CqlSchema parameterless forms", () => {
     CqlSchema.stream(options)("x")
     for (const helper of helpers) {
       const { session, requested } = pagedSession([{ rows: [{ k: 1 }] }])
-      const call = helper as unknown as (request: unknown) => Effect.Effect<unknown, unknown, CassandraSession>
-      Effect.runSync(Effect.provideService(call({ unexpected: true }), CassandraSession, session))
+      const call = helper as unknown as (request: unknown) => Effect.Effect<unknown, unknown, Session>
+      Effect.runSync(Effect.provideService(call({ unexpected: true }), Session, session))
       assert.deepStrictEqual(requested, [undefined])
     }
   })

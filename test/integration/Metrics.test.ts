@@ -7,13 +7,13 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as CqlSchema from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import * as CassandraLayer from "../../src/Layer.ts"
-import * as Metrics from "../../src/Metrics.ts"
-import * as Query from "../../src/Query.ts"
-import type * as Session from "../../src/Session.ts"
-import { CassandraClient } from "../../src/Session.ts"
+import * as CqlSchema from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Metrics from "effect-cassandra/Metrics"
+import * as Query from "effect-cassandra/Query"
+import type * as Session from "effect-cassandra/Session"
+import { CassandraClient } from "effect-cassandra/Session"
 import { sessionWithKeyspace, testOptions, uniqueKeyspace } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -25,7 +25,7 @@ const setup = sessionWithKeyspace("observed_metrics")
  * exactly what the program did.
  */
 const observed = <A, E>(
-  program: Effect.Effect<A, E, CassandraLayer.Services | Metrics.CassandraMetrics | Scope.Scope>,
+  program: Effect.Effect<A, E, CassandraLayer.Services | Metrics.Metrics | Scope.Scope>,
   overrides: Partial<Session.Options> = {}
 ) =>
   program.pipe(

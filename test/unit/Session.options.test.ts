@@ -5,10 +5,10 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as CassandraError from "../../src/CassandraError.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import type * as Session from "effect-cassandra/Session"
+import * as SessionModule from "effect-cassandra/Session"
 import { makeClientOptions } from "../../src/internal/clientOptions.ts"
-import type * as Session from "../../src/Session.ts"
-import * as SessionModule from "../../src/Session.ts"
 
 const base: Session.Options = { contactPoints: ["127.0.0.1"], localDataCenter: "datacenter1" }
 

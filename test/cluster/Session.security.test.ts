@@ -26,9 +26,9 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
 import * as Schema from "effect/Schema"
-import * as CassandraError from "../../src/CassandraError.ts"
-import * as Query from "../../src/Query.ts"
-import * as Session from "../../src/Session.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import * as Query from "effect-cassandra/Query"
+import * as Session from "effect-cassandra/Session"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 import { recordingTracer, runProgram } from "../support/programs.ts"
 
@@ -131,17 +131,16 @@ const optionsFor = (node: SecureNode["Service"], overrides: Partial<Session.Opti
   ...overrides
 })
 
-const query = <A>(session: Session.CassandraSession, statement: Query.Statement<A>) =>
-  Effect.provideService(statement, Session.CassandraSession, session)
+const query = <A>(session: Session.Session, statement: Query.Statement<A>) =>
+  Effect.provideService(statement, Session.Session, session)
 
 /**
  * Runs CQL text with no bound values: role statements take their password only as a literal (these are random hex).
  */
-const runText = (session: Session.CassandraSession, text: string) =>
-  session.execute({ query: text, params: [], options: {} })
+const runText = (session: Session.Session, text: string) => session.execute({ query: text, params: [], options: {} })
 
 /** A keyspace with a table every role may read and one that only the superuser may. */
-const createTables = (admin: Session.CassandraSession) =>
+const createTables = (admin: Session.Session) =>
   Effect.gen(function* () {
     yield* runText(
       admin,
@@ -152,7 +151,7 @@ const createTables = (admin: Session.CassandraSession) =>
   })
 
 /** A login role with this password, allowed to read `security.public_notes` only. */
-const createRole = (admin: Session.CassandraSession, role: string, password: string) =>
+const createRole = (admin: Session.Session, role: string, password: string) =>
   Effect.gen(function* () {
     yield* createTables(admin)
     yield* runText(admin, `CREATE ROLE IF NOT EXISTS ${role} WITH LOGIN = true AND PASSWORD = '${password}'`)

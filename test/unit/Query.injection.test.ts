@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as CassandraError from "effect-cassandra/CassandraError"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 import * as fc from "fast-check"
-import type * as CassandraError from "../../src/CassandraError.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
 
 const { cql, identifier } = Query
 
@@ -51,7 +51,7 @@ const forged = fc
 const anyValue = fc.oneof(jsonValue, forged)
 
 /** A session that fails the test if anything reaches it: the statements below must fail before sending. */
-const unreachableSession: CassandraSession = {
+const unreachableSession: Session = {
   client: undefined as never,
   keyspace: undefined,
   execute: () => Effect.die("a request was sent"),
@@ -59,8 +59,8 @@ const unreachableSession: CassandraSession = {
   inFlight: Effect.succeed(0)
 }
 
-const runWithoutSending = <A>(effect: Effect.Effect<A, CassandraError.CassandraError, CassandraSession>) =>
-  Effect.runSyncExit(Effect.provideService(effect, CassandraSession, unreachableSession))
+const runWithoutSending = <A>(effect: Effect.Effect<A, CassandraError.CassandraError, Session>) =>
+  Effect.runSyncExit(Effect.provideService(effect, Session, unreachableSession))
 
 const failureReason = <A>(exit: Exit.Exit<A, CassandraError.CassandraError>) => {
   assert.isTrue(Exit.isFailure(exit), "the statement should have failed before sending")
@@ -209,7 +209,7 @@ describe("Query fragments", () => {
 const recordingSession = (pages: ReadonlyArray<{ readonly rows: Array<Query.Row>; readonly pageState?: string }>) => {
   const sent: Array<string> = []
   let next = 0
-  const session: CassandraSession = {
+  const session: Session = {
     client: undefined as never,
     keyspace: undefined,
     execute: (request) =>
@@ -243,9 +243,9 @@ describe("Query forgeries made in code", () => {
       assert.isFalse(Query.isFragment(forged))
       assert.strictEqual(cql`SELECT ${forged}`.text, "SELECT ?")
       const { session, sent } = recordingSession([])
-      const batchExit = Effect.runSyncExit(Effect.provideService(Query.batch([forged]), CassandraSession, session))
+      const batchExit = Effect.runSyncExit(Effect.provideService(Query.batch([forged]), Session, session))
       assert.strictEqual(failureReason(batchExit)?._tag, "InvalidArgument")
-      Effect.runSyncExit(Effect.provideService(Effect.exit(forged), CassandraSession, session))
+      Effect.runSyncExit(Effect.provideService(Effect.exit(forged), Session, session))
       assert.deepStrictEqual(sent, [], "a forged statement must never reach the session")
     }
   })
@@ -350,13 +350,13 @@ describe("Query.batch sessions", () => {
     const first = recordingSession([])
     const second = recordingSession([])
     const context = recordingSession([])
-    const cqlFirst = Effect.runSync(Effect.provideService(Query.template, CassandraSession, first.session))
-    const cqlSecond = Effect.runSync(Effect.provideService(Query.template, CassandraSession, second.session))
+    const cqlFirst = Effect.runSync(Effect.provideService(Query.template, Session, first.session))
+    const cqlSecond = Effect.runSync(Effect.provideService(Query.template, Session, second.session))
     const onFirst = Query.batch([
       cqlFirst`UPDATE t SET v = ${1} WHERE k = ${1}`,
       cql`UPDATE t SET v = ${2} WHERE k = ${2}`
     ])
-    assert.isTrue(Exit.isSuccess(Effect.runSyncExit(Effect.provideService(onFirst, CassandraSession, context.session))))
+    assert.isTrue(Exit.isSuccess(Effect.runSyncExit(Effect.provideService(onFirst, Session, context.session))))
     assert.deepStrictEqual(first.sent, ["BATCH UPDATE t SET v = ? WHERE k = ?; UPDATE t SET v = ? WHERE k = ?"])
     assert.deepStrictEqual(context.sent, [])
     // Only bound statements: nothing to provide.

@@ -3,8 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Schema from "effect/Schema"
+import * as CqlType from "effect-cassandra/CqlType"
 import * as fc from "fast-check"
-import * as CqlType from "../../src/CqlType.ts"
 import * as CqlOrder from "../../src/internal/cqlOrder.ts"
 
 const { types } = Cassandra

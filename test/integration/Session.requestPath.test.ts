@@ -6,14 +6,14 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
-import * as CassandraError from "../../src/CassandraError.ts"
-import * as Session from "../../src/Session.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import * as Session from "effect-cassandra/Session"
 import { testConnection } from "../support/cassandra.ts"
 import { testOptions, uniqueKeyspace } from "../support/session.ts"
 
 const probe = "SELECT release_version FROM system.local"
 
-const send = (session: Session.CassandraSession, options: Record<string, unknown>) =>
+const send = (session: Session.Session, options: Record<string, unknown>) =>
   session.execute({ query: probe, params: [], options: options as Session.RequestOptions })
 
 /** Each bad option, and the name its error must give. */

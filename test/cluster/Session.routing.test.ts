@@ -8,8 +8,8 @@ import { assert, describe, it } from "@effect/vitest"
 import type * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import * as Query from "../../src/Query.ts"
-import * as Session from "../../src/Session.ts"
+import * as Query from "effect-cassandra/Query"
+import * as Session from "effect-cassandra/Session"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 
 const { cql } = Query
@@ -51,8 +51,8 @@ describe("token-aware routing on a real cluster", () => {
           requestTimeout: "10 seconds"
         })
         const client = session.client
-        const run = <A, E>(effect: Effect.Effect<A, E, Session.CassandraSession>) =>
-          Effect.provideService(effect, Session.CassandraSession, session)
+        const run = <A, E>(effect: Effect.Effect<A, E, Session.Session>) =>
+          Effect.provideService(effect, Session.Session, session)
         const ddl = (query: string) => session.execute({ query, params: [], options: {} })
 
         const replication = [

@@ -4,11 +4,11 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/testing/TestClock"
+import * as CqlSchema from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 import * as fc from "fast-check"
-import * as CqlSchema from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
 import { sessionWithKeyspace } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -16,7 +16,7 @@ const { keyspace, layer: sessionLayer } = sessionWithKeyspace("cqltype_order")
 
 /** Runs CQL with raw driver values as parameters, as another driver (or the raw path) would send them. */
 const raw = (query: string, params: ReadonlyArray<unknown> = []) =>
-  CassandraSession.use((session) =>
+  Session.use((session) =>
     Effect.orDie(session.execute({ query: query.replaceAll("KS", keyspace), params, options: {} }))
   )
 
@@ -198,7 +198,7 @@ layer(sessionLayer, { timeout: "120 seconds", excludeTestServices: true })(
             const type = CqlType.cqlTypeOf(schema)
             yield* raw(`CREATE TABLE ${tableOf(index)} (id int PRIMARY KEY, s set<${type}>, m map<${type}, int>)`)
           }
-          const session = yield* CassandraSession
+          const session = yield* Session
           let nextId = 0
           for (const [index, { key, name, schema, values }] of cases.entries()) {
             const encodeElement = Schema.encodeSync(schema)
@@ -238,7 +238,7 @@ layer(sessionLayer, { timeout: "120 seconds", excludeTestServices: true })(
                       [...serverMap.keys()].map((element) => decodeElement(element)),
                       name
                     )
-                  }).pipe(Effect.provideService(CassandraSession, session))
+                  }).pipe(Effect.provideService(Session, session))
                 )
             )
             yield* Effect.promise(() => fc.assert(property, { numRuns: 12 }))

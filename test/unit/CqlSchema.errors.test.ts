@@ -1,19 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { CqlSchemaError, void as runVoid } from "../../src/CqlSchema.ts"
-import * as CqlType from "../../src/CqlType.ts"
-import { cql } from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
+import { CqlSchemaError, void as runVoid } from "effect-cassandra/CqlSchema"
+import * as CqlType from "effect-cassandra/CqlType"
+import { cql } from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 
 // A request that fails to encode is rejected before the session is ever used, so none is needed.
-const noSession = {} as CassandraSession
+const noSession = {} as Session
 
 /** The error a schema-checked request fails with when its Schema cannot encode `request`. */
 const requestError = <S extends Schema.Codec<any, any>>(Request: S, request: unknown) =>
   Effect.flip(
     runVoid({ Request, execute: (encoded) => cql`INSERT INTO t (v) VALUES (${encoded})` })(request as S["Type"])
-  ).pipe(Effect.provideService(CassandraSession, noSession))
+  ).pipe(Effect.provideService(Session, noSession))
 
 const refinements: ReadonlyArray<{
   readonly name: string

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as CassandraError from "../../src/CassandraError.ts"
-import * as Query from "../../src/Query.ts"
-import { CassandraSession } from "../../src/Session.ts"
+import * as CassandraError from "effect-cassandra/CassandraError"
+import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 import { sessionWithKeyspace } from "../support/session.ts"
 
 const { cql } = Query
@@ -75,7 +75,7 @@ layer(sessionLayer, { timeout: 120_000 })("CassandraError keeps the facts agains
 
   it.effect("70,000 bound values on an unprepared statement are reported as a count over 65,535", () =>
     Effect.gen(function* () {
-      const session = yield* CassandraSession
+      const session = yield* Session
       yield* cql`CREATE TABLE many_values (pk int PRIMARY KEY)`
       const count = 70_000
       const error = yield* Effect.flip(
