@@ -2,7 +2,12 @@ import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
 
 // Tests import the package by its own name, as users do; this condition resolves it to `src/` instead of a build.
-const sourceConditions = ["effect-cassandra/source", ...defaultServerConditions]
+// Without Vite's bundler-only "module" condition, as Vitest's own default: Vitest passes these conditions to Node, which
+// cannot load the "module" builds some packages export (OpenTelemetry's have extensionless imports).
+const sourceConditions = [
+  "effect-cassandra/source",
+  ...defaultServerConditions.filter((condition) => condition !== "module")
+]
 
 // Three groups run one after another on the 2-core test machines: pure unit tests first, then
 // the suites sharing one local node, then the multi-node suites, each starting its own cluster.

@@ -20,7 +20,7 @@ import { Session } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
 import { type ClientOnlyVariant, clientOnlyVariants, type Job, runChild, type Sample } from "./jobs.ts"
 import { loadAverage, machine, type RoundLoad, roundLoad } from "./machine.ts"
-import { type Estimate, estimate } from "./stats.ts"
+import { type Estimate, estimate, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
 import { kvTable, readKeys, schema } from "./tables.ts"
 
@@ -93,7 +93,10 @@ const compareSides = async (label: string, baseline: Job, subject: Job) => {
     throughput: estimate(rounds.map((round) => throughput(round.samples[index] as Sample)))
   })
   const ratioOf = (figure: (sample: Sample) => number) =>
-    estimate(rounds.map(({ samples: [a, b] }) => figure(b as Sample) / figure(a as Sample)))
+    pairedRatio(
+      rounds.map((round) => figure(round.samples[0] as Sample)),
+      rounds.map((round) => figure(round.samples[1] as Sample))
+    )
   return {
     label,
     baseline: sideFigures(0),
@@ -149,9 +152,7 @@ const clientOnly = async () => {
       cpuNanosPerRequest: estimate(samples.map(nanosPerRequest)),
       overheadNanosPerRequest: variant.startsWith("stub-")
         ? undefined
-        : estimate(
-            samples.map((sample, round) => nanosPerRequest(sample) - nanosPerRequest(baseline[round] as Sample))
-          ),
+        : pairedDifference(baseline.map(nanosPerRequest), samples.map(nanosPerRequest)),
       allocatedBytesPerRequest: allocated(samples),
       gcMillisPer1000Requests: estimate(samples.map((sample) => (sample.gcMillis * 1000) / sample.count))
     }
@@ -329,11 +330,9 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
         raw: rounds.map((round) => round.samples[0]?.failedRequests ?? 0),
         library: rounds.map((round) => round.samples[1]?.failedRequests ?? 0)
       },
-      p99Ratio: estimate(
-        rounds.map(
-          ({ samples: [raw, library] }) =>
-            (library?.latencyMillis?.p99 ?? Number.NaN) / (raw?.latencyMillis?.p99 ?? Number.NaN)
-        )
+      p99Ratio: pairedRatio(
+        rounds.map((round) => round.samples[0]?.latencyMillis?.p99 ?? Number.NaN),
+        rounds.map((round) => round.samples[1]?.latencyMillis?.p99 ?? Number.NaN)
       ),
       load: loadOf(rounds)
     })

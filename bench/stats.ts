@@ -55,3 +55,27 @@ export const estimate = (rounds: ReadonlyArray<number>): Estimate => {
     rounds
   }
 }
+
+/**
+ * Two sides measured in the same rounds, compared round by round: the estimate of `combine(baseline, subject)` per
+ * round. Pairing cancels what a round did to both sides (a busy machine, a warmer server), which a ratio of the two
+ * sides' medians would keep.
+ */
+const paired = (
+  baseline: ReadonlyArray<number>,
+  subject: ReadonlyArray<number>,
+  combine: (baseline: number, subject: number) => number
+): Estimate => {
+  if (baseline.length !== subject.length) {
+    throw new Error(`paired rounds differ in number: ${baseline.length} baseline, ${subject.length} subject`)
+  }
+  return estimate(subject.map((value, round) => combine(baseline[round] as number, value)))
+}
+
+/** The per-round ratio subject / baseline, estimated over rounds. */
+export const pairedRatio = (baseline: ReadonlyArray<number>, subject: ReadonlyArray<number>): Estimate =>
+  paired(baseline, subject, (a, b) => b / a)
+
+/** The per-round difference subject - baseline, estimated over rounds. */
+export const pairedDifference = (baseline: ReadonlyArray<number>, subject: ReadonlyArray<number>): Estimate =>
+  paired(baseline, subject, (a, b) => b - a)

@@ -1,14 +1,22 @@
 /**
- * Runs a small workload with the metrics layer on, then prints every `cassandra_` metric in the Prometheus text
- * exposition format and the readable summary:
+ * Serves the library's metrics on `/metrics` for Prometheus to scrape while a small workload runs, then prints the
+ * PromQL a dashboard would use and the readable summary:
  *
  *   CASSANDRA_CONTACT_POINTS=127.0.0.1 node --conditions=effect-cassandra/source examples/metrics.ts
  *
- * Effect ships a Prometheus serializer (`PrometheusMetrics.format` in `effect/observability`), but it is marked
- * unstable in effect 4.1, so this example writes the text format itself from `Metric.snapshot`, which is stable.
+ * The endpoint listens on METRICS_HOST:METRICS_PORT (default 127.0.0.1 and a free port; the address is logged). With
+ * METRICS_KEEP_SERVING=true it keeps serving after the workload until interrupted (Ctrl-C), so Prometheus can scrape
+ * the final counts.
+ *
+ * The exposition is Effect's own `PrometheusMetrics.layerHttp` (from `effect/observability`, marked unstable in
+ * effect 4.1): it serves every metric of the `Metric.MetricRegistry`, so application metrics come out beside the
+ * library's `cassandra_` ones.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer, Metric, Schema, Stream } from "effect"
+import * as Http from "node:http"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Config, Effect, Layer, Schema, Stream } from "effect"
+import { HttpRouter } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { CassandraLayer, CqlSchema, CqlType, Metrics, Query } from "effect-cassandra"
 
 const { cql, identifier } = Query
@@ -49,58 +57,21 @@ const workload = Effect.gen(function* () {
   return streamed
 })
 
-const labels = (
-  attributes: Readonly<Record<string, string>> | undefined,
-  extra: ReadonlyArray<[string, string]> = []
-) => {
-  const pairs = [...Object.entries(attributes ?? {}), ...extra].map(
-    ([key, value]) => `${key}="${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`
-  )
-  return pairs.length === 0 ? "" : `{${pairs.join(",")}}`
-}
-
-const prometheusType = { Counter: "counter", Gauge: "gauge", Histogram: "histogram", Summary: "summary" } as const
-
-/** The Prometheus text exposition format (version 0.0.4) of the library's metrics. */
-const prometheusText = Effect.map(Metric.snapshot, (snapshots) => {
-  const families = new Map<string, Array<Metric.Metric.Snapshot>>()
-  for (const snapshot of snapshots) {
-    if (!snapshot.id.startsWith("cassandra_")) continue
-    families.set(snapshot.id, [...(families.get(snapshot.id) ?? []), snapshot])
-  }
-  const lines: Array<string> = []
-  for (const [name, series] of [...families].sort(([a], [b]) => a.localeCompare(b))) {
-    const first = series[0]
-    if (first === undefined || first.type === "Frequency") continue
-    if (first.description !== undefined) lines.push(`# HELP ${name} ${first.description}`)
-    lines.push(`# TYPE ${name} ${prometheusType[first.type]}`)
-    for (const snapshot of series) {
-      switch (snapshot.type) {
-        case "Counter":
-          lines.push(`${name}${labels(snapshot.attributes)} ${snapshot.state.count}`)
-          break
-        case "Gauge":
-          lines.push(`${name}${labels(snapshot.attributes)} ${snapshot.state.value}`)
-          break
-        case "Histogram":
-          for (const [boundary, count] of snapshot.state.buckets) {
-            const le = boundary === Number.POSITIVE_INFINITY ? "+Inf" : String(boundary)
-            lines.push(`${name}_bucket${labels(snapshot.attributes, [["le", le]])} ${count}`)
-          }
-          lines.push(`${name}_sum${labels(snapshot.attributes)} ${snapshot.state.sum}`)
-          lines.push(`${name}_count${labels(snapshot.attributes)} ${snapshot.state.count}`)
-          break
-      }
-    }
-  }
-  return `${lines.join("\n")}\n`
-})
+/** What a dashboard would chart: the request rate by operation and outcome, and each node's p99 latency. */
+const dashboardQueries = [
+  "sum by (operation, outcome) (rate(cassandra_requests_total[5m]))",
+  "histogram_quantile(0.99, sum by (node, le) (rate(cassandra_node_request_duration_seconds_bucket[5m])))"
+]
 
 const program = Effect.gen(function* () {
   const streamed = yield* workload
   yield* Effect.log(`streamed ${streamed} of ${eventCount} events`)
-  console.log(yield* prometheusText)
+  console.log(`PromQL for a dashboard:\n${dashboardQueries.map((query) => `  ${query}`).join("\n")}`)
   console.log(Metrics.formatSummary(yield* Metrics.summary))
+  if (yield* Config.Boolean("METRICS_KEEP_SERVING").pipe(Config.withDefault(false))) {
+    yield* Effect.log("workload done; serving /metrics until interrupted")
+    return yield* Effect.never
+  }
 })
 
 const CassandraLive = CassandraLayer.layerConfig({
@@ -108,4 +79,14 @@ const CassandraLive = CassandraLayer.layerConfig({
   localDataCenter: Config.String("CASSANDRA_LOCAL_DC").pipe(Config.withDefault("datacenter1"))
 }).pipe(Layer.provideMerge(Metrics.layer({ pollInterval: "1 second" })))
 
-program.pipe(Effect.provide(Layer.orDie(CassandraLive)), NodeRuntime.runMain)
+/** `GET /metrics` in the Prometheus text format, served for as long as the program runs. */
+const MetricsEndpoint = HttpRouter.serve(PrometheusMetrics.layerHttp(), { disableLogger: true }).pipe(
+  Layer.provide(
+    NodeHttpServer.layerConfig(() => Http.createServer(), {
+      host: Config.String("METRICS_HOST").pipe(Config.withDefault("127.0.0.1")),
+      port: Config.Port("METRICS_PORT").pipe(Config.withDefault(0))
+    })
+  )
+)
+
+program.pipe(Effect.provide(Layer.orDie(Layer.merge(CassandraLive, MetricsEndpoint))), NodeRuntime.runMain)

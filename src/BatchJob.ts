@@ -30,7 +30,7 @@ import {
   mayShareBatch,
   refusedBeforeApplying
 } from "./internal/batchJob.ts"
-import { isIdempotent as isIdempotentRequest } from "./internal/requestRunner.ts"
+import { isIdempotent as isIdempotentRequest } from "./internal/idempotence.ts"
 import * as Query from "./Query.ts"
 import type { Session } from "./Session.ts"
 
@@ -213,7 +213,7 @@ const noRows: ReadonlyArray<never> = []
  * @category predicates
  */
 export const isIdempotent = (statement: Query.Statement<unknown>): boolean =>
-  isIdempotentRequest(statement.text, statement.options)
+  isIdempotentRequest(statement.text, statement.options.idempotent)
 
 const retrying = <A, R>(
   effect: Effect.Effect<A, CassandraError.CassandraError, R>,

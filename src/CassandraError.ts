@@ -29,6 +29,7 @@ import {
   failuresByReplica,
   flagField,
   innerErrors,
+  isDenoPermissionDenial,
   isEncodingError,
   isNetworkError,
   isResetOnRead,
@@ -1192,6 +1193,7 @@ function classify(error: unknown, plaintext: boolean, knownCoordinator?: string)
   if (plaintext && isResetOnRead(error)) {
     return new Tls({ ...at, problem: "TlsRequired", code: "ECONNRESET", detail: (error as Error).message })
   }
+  if (isDenoPermissionDenial(error)) return new Configuration({ detail: error.message })
   if (flagField(error, "isSocketError") || isBaseDriverError(error) || isNetworkError(error)) {
     return new Connection({
       ...at,

@@ -7,6 +7,7 @@
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
@@ -15,7 +16,7 @@ import * as Stream from "effect/Stream"
 import type * as CassandraError from "./CassandraError.ts"
 import { useSession } from "./internal/boundSession.ts"
 import { type DecodeRecorder, decodeRecorderOf } from "./internal/metricsRecorder.ts"
-import type { Conditional, Row, Statement } from "./Query.ts"
+import type { Conditional, Page, Row, Statement } from "./Query.ts"
 import type { Session } from "./Session.ts"
 
 /**
@@ -186,11 +187,15 @@ const noRequest = Effect.succeed(undefined)
 export const encoder = <Req extends Schema.Top>(Request: Req | undefined) => {
   if (Request === undefined) return (_request: Req["Type"]) => noRequest
   const encode = Schema.encodeEffect(Request)
-  return (request: Req["Type"]) =>
-    encode(request).pipe(
+  return (request: Req["Type"]): Effect.Effect<Req["Encoded"], CqlSchemaError, Req["EncodingServices"]> => {
+    const encoded = encode(request)
+    // A Schema that encodes synchronously answers with an `Exit`: a success needs no further effect.
+    if (Exit.isExit(encoded) && encoded._tag === "Success") return Exit.succeed(encoded.value as Req["Encoded"])
+    return encoded.pipe(
       Effect.mapError((error) => schemaError("Request", error, {})),
       Effect.catchDefect(() => Effect.fail(unreadableRequest()))
     ) as Effect.Effect<Req["Encoded"], CqlSchemaError, Req["EncodingServices"]>
+  }
 }
 
 /**
@@ -231,24 +236,52 @@ const decoder = <Res extends Schema.Top>(Result: Res) => {
   }
 }
 
-/** Decodes every row of every page, fetching the next page once the previous one is decoded. */
+/**
+ * Decodes every row of every page, fetching the next page once the previous one is decoded. A page is decoded in a
+ * plain loop: a Schema that decodes synchronously answers each row with an `Exit` at once, so no effect runs per row
+ * and decoded rows are counted once per page; a row whose Schema has to wait (an asynchronous transformation) or
+ * needs services is decoded as an effect, and the loop goes on after it.
+ */
 const decodeAllPages = <Res extends Schema.Top>(Result: Res) => {
-  const decode = decoder(Result)
+  const decode = Schema.decodeUnknownEffect(Result)
   return <R>(statement: Statement<unknown, R>, recorder: DecodeRecorder | undefined) => {
-    const from = (
-      pageState: string | undefined,
-      decoded: Array<Res["Type"]>
-    ): Effect.Effect<Array<Res["Type"]>, Failure, R | Res["DecodingServices"]> =>
-      Effect.flatMap(statement.page(pageState), (page) => {
-        const offset = decoded.length
-        return Effect.flatMap(
-          Effect.forEach(page.rows, (row, index) => decode(row, offset + index, statement, recorder)),
-          (rows) => {
-            for (const row of rows) decoded.push(row)
-            return Option.isSome(page.pageState) ? from(page.pageState.value, decoded) : Effect.succeed(decoded)
-          }
-        )
-      })
+    type Decoded = Effect.Effect<Array<Res["Type"]>, Failure, R | Res["DecodingServices"]>
+    const asRowError = (rowIndex: number) => (error: Schema.SchemaError) =>
+      schemaError("Result", error, { statement: statement.text, rowIndex })
+    const countDecoded = (rows: number) => {
+      if (recorder !== undefined && rows > 0) recorder.decoded(rows)
+    }
+    const from = (pageState: string | undefined, decoded: Array<Res["Type"]>): Decoded =>
+      Effect.flatMap(statement.page(pageState), (page) => decodePage(page, decoded, 0))
+    const decodePage = (page: Page<unknown>, decoded: Array<Res["Type"]>, start: number): Decoded => {
+      const rows = page.rows
+      for (let index = start; index < rows.length; index++) {
+        const result = decode(rows[index])
+        if (!Exit.isExit(result)) {
+          countDecoded(index - start)
+          const decodedRow = Effect.mapError(result, asRowError(decoded.length))
+          return Effect.flatMap(
+            recorder === undefined ? decodedRow : Effect.onError(decodedRow, () => Effect.sync(recorder.failed)),
+            (row) => {
+              countDecoded(1)
+              decoded.push(row)
+              return decodePage(page, decoded, index + 1)
+            }
+          )
+        }
+        if (result._tag === "Failure") {
+          countDecoded(index - start)
+          recorder?.failed()
+          return Effect.mapError(
+            Exit.failCause(result.cause as Cause.Cause<Schema.SchemaError>),
+            asRowError(decoded.length)
+          )
+        }
+        decoded.push(result.value)
+      }
+      countDecoded(rows.length - start)
+      return Option.isSome(page.pageState) ? from(page.pageState.value, decoded) : Effect.succeed(decoded)
+    }
     return from(undefined, [])
   }
 }

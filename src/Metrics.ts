@@ -27,8 +27,10 @@
  * | `cassandra_pages_fetched_total` | counter | `keyspace` |
  * | `cassandra_rows_decoded_total` | counter | none |
  * | `cassandra_row_decode_failures_total` | counter | none |
+ * | `cassandra_tls_reloads_total` | counter | `outcome` |
  *
- * Attribute values: `operation` is the CQL verb (`SELECT`, `INSERT`, …; `BATCH` or `BATCH <verb>` for batches);
+ * Attribute values: `operation` is the CQL verb (`SELECT`, `INSERT`, …; `BATCH` or `BATCH <verb>` for batches;
+ * `OTHER` for a statement that does not start with one, so malformed text cannot mint new series);
  * `keyspace` is the keyspace the statement names, else the session's, else empty; `consistency` is the level's
  * lower-case name (`local_quorum`); `outcome` is `success`, `failure` or `interrupted`; `reason` is the tag of the
  * `CassandraError` reason (`Syntax`, `ReadTimeout`, …), or `Defect` for a request that died; `node` is the node's
@@ -205,6 +207,29 @@ export const decodeFailures: Metric.Counter<number> = Metric.counter("cassandra_
 })
 
 /**
+ * Changed TLS certificate sets a session looked at (see `Session.TlsOptions.reloadInterval`), by `outcome`: `loaded`
+ * (new connections use them) or `rejected` (unusable: the session keeps the last set that loaded, and logs why).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const tlsReloads: Metric.Counter<number> = Metric.counter("cassandra_tls_reloads_total", {
+  description: "Changed TLS certificate sets loaded or rejected",
+  incremental: true
+})
+
+/**
+ * Differences between the declared tables and types and the cluster's schema that would fail `SchemaCheck.layer`,
+ * as its latest check found them (0 when the schema matches); attribute `keyspace`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const schemaDrift: Metric.Gauge<number> = Metric.gauge("cassandra_schema_drift", {
+  description: "Differences from the declared schema found by the latest schema check"
+})
+
+/**
  * A latency distribution in seconds. Percentiles are nearest-rank (the ⌈q·n⌉-th smallest latency), read from a
  * log-linear histogram with 64 buckets per power of two: each is within 0.55% of the exact value (1 µs below
  * 1 µs), whatever the number of requests.
@@ -251,7 +276,12 @@ export interface Summary {
   readonly elapsedSeconds: number
   /** Requests completed (statements, batches and pages), whatever their outcome. */
   readonly requests: number
-  /** Requests completed per second since `since`. */
+  /** Seconds during which requests ran: from the start of the first request to the end of the last. */
+  readonly requestSeconds: number
+  /**
+   * Requests completed per second over `requestSeconds`: the rate while requests ran, however long the layer was
+   * idle before the first or after the last.
+   */
   readonly requestRate: number
   readonly succeeded: number
   readonly failed: number
@@ -358,7 +388,7 @@ export const formatSummary = (summary: Summary): string => {
     .sort(([, a], [, b]) => b - a)
     .map(([reason, count]) => `${reason} ${count}`)
   return [
-    `requests: ${summary.requests} in ${summary.elapsedSeconds.toFixed(1)} s (${summary.requestRate.toFixed(1)}/s): ${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.interrupted} interrupted`,
+    `requests: ${summary.requests} in ${summary.requestSeconds.toFixed(1)} s of requests (${summary.requestRate.toFixed(1)}/s), ${summary.elapsedSeconds.toFixed(1)} s since the layer started: ${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.interrupted} interrupted`,
     `latency: ${formatLatency(summary.latency)}`,
     `errors by reason: ${reasons.length === 0 ? "none" : reasons.join(", ")}`,
     `client timeouts ${summary.clientTimeouts}, retries ${summary.retries}, speculative executions ${summary.speculativeExecutions}`,

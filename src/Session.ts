@@ -1,6 +1,7 @@
 /**
  * The Cassandra session: one connected `cassandra-driver` client, owned by a scope, that runs every request of the
- * library with typed errors, one span per request, bounded timeouts and a graceful drain on close.
+ * library with typed errors, one span per request, bounded timeouts and a graceful drain on close. Spans are made
+ * only when a tracer is installed: under Effect's built-in tracer, which exports nothing, a request makes none.
  *
  * @since 0.1.0
  */
@@ -82,6 +83,36 @@ export interface TlsOptions {
   readonly serverName?: string | undefined
   /** Accept any server certificate, for any name: only for local experiments, never in production. */
   readonly dangerouslyDisableServerVerification?: boolean | undefined
+  /**
+   * Rotate certificates without restarting: how often the files named by `ca`, `cert` and `key` are looked at (a
+   * `stat` each; a file rewritten, replaced by a rename or behind a swapped symbolic link counts as changed) and
+   * re-read when one changed, or `certificates` is run again. New connections use the last set that loaded; open
+   * ones keep theirs. A changed set that cannot be used (not PEM, a key that does not match its certificate, an
+   * expired certificate, a broken chain, a missing file, a path that is not a regular file of at most 1 MiB)
+   * replaces nothing: it is logged once as a `CassandraError` with a
+   * Configuration reason (naming the setting, never its path or contents) and counted by
+   * `Metrics.tlsReloads`. Default: files are read once; `certificates` is run every minute.
+   */
+  readonly reloadInterval?: Duration.Input | undefined
+  /**
+   * The current certificate set (from a secret store, say), instead of `ca`, `cert`, `key` and `passphrase`: run
+   * when the session is built (its failure fails the build) and again every `reloadInterval`, each run bounded by
+   * `connectTimeout`.
+   */
+  readonly certificates?: Effect.Effect<TlsCertificates, unknown> | undefined
+}
+
+/**
+ * One certificate set, as yielded by `TlsOptions.certificates`; each value follows the rules of `TlsOptions`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TlsCertificates {
+  readonly ca?: PemSource | ReadonlyArray<PemSource> | undefined
+  readonly cert?: PemSource | undefined
+  readonly key?: Redacted.Redacted<PemSource> | undefined
+  readonly passphrase?: Redacted.Redacted | undefined
 }
 
 /**
@@ -349,7 +380,7 @@ const serveOver = Effect.fnUntraced(function* (
  */
 export const make: (options: Options) => Effect.Effect<Session, CassandraError.CassandraError, Scope.Scope> =
   Effect.fnUntraced(function* (options: Options) {
-    const { clientOptions, settings } = yield* makeClientOptions(options)
+    const { clientOptions, settings, keepCertificatesCurrent } = yield* makeClientOptions(options)
     const nodeHealth = yield* makeThresholds(options.nodeHealth)
     // The driver checks its options again when the client is built, by throwing; its messages name the option.
     const client = yield* Effect.try({
@@ -361,7 +392,10 @@ export const make: (options: Options) => Effect.Effect<Session, CassandraError.C
     // connect itself stays interruptible, so an interrupted build does not wait for the connect timeout.
     yield* Effect.addFinalizer(() => shutdown(client))
     yield* connect(client, settings.connectTimeoutMillis).pipe(Effect.onError(() => shutdown(client)))
-    return yield* serveOver(client, nodeHealth, settings)
+    const session = yield* serveOver(client, nodeHealth, settings)
+    // Only a session that was built reloads: a failed build, retried in the same scope, leaves nothing running.
+    yield* keepCertificatesCurrent
+    return session
   })
 
 /**

@@ -18,6 +18,13 @@ export * as BatchJob from "./BatchJob.ts"
  * @since 0.1.0
  */
 export * as CassandraError from "./CassandraError.ts"
+
+/**
+ * TypeScript table definitions and UDT schemas generated from a live keyspace.
+ *
+ * @since 0.1.0
+ */
+export * as Codegen from "./Codegen.ts"
 /**
  * Schema-checked queries: encoded requests, decoded rows.
  *
@@ -52,6 +59,13 @@ export * as Logging from "./Logging.ts"
 export * as Metrics from "./Metrics.ts"
 
 /**
+ * Schema migrations applied once across every instance, with a lease and a wait for schema agreement.
+ *
+ * @since 0.1.0
+ */
+export * as Migrator from "./Migrator.ts"
+
+/**
  * CQL statements: the `cql` template, identifiers, paging, streams and batches.
  *
  * @since 0.1.0
@@ -59,11 +73,25 @@ export * as Metrics from "./Metrics.ts"
 export * as Query from "./Query.ts"
 
 /**
+ * A start-up check of the declared tables and types against the cluster's schema, and drift reported at run time.
+ *
+ * @since 0.1.0
+ */
+export * as SchemaCheck from "./SchemaCheck.ts"
+
+/**
  * The Cassandra session service and its layers.
  *
  * @since 0.1.0
  */
 export * as Session from "./Session.ts"
+
+/**
+ * Tables and user-defined types declared as values: row Schemas, CREATE statements and typed statements.
+ *
+ * @since 0.1.0
+ */
+export * as Table from "./Table.ts"
 
 /**
  * The cluster's nodes and their state.

@@ -3,7 +3,7 @@ import * as Option from "effect/Option"
 import * as CassandraError from "../CassandraError.ts"
 import type * as Query from "../Query.ts"
 import type { RequestOptions } from "../Session.ts"
-import { isIdempotent } from "./requestRunner.ts"
+import { isIdempotent } from "./idempotence.ts"
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 
@@ -59,13 +59,13 @@ const keyOfOptions = Object.values(optionKeys).filter((key) => key !== undefined
  */
 export const batchOptionsKey = (statement: Query.Statement<unknown>): string => {
   const options = statement.options
-  return `${isIdempotent(statement.text, options) ? "i" : ""}\u0000${keyOfOptions.map((key) => key(options)).join("\u0000")}`
+  return `${isIdempotent(statement.text, options.idempotent) ? "i" : ""}\u0000${keyOfOptions.map((key) => key(options)).join("\u0000")}`
 }
 
 /** The options of the batch sent for statements of equal `batchOptionsKey`, taken from one of them. */
 export const batchOptionsOf = (statement: Query.Statement<unknown>): RequestOptions => {
   const { pageSize: _pageSize, pageState: _pageState, ...options } = statement.options
-  return { ...options, idempotent: isIdempotent(statement.text, statement.options) }
+  return { ...options, idempotent: isIdempotent(statement.text, statement.options.idempotent) }
 }
 
 /** The statements a batch may hold: writes. A read in a batch is refused by the server. */

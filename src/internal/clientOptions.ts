@@ -1,13 +1,22 @@
-import { readFile } from "node:fs/promises"
+import { constants } from "node:fs"
+import { open } from "node:fs/promises"
 import type * as tls from "node:tls"
-import { createSecureContext } from "node:tls"
 import * as Cassandra from "cassandra-driver"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as CassandraError from "../CassandraError.ts"
 import type { ClientSessionOptions, Consistency, Options, SerialConsistency, TlsOptions } from "../Session.ts"
+import {
+  type CertificateSource,
+  digestOf,
+  filesVersion,
+  type PemSet,
+  reloadingSslOptions,
+  secureContextOf
+} from "./certificateReload.ts"
 import { driverEncoding } from "./driverEncoding.ts"
 import { healthAwareLoadBalancing } from "./healthAwarePolicy.ts"
 import type { ThrottleLimits } from "./throttle.ts"
@@ -35,6 +44,7 @@ export const defaults = {
   serialConsistency: "LOCAL_SERIAL",
   pageSize: 5000,
   minTlsVersion: "TLSv1.2",
+  tlsReloadInterval: Duration.minutes(1),
   reconnectionBase: Duration.seconds(1),
   reconnectionMax: Duration.minutes(1),
   timestampFloor: new Date("2000-01-01T00:00:00Z"),
@@ -290,18 +300,68 @@ const readPem = (input: unknown, setting: string) => {
   )
   if (!looksLikePath(source)) return Effect.fail(notPem)
   return Effect.tryPromise({
-    try: () => readFile(source, "utf8"),
+    try: () => readPemFile(source),
     catch: (cause) =>
       CassandraError.configuration(
         `${setting} is neither PEM text (no ${pemMarker} line) nor a readable file path (${(cause as NodeJS.ErrnoException).code ?? "error"}): check the path and its permissions`
       )
   }).pipe(
-    Effect.flatMap((text) =>
-      text.includes(pemMarker)
-        ? Effect.succeed(normalizedPem(text))
+    Effect.flatMap((read) => {
+      if (read._tag === "NotRegular") {
+        return Effect.fail(
+          CassandraError.configuration(
+            `${setting} names a file that is not a regular file (a directory, FIFO, socket or device): give the path of a PEM file`
+          )
+        )
+      }
+      if (read._tag === "TooLarge") {
+        return Effect.fail(
+          CassandraError.configuration(
+            `The file named by ${setting} has ${read.size} bytes, more than the ${maxPemFileBytes} a PEM file may hold`
+          )
+        )
+      }
+      return read.text.includes(pemMarker)
+        ? Effect.succeed(normalizedPem(read.text))
         : Effect.fail(CassandraError.configuration(`The file named by ${setting} holds no PEM (no ${pemMarker} line)`))
-    )
+    })
   )
+}
+
+/** Far more than any CA bundle or certificate chain: a larger file is something else, and is not read. */
+const maxPemFileBytes = 1024 * 1024
+
+/**
+ * A PEM file's text, read only when it is a regular file of at most `maxPemFileBytes`. Opened without blocking, so
+ * that a FIFO (which would wait for a writer, holding a thread of Node's pool and the process with it) or a device
+ * at the path is refused rather than waited on; read through the one handle that was checked, and never past the
+ * bound even if the file grows meanwhile.
+ */
+const readPemFile = async (
+  path: string
+): Promise<
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "NotRegular" }
+  | { readonly _tag: "TooLarge"; readonly size: number }
+> => {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const stats = await handle.stat()
+    if (!stats.isFile()) return { _tag: "NotRegular" }
+    if (stats.size > maxPemFileBytes) return { _tag: "TooLarge", size: stats.size }
+    const chunks: Array<Buffer> = []
+    let length = 0
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(stats.size + 1, maxPemFileBytes + 1 - length))
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, length)
+      if (bytesRead === 0) return { _tag: "Text", text: Buffer.concat(chunks, length).toString("utf8") }
+      chunks.push(chunk.subarray(0, bytesRead))
+      length += bytesRead
+      if (length > maxPemFileBytes) return { _tag: "TooLarge", size: length }
+    }
+  } finally {
+    await handle.close()
+  }
 }
 
 /** A secret setting's value; one given unwrapped (say, from a plain config string) is refused, not echoed. */
@@ -312,9 +372,134 @@ const secret = (value: unknown, setting: string): Effect.Effect<unknown, Cassand
 
 const tlsVersions: ReadonlyArray<unknown> = ["TLSv1.2", "TLSv1.3"]
 
-const makeSslOptions = Effect.fnUntraced(function* (input: TlsOptions | undefined) {
+/** The paths among PEM settings (values without a BEGIN line that may name a file): what a reload looks at. */
+const pemPaths = (values: ReadonlyArray<unknown>): ReadonlyArray<string> =>
+  values.filter(
+    (value): value is string => typeof value === "string" && !value.includes(pemMarker) && looksLikePath(value)
+  )
+
+/**
+ * The certificate set of TLS settings (`tls` itself, or what `tls.certificates` yielded), PEM files read and secrets
+ * unwrapped; errors name the setting under `prefix`.
+ */
+const readPemSet = Effect.fnUntraced(function* (options: PlainObject, prefix: string) {
+  const ca: ReadonlyArray<unknown> | undefined =
+    options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca]
+  const set: { -readonly [K in keyof PemSet]: PemSet[K] } = {}
+  if (ca !== undefined) {
+    set.ca = yield* Effect.forEach(ca, (source, index) =>
+      readPem(source, ca.length === 1 ? `${prefix}.ca` : `${prefix}.ca[${index}]`)
+    )
+  }
+  if (options.cert !== undefined) set.cert = yield* readPem(options.cert, `${prefix}.cert`)
+  if (options.key !== undefined) {
+    set.key = yield* readPem(yield* secret(options.key, `${prefix}.key`), `${prefix}.key`)
+  }
+  if (options.passphrase !== undefined) {
+    const passphrase = yield* secret(options.passphrase, `${prefix}.passphrase`)
+    if (typeof passphrase !== "string") {
+      return yield* Effect.fail(CassandraError.configuration(`${prefix}.passphrase must be Redacted text`))
+    }
+    set.passphrase = passphrase
+  }
+  return set as PemSet
+})
+
+/** The `_tag` of an error of the caller's, if it has one that reading does not throw. */
+const tagOf = (error: unknown): string | undefined => {
+  try {
+    const tag = (error as { readonly _tag?: unknown } | null)?._tag
+    return typeof tag === "string" ? tag : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The certificate set `tls.certificates` yields now, within `timeoutMillis` (the connect timeout: a secret store
+ * that never answers must not hold the build, nor every later reload). Its own failure is reported by its tag only:
+ * the caller's error may carry what it fetched.
+ */
+const runCertificates = (certificates: Effect.Effect<unknown, unknown>, timeoutMillis: number) => {
+  const failed = (what: string) => CassandraError.configuration(`tls.certificates ${what}`)
+  return certificates.pipe(
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.fail(failed("was interrupted"))
+      const error = Cause.findErrorOption(cause)
+      if (Option.isNone(error)) return Effect.fail(failed("died"))
+      const tag = tagOf(error.value)
+      return Effect.fail(failed(`failed${tag === undefined ? "" : ` with ${tag}`}`))
+    }),
+    Effect.timeoutOrElse({
+      duration: timeoutMillis,
+      orElse: () =>
+        Effect.fail(
+          failed(
+            `did not yield a certificate set within ${Duration.format(Duration.millis(timeoutMillis))} (the connect timeout)`
+          )
+        )
+    }),
+    Effect.flatMap((value) => readGroup("tls.certificates", value)),
+    Effect.flatMap((set) =>
+      set === undefined
+        ? Effect.fail(failed("yielded nothing: yield an object with ca, cert and key"))
+        : readPemSet(set, "tls.certificates")
+    )
+  )
+}
+
+const certificateSettings = ["ca", "cert", "key", "passphrase"] as const
+
+/**
+ * Where a reloading session's certificates come from (`tls.certificates`, or the files its settings name), given the
+ * set first loaded; undefined when the certificates are read once. Made before that first read.
+ */
+const makeCertificateSource = Effect.fnUntraced(function* (options: PlainObject, timeoutMillis: number) {
+  const { certificates, reloadInterval } = options
+  if (certificates === undefined && reloadInterval === undefined) return undefined
+  const intervalMillis = yield* durationSetting(
+    "tls.reloadInterval",
+    reloadInterval ?? defaults.tlsReloadInterval,
+    false
+  )
+  if (certificates !== undefined) {
+    return (initial: PemSet): CertificateSource => {
+      let seen = digestOf(initial)
+      return {
+        intervalMillis,
+        changed: Effect.map(runCertificates(certificates as Effect.Effect<unknown, unknown>, timeoutMillis), (set) => {
+          const digest = digestOf(set)
+          if (digest === seen) return undefined
+          seen = digest
+          return set
+        })
+      }
+    }
+  }
+  const key = options.key === undefined ? undefined : yield* secret(options.key, "tls.key")
+  const paths = pemPaths([...(Array.isArray(options.ca) ? options.ca : [options.ca]), options.cert, key])
+  if (paths.length === 0) {
+    return yield* Effect.fail(
+      CassandraError.configuration(
+        "tls.reloadInterval has nothing to reload: give tls.ca, tls.cert or tls.key as file paths, or tls.certificates"
+      )
+    )
+  }
+  // Looked at before the first read: a file changed while it is read is read again at the first reload.
+  let seen = yield* filesVersion(paths)
+  return (_initial: PemSet): CertificateSource => ({
+    intervalMillis,
+    changed: Effect.flatMap(filesVersion(paths), (version) => {
+      if (version === seen) return Effect.undefined
+      seen = version
+      return readPemSet(options, "tls")
+    })
+  })
+})
+
+const makeSslOptions = Effect.fnUntraced(function* (input: TlsOptions | undefined, timeoutMillis: number) {
   const options: Partial<Record<keyof TlsOptions, unknown>> = (yield* readGroup("tls", input)) ?? {}
-  const { minVersion, serverName, dangerouslyDisableServerVerification } = options
+  const { minVersion, serverName, dangerouslyDisableServerVerification, certificates } = options
   if (minVersion !== undefined && !tlsVersions.includes(minVersion)) {
     return yield* Effect.fail(CassandraError.configuration("tls.minVersion must be TLSv1.2 or TLSv1.3"))
   }
@@ -322,55 +507,55 @@ const makeSslOptions = Effect.fnUntraced(function* (input: TlsOptions | undefine
     return yield* Effect.fail(CassandraError.configuration("tls.serverName must be a host name"))
   }
   yield* checkBoolean("tls.dangerouslyDisableServerVerification", dangerouslyDisableServerVerification)
-  const ca: ReadonlyArray<unknown> | undefined =
-    options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca]
+  if (certificates !== undefined) {
+    if (!Effect.isEffect(certificates)) {
+      return yield* Effect.fail(CassandraError.configuration("tls.certificates must be an Effect"))
+    }
+    const both = certificateSettings.find((setting) => options[setting] !== undefined)
+    if (both !== undefined) {
+      return yield* Effect.fail(
+        CassandraError.configuration(`tls.${both} cannot be given with tls.certificates, which yields the whole set`)
+      )
+    }
+  }
+  const sourceFrom = yield* makeCertificateSource(options, timeoutMillis)
+  const set =
+    certificates === undefined
+      ? yield* readPemSet(options, "tls")
+      : yield* runCertificates(certificates as Effect.Effect<unknown, unknown>, timeoutMillis)
   const sslOptions: tls.ConnectionOptions = {
     minVersion: (minVersion as tls.SecureVersion | undefined) ?? defaults.minTlsVersion,
-    rejectUnauthorized: dangerouslyDisableServerVerification !== true
-  }
-  if (ca !== undefined) {
-    sslOptions.ca = yield* Effect.forEach(ca, (source, index) =>
-      readPem(source, ca.length === 1 ? "tls.ca" : `tls.ca[${index}]`)
-    )
-  }
-  if (options.cert !== undefined) sslOptions.cert = yield* readPem(options.cert, "tls.cert")
-  if (options.key !== undefined) sslOptions.key = yield* readPem(yield* secret(options.key, "tls.key"), "tls.key")
-  if (options.passphrase !== undefined) {
-    const passphrase = yield* secret(options.passphrase, "tls.passphrase")
-    if (typeof passphrase !== "string") {
-      return yield* Effect.fail(CassandraError.configuration("tls.passphrase must be Redacted text"))
-    }
-    sslOptions.passphrase = passphrase
+    rejectUnauthorized: dangerouslyDisableServerVerification !== true,
+    ...set
   }
   if (serverName !== undefined) sslOptions.servername = serverName
-  return sslOptions
+  return { sslOptions, certificateSource: sourceFrom?.(set) }
 })
 
+/** What a reloading session's certificate set replaces: given through driverOptions too, it would go stale. */
+const reloadedSslSettings = ["secureContext", "pfx", ...certificateSettings] as const
+
 /**
- * Builds the TLS context once, so that unreadable PEM, a key that does not match its certificate or a wrong
- * passphrase fail here, with what to check, rather than as a handshake error on every connection. OpenSSL's texts
- * name the problem, never the key or the passphrase. Every connection then uses this context, so the key and its
- * passphrase are left out of the driver's options (which a deep `inspect` of the client would print); a context of
- * the caller's own is used as given.
+ * Builds the TLS context once, so that a set that cannot be used fails here (see `secureContextOf`). Every
+ * connection then uses this context, or the current one of a reloading session, so the key, its passphrase and the
+ * certificate (whose file may bundle the key) are left out of the driver's options, which a deep `inspect` of the
+ * client would print; a context of the caller's own is used as given.
  */
-const withSecureContext = (sslOptions: tls.ConnectionOptions) =>
-  Effect.try({
-    try: (): tls.ConnectionOptions => {
-      if (sslOptions.secureContext !== undefined) return sslOptions
-      const secureContext = createSecureContext(sslOptions)
-      const { key: _key, passphrase: _passphrase, pfx: _pfx, ...connectionOptions } = sslOptions
-      return { ...connectionOptions, secureContext }
-    },
-    catch: (cause) =>
-      CassandraError.configuration(
-        // Node's own argument checks end their text with the value received ("Received type number (…)").
-        `The TLS settings cannot be used (${(cause as NodeJS.ErrnoException).code ?? "error"}: ${
-          String((cause as Error).message)
-            .split("\n")[0]!
-            .split(". Received")[0]
-        }): check that tls.ca and tls.cert hold PEM certificates, that tls.key is the PEM key of tls.cert, and that tls.passphrase decrypts it`
-      )
-  })
+const withSecureContext = Effect.fnUntraced(function* (
+  sslOptions: tls.ConnectionOptions,
+  certificateSource: CertificateSource | undefined
+) {
+  if (sslOptions.secureContext !== undefined) return { sslOptions, keepCertificatesCurrent: Effect.void }
+  const secureContext = yield* secureContextOf(sslOptions)
+  const { key: _key, passphrase: _passphrase, pfx: _pfx, cert: _cert, ...connectionOptions } = sslOptions
+  if (certificateSource === undefined) {
+    return { sslOptions: { ...connectionOptions, secureContext }, keepCertificatesCurrent: Effect.void }
+  }
+  // The CAs too would go stale: the current context holds them.
+  const { ca: _ca, ...base } = connectionOptions
+  const reloading = reloadingSslOptions(secureContext, base, certificateSource)
+  return { sslOptions: reloading.sslOptions, keepCertificatesCurrent: reloading.keepCurrent }
+})
 
 /**
  * Plain-text authentication that keeps the password `Redacted` in the driver's options (which a debugger or a deep
@@ -559,7 +744,9 @@ const checkDriverOptions = (overrides: PlainObject, disablesVerification: boolea
 
 /**
  * Translates the library's options into the driver's, reading PEM files and unwrapping secrets at this boundary only,
- * and checks the session's settings; every Configuration error names the setting and never its value.
+ * and checks the session's settings; every Configuration error names the setting and never its value. With
+ * certificate reloading, `keepCertificatesCurrent` starts it for the scope it runs in (the session runs it once it
+ * has connected); otherwise it does nothing.
  */
 export const makeClientOptions = Effect.fnUntraced(function* (input: Options) {
   const options = (yield* readGroup("options", input)) as Partial<Record<keyof Options, unknown>> | undefined
@@ -645,8 +832,22 @@ export const makeClientOptions = Effect.fnUntraced(function* (input: Options) {
     )
   }
   // The driver's own TLS default is no verification at all: sslOptions from driverOptions alone start from ours.
+  let certificateSource: CertificateSource | undefined
   if (tls !== undefined || overrides.sslOptions !== undefined) {
-    clientOptions.sslOptions = yield* makeSslOptions(tls)
+    const made = yield* makeSslOptions(tls, settings.connectTimeoutMillis)
+    clientOptions.sslOptions = made.sslOptions
+    certificateSource = made.certificateSource
+  }
+  const overriddenSsl = overrides.sslOptions
+  if (certificateSource !== undefined && isPlainObject(overriddenSsl)) {
+    const stale = reloadedSslSettings.find((setting) => overriddenSsl[setting] !== undefined)
+    if (stale !== undefined) {
+      return yield* Effect.fail(
+        CassandraError.configuration(
+          `driverOptions.sslOptions.${stale} cannot be given with tls.reloadInterval or tls.certificates: give the certificates through tls`
+        )
+      )
+    }
   }
   const pooling = yield* makePooling(options.pooling)
   if (pooling !== undefined) clientOptions.pooling = pooling
@@ -657,8 +858,12 @@ export const makeClientOptions = Effect.fnUntraced(function* (input: Options) {
     )
   }
   const merged = mergeDeep(clientOptions as PlainObject, overrides) as Cassandra.DseClientOptions
-  if (merged.sslOptions !== undefined) merged.sslOptions = yield* withSecureContext(merged.sslOptions)
-  return { clientOptions: merged, settings }
+  if (merged.sslOptions === undefined) {
+    return { clientOptions: merged, settings, keepCertificatesCurrent: Effect.void }
+  }
+  const secured = yield* withSecureContext(merged.sslOptions, certificateSource)
+  merged.sslOptions = secured.sslOptions
+  return { clientOptions: merged, settings, keepCertificatesCurrent: secured.keepCertificatesCurrent }
 })
 
 /** The driver's pooling options; a connection carries at most 32768 requests at once (protocol v3 and later). */

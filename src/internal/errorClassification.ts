@@ -71,6 +71,14 @@ export const isNetworkError = (error: unknown): error is Error & { readonly code
   (stringField(error, "syscall") !== undefined || /CERT|SSL|TLS/.test(stringField(error, "code") ?? ""))
 
 /**
+ * Deno's refusal of an operation its permission flags do not allow (`Deno.errors.NotCapable`), such as a connection
+ * without `--allow-net`. Its text names the resource and the flag to add ("Requires net access to "10.0.0.1:9042", run
+ * again with the --allow-net flag"), never a bound value.
+ */
+export const isDenoPermissionDenial = (error: unknown): error is Error =>
+  Predicate.isError(error) && error.name === "NotCapable"
+
+/**
  * Node's certificate verification codes (X509_V_ERR_* without the prefix, plus its own host name check) and the
  * OpenSSL error codes of the alerts a server sends, by what they mean for the client's settings. OpenSSL 3 names
  * the alerts `ERR_SSL_SSL/TLS_ALERT_…` where OpenSSL 1.1 said `ERR_SSL_SSLV3_ALERT_…`, hence the patterns.

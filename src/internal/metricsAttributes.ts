@@ -36,6 +36,40 @@ const unquote = (identifier: string) =>
 /** The CQL verb of a statement (`SELECT`, `INSERT`, …), or `CQL` when it has none. */
 export const operationName = (query: string): string => /^\s*([A-Za-z]+)/.exec(query)?.[1]?.toUpperCase() ?? "CQL"
 
+// The operation names metric series, so there it is bounded to the verbs CQL has: a malformed or garbage statement
+// (`SELEKT …`) must not mint a new series. Spans keep the word the statement starts with: they are not series.
+const cqlVerbs: ReadonlySet<string> = new Set([
+  "SELECT",
+  "INSERT",
+  "UPDATE",
+  "DELETE",
+  "BEGIN",
+  "APPLY",
+  "TRUNCATE",
+  "USE",
+  "CREATE",
+  "ALTER",
+  "DROP",
+  "GRANT",
+  "REVOKE",
+  "LIST",
+  "ADD",
+  "DESCRIBE",
+  "DESC"
+])
+
+const batchPrefix = "BATCH "
+
+/**
+ * The `operation` metric attribute of a target's operation: the CQL verb, `OTHER` for any other word or none, and
+ * `BATCH` / `BATCH <verb>` for batches likewise.
+ */
+export const metricOperation = (operation: string): string => {
+  const batched = operation.startsWith(batchPrefix)
+  if (operation === "BATCH" || cqlVerbs.has(batched ? operation.slice(batchPrefix.length) : operation)) return operation
+  return batched ? `${batchPrefix}OTHER` : "OTHER"
+}
+
 /** Reads the operation, keyspace and table of one statement from its text. */
 export const statementTarget = (query: string): StatementTarget => {
   const operation = operationName(query)
@@ -118,21 +152,49 @@ export const annotateResult = (span: Tracer.Span, client: Cassandra.Client, resu
   span.attribute("cassandra.speculative_execution.count", result.info.speculativeExecutions ?? 0)
 }
 
-// Per coordinator, as the same few nodes answer every request: parsed once rather than on each request.
-const coordinatorAttributes = new Map<string, ReadonlyArray<readonly [string, unknown]>>()
+type Attribute = readonly [key: string, value: unknown]
+
+// Per coordinator, as the same few nodes answer every request: its attributes are built once, not on each request.
+const addressAttributes = new Map<string, ReadonlyArray<Attribute>>()
+
+const attributesOfAddress = (coordinator: string) => {
+  let attributes = addressAttributes.get(coordinator)
+  if (attributes === undefined) {
+    if (addressAttributes.size >= cacheLimit) addressAttributes.clear()
+    attributes = Object.entries(serverAttributes(coordinator))
+    addressAttributes.set(coordinator, attributes)
+  }
+  return attributes
+}
+
+interface HostAttributes {
+  readonly hostId: unknown
+  readonly datacenter: string
+  readonly attributes: ReadonlyArray<Attribute>
+}
+
+// Keyed by the driver's host object, and rebuilt should the node report another id or data center.
+const hostAttributes = new WeakMap<Cassandra.Host, HostAttributes>()
+
+const attributesOfHost = (host: Cassandra.Host, coordinator: string) => {
+  const cached = hostAttributes.get(host)
+  if (cached !== undefined && cached.hostId === host.hostId && cached.datacenter === host.datacenter) {
+    return cached.attributes
+  }
+  const attributes: Array<Attribute> = [
+    ...attributesOfAddress(coordinator),
+    ["cassandra.coordinator.dc", host.datacenter]
+  ]
+  if (host.hostId !== undefined && host.hostId !== null)
+    attributes.push(["cassandra.coordinator.id", String(host.hostId)])
+  hostAttributes.set(host, { hostId: host.hostId, datacenter: host.datacenter, attributes })
+  return attributes
+}
 
 const annotateCoordinator = (span: Tracer.Span, client: Cassandra.Client, coordinator: string) => {
-  let server = coordinatorAttributes.get(coordinator)
-  if (server === undefined) {
-    if (coordinatorAttributes.size >= cacheLimit) coordinatorAttributes.clear()
-    server = Object.entries(serverAttributes(coordinator))
-    coordinatorAttributes.set(coordinator, server)
-  }
-  for (const [key, value] of server) span.attribute(key, value)
   const host = client.hosts.get(coordinator)
-  if (host === undefined) return
-  span.attribute("cassandra.coordinator.dc", host.datacenter)
-  if (host.hostId !== undefined && host.hostId !== null) span.attribute("cassandra.coordinator.id", String(host.hostId))
+  const attributes = host === undefined ? attributesOfAddress(coordinator) : attributesOfHost(host, coordinator)
+  for (const [key, value] of attributes) span.attribute(key, value)
 }
 
 /**

@@ -18,15 +18,26 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as CassandraError from "../CassandraError.ts"
 import * as Metrics from "../Metrics.ts"
-import type { StatementTarget } from "./metricsAttributes.ts"
+import { metricOperation, type StatementTarget } from "./metricsAttributes.ts"
 import { type LatencyHistogram, makeLatencyHistogram } from "./metricsLatency.ts"
+
+/**
+ * The series of requests for one statement target, keyspace and consistency, resolved once so that recording a
+ * request does no lookup and no string work. `startedAt` is the request's `performance.now()` at its start.
+ */
+export interface RequestSeries {
+  readonly succeeded: (startedAt: number, result: Cassandra.types.ResultSet) => void
+  readonly failed: (startedAt: number, error: CassandraError.CassandraError) => void
+  readonly interrupted: (startedAt: number) => void
+  /** A request that died rather than failed: a failure whose reason is `Defect`. */
+  readonly died: (startedAt: number) => void
+}
 
 /** What one session's request path reports to the metrics layer; absent when the layer is left out. */
 export interface RequestRecorder {
-  /**
-   * A request for `target`, in keyspace `keyspace`, that started at `startedAt` (`performance.now()`) ended with
-   * `exit`. The series it updates are resolved once per target and consistency, so this does no string work.
-   */
+  /** The series of requests for `target` in keyspace `keyspace` at `consistency` (the attribute's spelling). */
+  readonly series: (target: StatementTarget, keyspace: string, consistency: string) => RequestSeries
+  /** A request for `target`, in keyspace `keyspace`, that started at `startedAt` ended with `exit`. */
   readonly completed: (
     target: StatementTarget,
     keyspace: string,
@@ -110,6 +121,7 @@ interface RequestKind {
   readonly outcomes: Map<string, Series<RequestMetrics>>
   readonly errors: Map<string, Series<Metric.Counter<number>>>
   pages: Series<Metric.Counter<number>> | undefined
+  series: RequestSeries | undefined
 }
 
 /** A node's execution series and latency histogram, resolved once per driver host object. */
@@ -185,6 +197,20 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
   const startedAt = Date.now()
   const clients = new Set<Cassandra.Client>()
   const latency = makeLatencyHistogram()
+  // The span of time requests ran, from the start of the first to the end of the last (`performance.now()`): the
+  // request rate is taken over it, not over the layer's life, which may be mostly idle.
+  let firstRequestStart = Number.POSITIVE_INFINITY
+  let lastRequestEnd = Number.NEGATIVE_INFINITY
+
+  /** Seconds a request that started at `startedAt` took, as it ends now; recorded in the summary's latency. */
+  const ended = (startedAt: number) => {
+    const now = performance.now()
+    if (startedAt < firstRequestStart) firstRequestStart = startedAt
+    lastRequestEnd = now
+    const seconds = (now - startedAt) / 1000
+    latency.record(seconds)
+    return seconds
+  }
 
   const requestSeries = makeSeries<RequestMetrics>((attributes) => ({
     requests: counterSeries(Metrics.requests)(attributes),
@@ -243,10 +269,35 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
     return entry
   }
 
+  const seriesOf = (kind: RequestKind, keyspace: string): RequestSeries => {
+    let success: Series<RequestMetrics> | undefined
+    const failed = (startedAt: number, reason: string) => {
+      observe(outcomeSeries(kind, "failure"), ended(startedAt))
+      add(errorSeriesOf(kind, reason), 1)
+      if (reason === "ClientTimeout")
+        add(
+          timeoutSeries.get("request", () => ({ scope: "request" })),
+          1
+        )
+    }
+    return {
+      succeeded: (startedAt, result) => {
+        success ??= outcomeSeries(kind, "success")
+        observe(success, ended(startedAt))
+        if (result.columns === null) return
+        kind.pages ??= pageSeries.get(keyspace, () => ({ keyspace }))
+        add(kind.pages, 1)
+      },
+      failed: (startedAt, error) => failed(startedAt, error.reason._tag),
+      interrupted: (startedAt) => observe(outcomeSeries(kind, "interrupted"), ended(startedAt)),
+      died: (startedAt) => failed(startedAt, "Defect")
+    }
+  }
+
   const makeRecorder = (): RequestRecorder => {
     // Statement targets are cached by text, so a target object stands for its statement for the session's life.
     const kinds = new WeakMap<StatementTarget, Map<string, RequestKind>>()
-    const kindOf = (target: StatementTarget, keyspace: string, consistency: string) => {
+    const series = (target: StatementTarget, keyspace: string, consistency: string) => {
       let byConsistency = kinds.get(target)
       if (byConsistency === undefined) {
         byConsistency = new Map()
@@ -254,39 +305,29 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
       }
       let kind = byConsistency.get(consistency)
       if (kind === undefined) {
+        const operation = metricOperation(target.operation)
         kind = {
-          key: `${target.operation}\u0000${keyspace}\u0000${consistency}`,
-          attributes: { operation: target.operation, keyspace, consistency },
+          key: `${operation}\u0000${keyspace}\u0000${consistency}`,
+          attributes: { operation, keyspace, consistency },
           outcomes: new Map(),
           errors: new Map(),
-          pages: undefined
+          pages: undefined,
+          series: undefined
         }
         byConsistency.set(consistency, kind)
       }
-      return kind
+      kind.series ??= seriesOf(kind, keyspace)
+      return kind.series
     }
     return {
+      series,
       completed: (target, keyspace, consistency, startedAt, exit) => {
-        const seconds = (performance.now() - startedAt) / 1000
-        latency.record(seconds)
-        const kind = kindOf(target, keyspace, consistency)
-        if (exit._tag === "Success") {
-          observe(outcomeSeries(kind, "success"), seconds)
-          if (exit.value.columns === null) return
-          kind.pages ??= pageSeries.get(keyspace, () => ({ keyspace }))
-          add(kind.pages, 1)
-          return
-        }
+        const of = series(target, keyspace, consistency)
+        if (exit._tag === "Success") return of.succeeded(startedAt, exit.value)
         const error = Exit.findErrorOption(exit)
-        const reason = Option.isSome(error) ? error.value.reason._tag : Exit.hasInterrupts(exit) ? undefined : "Defect"
-        observe(outcomeSeries(kind, reason === undefined ? "interrupted" : "failure"), seconds)
-        if (reason === undefined) return
-        add(errorSeriesOf(kind, reason), 1)
-        if (reason === "ClientTimeout")
-          add(
-            timeoutSeries.get("request", () => ({ scope: "request" })),
-            1
-          )
+        if (Option.isSome(error)) return of.failed(startedAt, error.value)
+        if (Exit.hasInterrupts(exit)) return of.interrupted(startedAt)
+        of.died(startedAt)
       }
     }
   }
@@ -469,6 +510,7 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
 
   const summary = Effect.sync((): Metrics.Summary => {
     const elapsedSeconds = (Date.now() - startedAt) / 1000
+    const requestSeconds = lastRequestEnd > firstRequestStart ? (lastRequestEnd - firstRequestStart) / 1000 : 0
     const outcomes = countBy(requestSeries.entries(), "outcome")
     const requests = total(requestSeries.entries())
     const failuresByNode = countBy(
@@ -482,7 +524,8 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
       since: new Date(startedAt),
       elapsedSeconds,
       requests,
-      requestRate: elapsedSeconds > 0 ? requests / elapsedSeconds : 0,
+      requestSeconds,
+      requestRate: requestSeconds > 0 ? requests / requestSeconds : 0,
       succeeded: outcomes.get("success") ?? 0,
       failed: outcomes.get("failure") ?? 0,
       interrupted: outcomes.get("interrupted") ?? 0,

@@ -1,8 +1,12 @@
+import { types } from "node:util"
 import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import * as CassandraError from "../CassandraError.ts"
 import type { BatchType, Consistency, RequestOptions, Session } from "../Session.ts"
 import { toBuffer } from "./bytes.ts"
@@ -16,6 +20,8 @@ import {
   isSerialConsistency,
   type SessionSettings
 } from "./clientOptions.ts"
+import { type DeadlineList, type Expiring, makeDeadlineList } from "./deadlines.ts"
+import { isIdempotent } from "./idempotence.ts"
 import {
   annotateFailure,
   annotateResult,
@@ -25,21 +31,12 @@ import {
   type StatementTarget,
   spanName
 } from "./metricsAttributes.ts"
-import { MetricsHub } from "./metricsRecorder.ts"
+import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsRecorder.ts"
 import { classifyFailure } from "./rePrepare.ts"
-import { makeThrottle } from "./throttle.ts"
+import { makeThrottle, type Throttle } from "./throttle.ts"
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
 type RequestRunner = Pick<Session, "execute" | "batch" | "inFlight">
-
-const readOnlyStatement = /^\s*SELECT\b/i
-
-/** Whether a request may be retried or speculatively executed: as declared, or else when it only reads. */
-export const isIdempotent = (query: string, options: RequestOptions): boolean =>
-  declaredOrReadOnly(query, options.idempotent)
-
-const declaredOrReadOnly = (query: string, idempotent: boolean | undefined) =>
-  idempotent ?? readOnlyStatement.test(query)
 
 const maxTimestamp = 2n ** 63n - 1n
 const timestampFloorMicros = BigInt(defaults.timestampFloor.getTime()) * 1000n
@@ -147,7 +144,7 @@ const prepareRequest = (
     }
     const queryOptions: Cassandra.QueryOptions = {
       prepare: prepare ?? true,
-      isIdempotent: declaredOrReadOnly(query, idempotent),
+      isIdempotent: isIdempotent(query, idempotent),
       consistency: consistencyCode(consistency),
       serialConsistency: consistencyCode(serialConsistency)
     }
@@ -181,6 +178,328 @@ const prepareRequest = (
   }
 }
 
+/** The options `setsNoOption` asks for: it does not compile while `RequestOptions` has one that is not named here. */
+type AskedOption =
+  | "consistency"
+  | "serialConsistency"
+  | "pageSize"
+  | "pageState"
+  | "idempotent"
+  | "timestamp"
+  | "allowAnyTimestamp"
+  | "routingKey"
+  | "tracing"
+  | "executionProfile"
+  | "timeout"
+  | "attemptTimeout"
+  | "prepare"
+type NoneUnasked<Unasked extends never> = Unasked
+
+/** Compiles only while `setsNoOption` asks for every option of `RequestOptions`: a new one is never ignored. */
+export type EveryOptionAsked = NoneUnasked<Exclude<keyof RequestOptions, AskedOption>>
+
+/**
+ * Whether `options` sets no request option (not even to `undefined`): such a request runs with its statement's
+ * precomputed defaults. Asked with `in`, so no getter runs and nothing can throw. A Proxy is never taken to set nothing,
+ * since its `has` need not agree with its `get` (and may throw): it is left to `prepareRequest`, which reads every
+ * option once and reports a trap that throws.
+ * Every option of `RequestOptions` is asked for by its literal name: each is then an inline-cached lookup, tens of
+ * times faster than a loop over names.
+ */
+const setsNoOption = (options: unknown): boolean =>
+  typeof options === "object" &&
+  options !== null &&
+  !types.isProxy(options) &&
+  !(
+    "consistency" in options ||
+    "serialConsistency" in options ||
+    "pageSize" in options ||
+    "pageState" in options ||
+    "idempotent" in options ||
+    "timestamp" in options ||
+    "allowAnyTimestamp" in options ||
+    "routingKey" in options ||
+    "tracing" in options ||
+    "executionProfile" in options ||
+    "timeout" in options ||
+    "attemptTimeout" in options ||
+    "prepare" in options
+  )
+
+/**
+ * The driver's options of one request: its prepared options, and a read timeout the driver reads again for every
+ * attempt it sends (a retry on the next node, a speculative execution), each getting the shorter of the attempt
+ * timeout and the time the request's deadline has left then, time spent waiting for a throttle place included.
+ */
+class DriverOptions {
+  readonly prepare: boolean | undefined
+  readonly isIdempotent: boolean | undefined
+  readonly consistency: number | undefined
+  readonly serialConsistency: number | undefined
+  readonly fetchSize: number | undefined
+  readonly pageState: string | Buffer | undefined
+  readonly traceQuery: boolean | undefined
+  readonly executionProfile: Cassandra.QueryOptions["executionProfile"]
+  readonly logged: boolean | undefined
+  readonly counter: boolean | undefined
+  readonly routingKey: Buffer | Array<Buffer> | undefined
+  readonly timestamp: number | Cassandra.types.Long | undefined
+  readonly requestDeadline: number
+  readonly attemptTimeoutMillis: number
+  constructor(options: Cassandra.QueryOptions, requestDeadline: number, attemptTimeoutMillis: number) {
+    this.prepare = options.prepare
+    this.isIdempotent = options.isIdempotent
+    this.consistency = options.consistency
+    this.serialConsistency = options.serialConsistency
+    this.fetchSize = options.fetchSize
+    this.pageState = options.pageState
+    this.traceQuery = options.traceQuery
+    this.executionProfile = options.executionProfile
+    this.logged = options.logged
+    this.counter = options.counter
+    this.routingKey = options.routingKey
+    this.timestamp = options.timestamp
+    this.requestDeadline = requestDeadline
+    this.attemptTimeoutMillis = attemptTimeoutMillis
+  }
+  get readTimeout(): number {
+    // Infinite for a request without a deadline, so that its attempts get the attempt timeout.
+    const left = this.requestDeadline - performance.now()
+    return left < this.attemptTimeoutMillis
+      ? Math.max(1, Math.ceil(left))
+      : driverReadTimeout(this.attemptTimeoutMillis)
+  }
+}
+
+/** The span of a request, as `Effect.useSpan` takes it. */
+interface SpanOptions {
+  readonly kind: "client"
+  readonly attributes: Readonly<Record<string, unknown>>
+}
+
+/** A statement's request when its options set nothing: prepared, with its span and metric series, once. */
+interface StatementDefaults {
+  readonly prepared: PreparedRequest
+  readonly span: SpanOptions
+  readonly series: RequestSeries | undefined
+}
+
+/**
+ * What does not change between the runs of one statement text (or one batch): its target, span name and attributes,
+ * error context, and (for a statement) its request when its options set nothing.
+ */
+interface StatementPlan {
+  readonly target: StatementTarget
+  /** The keyspace the statement names, else the session's. */
+  readonly namespace: string | undefined
+  readonly query: string
+  readonly context: CassandraError.ErrorContext
+  readonly spanName: string
+  readonly attributes: Readonly<Record<string, unknown>>
+  defaults: StatementDefaults | undefined
+}
+
+/** How a request reaches the driver: one statement with its values, or a batch of them. */
+type DriverCall =
+  | { readonly params: Array<unknown>; readonly statements?: undefined }
+  | { readonly params?: undefined; readonly statements: Array<{ query: string; params: Array<unknown> }> }
+
+/** What every request of a session shares: the driver client and the session's accounting. */
+interface Sender {
+  readonly client: Cassandra.Client
+  readonly throttle: Throttle | undefined
+  /** The deadlines of requests under the session's default timeout, when it is finite. */
+  readonly deadlines: DeadlineList | undefined
+  readonly defaultTimeoutMillis: number
+  readonly sent: () => void
+  readonly settled: () => void
+}
+
+/**
+ * One request from the moment it is submitted until the fiber waiting for it is resumed: its deadline, its place in
+ * the throttle, the driver's answer, its span and metrics. It is the request path's only callback, and nothing in it
+ * throws: `begin` may run inside another request's callback (when the throttle passes a place on).
+ *
+ * The driver cannot cancel a request, so an interrupted fiber stops waiting at once while the request runs on; the
+ * in-flight count follows the driver's promise, not the fiber, so draining also waits for abandoned requests, and the
+ * throttle's place is given back when the promise settles. A request interrupted while it still waits for a place
+ * withdraws it, so it is never sent. The end-to-end deadline counts time spent waiting for a place.
+ */
+class PendingRequest implements Expiring {
+  readonly expiresAt: number
+  previousExpiring: Expiring | undefined = undefined
+  nextExpiring: Expiring | undefined = undefined
+  private waiting = true
+  private withdraw: (() => void) | undefined = undefined
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private resume: (effect: Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>) => void = noResume
+
+  private readonly sender: Sender
+  private readonly plan: StatementPlan
+  private readonly prepared: PreparedRequest
+  private readonly call: DriverCall
+  private readonly span: Tracer.Span | undefined
+  private readonly series: RequestSeries | undefined
+  private readonly startedAt: number
+
+  constructor(
+    sender: Sender,
+    plan: StatementPlan,
+    prepared: PreparedRequest,
+    call: DriverCall,
+    span: Tracer.Span | undefined,
+    series: RequestSeries | undefined,
+    startedAt: number
+  ) {
+    this.sender = sender
+    this.plan = plan
+    this.prepared = prepared
+    this.call = call
+    this.span = span
+    this.series = series
+    this.startedAt = startedAt
+    this.expiresAt = startedAt + prepared.timeoutMillis
+  }
+
+  /** Starts the request for the fiber `resume` wakes; the effect returned withdraws it when that fiber is interrupted. */
+  register(resume: (effect: Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>) => void) {
+    this.resume = resume
+    const { sender, prepared } = this
+    const timeoutMillis = prepared.timeoutMillis
+    if (timeoutMillis === sender.defaultTimeoutMillis && sender.deadlines !== undefined) sender.deadlines.add(this)
+    else if (timeoutMillis !== Number.POSITIVE_INFINITY) this.timer = setTimeout(() => this.expire(), timeoutMillis)
+    const throttle = sender.throttle
+    if (throttle === undefined) {
+      this.begin()
+    } else {
+      this.withdraw = throttle.submit(() => this.startQueued(throttle))
+      if (this.withdraw === undefined) {
+        this.waiting = false
+        this.stopClock()
+        this.failWith(CassandraError.fromDriverError(new CassandraError.Throttled(throttle.limits), this.plan.context))
+        return undefined
+      }
+    }
+    return Effect.sync(() => this.interrupted())
+  }
+
+  private begin() {
+    const { sender, call, prepared } = this
+    sender.sent()
+    // The driver reads only the options it knows, each one being absent or undefined alike.
+    const options = new DriverOptions(
+      prepared.queryOptions,
+      this.expiresAt,
+      prepared.attemptTimeoutMillis
+    ) as Cassandra.QueryOptions
+    let pending: Promise<Cassandra.types.ResultSet>
+    try {
+      pending =
+        call.statements === undefined
+          ? sender.client.execute(this.plan.query, call.params, options)
+          : sender.client.batch(call.statements, options)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    pending.then(
+      (result) => this.succeeded(result),
+      (error: unknown) => this.failed(error)
+    )
+  }
+
+  /** Given a place by the throttle. */
+  private startQueued(throttle: Throttle) {
+    if (performance.now() < this.expiresAt) return this.begin()
+    // Given a place after its deadline passed, before its timer could fire (a busy event loop): failed unsent. The
+    // place is passed on after this returns, since passing it on here would start the next waiting request inside
+    // this one, nesting as deep as the queue holds expired requests.
+    this.waiting = false
+    this.stopClock()
+    queueMicrotask(throttle.release)
+    this.failWith(timedOut(this.prepared.timeoutMillis, this.plan.context))
+  }
+
+  private succeeded(result: Cassandra.types.ResultSet) {
+    this.sender.settled()
+    if (!this.waiting) return
+    this.waiting = false
+    this.stopClock()
+    if (this.span !== undefined && !this.annotated(annotateResult, result)) return
+    this.series?.succeeded(this.startedAt, result)
+    this.resume(Exit.succeed(result))
+  }
+
+  private failed(error: unknown) {
+    this.sender.settled()
+    if (!this.waiting) return
+    this.waiting = false
+    this.stopClock()
+    // Learning why re-preparing failed may take one more round trip: never past the deadline.
+    const failure = classifyFailure(this.sender.client, error, this.plan.context, this.expiresAt - performance.now())
+    this.resume(
+      this.span === undefined && this.series === undefined
+        ? failure
+        : Effect.onExit(failure, (exit) => Effect.sync(() => this.record(exit)))
+    )
+  }
+
+  /** Its deadline passed. */
+  expire() {
+    if (!this.waiting) return
+    this.waiting = false
+    this.timer = undefined
+    this.withdraw?.()
+    this.failWith(timedOut(this.prepared.timeoutMillis, this.plan.context))
+  }
+
+  private interrupted() {
+    if (!this.waiting) return
+    this.waiting = false
+    this.stopClock()
+    this.withdraw?.()
+    this.series?.interrupted(this.startedAt)
+  }
+
+  private failWith(error: CassandraError.CassandraError) {
+    if (this.span !== undefined && !this.annotated(annotateFailure, error)) return
+    this.series?.failed(this.startedAt, error)
+    this.resume(Exit.fail(error))
+  }
+
+  /**
+   * Adds what `outcome` tells to the span; a tracer that throws fails this request alone, with a defect, since this
+   * runs in the driver's callback or the deadline sweep, where a throw would reach no fiber.
+   */
+  private annotated<A>(annotate: (span: Tracer.Span, client: Cassandra.Client, outcome: A) => void, outcome: A) {
+    try {
+      annotate(this.span as Tracer.Span, this.sender.client, outcome)
+      return true
+    } catch (defect) {
+      this.series?.died(this.startedAt)
+      this.resume(Exit.die(defect))
+      return false
+    }
+  }
+
+  private record(exit: Exit.Exit<never, CassandraError.CassandraError>) {
+    const error = Exit.findErrorOption(exit)
+    if (Option.isSome(error)) {
+      if (this.span !== undefined) annotateFailure(this.span, this.sender.client, error.value)
+      this.series?.failed(this.startedAt, error.value)
+    } else if (Exit.hasInterrupts(exit)) this.series?.interrupted(this.startedAt)
+    else this.series?.died(this.startedAt)
+  }
+
+  private stopClock() {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    } else this.sender.deadlines?.remove(this)
+  }
+}
+
+const noResume = () => {}
+
 const timedOut = (timeoutMillis: number, context: CassandraError.ErrorContext) =>
   CassandraError.fromDriverError(
     new Cassandra.errors.OperationTimedOutError(
@@ -192,6 +511,18 @@ const timedOut = (timeoutMillis: number, context: CassandraError.ErrorContext) =
 const invalidOption = (problem: string, context: CassandraError.ErrorContext) =>
   CassandraError.fromDriverError(new Cassandra.errors.ArgumentError(`${problem}; the request was not sent`), context)
 
+/**
+ * Whether a span of this fiber would reach anyone: not when tracing is turned off, nor under Effect's built-in
+ * tracer, which exports nothing (its spans are never seen, so the request path makes none).
+ */
+const tracesRequests = (fiber: Fiber.Fiber<unknown, unknown>) =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/** Statement texts repeat (values are bound), so plans are kept by text; emptied when full, for dynamic texts. */
+const planCacheLimit = 1000
+
+const noOptions: RequestOptions = {}
+
 export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.Client, settings: SessionSettings) {
   let inFlight = 0
   let closing = false
@@ -200,176 +531,132 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   const keyspace = client.keyspace
   // Looked up once: without the metrics layer the request path does no metrics work at all.
   const metricsHub = yield* MetricsHub
-  const recorder = metricsHub === undefined ? undefined : yield* metricsHub.attach(client)
+  const recorder: RequestRecorder | undefined = metricsHub === undefined ? undefined : yield* metricsHub.attach(client)
   const throttle = settings.throttle === undefined ? undefined : makeThrottle(settings.throttle)
+  const deadlines = settings.requestTimeoutMillis === Number.POSITIVE_INFINITY ? undefined : makeDeadlineList()
 
-  // The driver cannot cancel a request, so an interrupted fiber stops waiting at once while the request runs on;
-  // the counter follows the driver's promise, not the fiber, so draining also waits for abandoned requests. For the
-  // same reason the throttle's place is given back when the promise settles; a fiber interrupted while its request
-  // still waits for a place withdraws it, so it is never sent. The end-to-end timeout is one timer per request
-  // (time waiting for a place counts; none at all for an infinite one), and each attempt's read timeout is the
-  // shorter of the attempt timeout and the time left when the attempt is sent. Errors are classified here, on the
-  // request path's only callback, and nothing in it throws: `begin` may run inside another request's callback.
-  const send = <A>(
-    start: (queryOptions: Cassandra.QueryOptions) => Promise<A>,
-    prepared: PreparedRequest,
-    context: CassandraError.ErrorContext
-  ) =>
-    Effect.callback<A, CassandraError.CassandraError>((resume) => {
-      const { queryOptions, timeoutMillis, attemptTimeoutMillis } = prepared
-      let waiting = true
-      let withdraw: (() => void) | undefined
-      // Infinite for an infinite timeout.
-      const deadline = performance.now() + timeoutMillis
-      const timer =
-        timeoutMillis === Number.POSITIVE_INFINITY
-          ? undefined
-          : setTimeout(() => {
-              if (!waiting) return
-              waiting = false
-              withdraw?.()
-              resume(Effect.fail(timedOut(timeoutMillis, context)))
-            }, timeoutMillis)
-      if (timeoutMillis === Number.POSITIVE_INFINITY) {
-        queryOptions.readTimeout = driverReadTimeout(attemptTimeoutMillis)
-      } else {
-        // The driver reads the read timeout again for every attempt it sends (a retry on the next node, a
-        // speculative execution), so each one gets the shorter of the attempt timeout and the time left then,
-        // time spent waiting for a throttle place included.
-        Object.defineProperty(queryOptions, "readTimeout", {
-          enumerable: true,
-          get: () => {
-            const left = deadline - performance.now()
-            return left < attemptTimeoutMillis ? Math.max(1, Math.ceil(left)) : attemptTimeoutMillis
-          }
-        })
-      }
-      const begin = () => {
-        inFlight++
-        let pending: Promise<A>
-        try {
-          pending = start(queryOptions)
-        } catch (error) {
-          pending = Promise.reject(error)
-        }
-        pending.then(
-          (value) => {
-            settle()
-            if (!waiting) return
-            waiting = false
-            clearTimeout(timer)
-            resume(Effect.succeed(value))
-          },
-          (error: unknown) => {
-            settle()
-            if (!waiting) return
-            waiting = false
-            clearTimeout(timer)
-            // Learning why re-preparing failed may take one more round trip: never past the deadline.
-            resume(classifyFailure(client, error, context, deadline - performance.now()))
-          }
-        )
-      }
-      if (throttle === undefined) {
-        begin()
-      } else {
-        withdraw = throttle.submit(() => {
-          if (performance.now() < deadline) return begin()
-          // Given a place after its deadline passed, before its timer could fire (a busy event loop): failed unsent.
-          // The place is passed on after this returns, since passing it on here would start the next waiting request
-          // inside this one, nesting as deep as the queue holds expired requests.
-          waiting = false
-          clearTimeout(timer)
-          queueMicrotask(throttle.release)
-          resume(Effect.fail(timedOut(timeoutMillis, context)))
-        })
-        if (withdraw === undefined) {
-          waiting = false
-          clearTimeout(timer)
-          return resume(
-            Effect.fail(CassandraError.fromDriverError(new CassandraError.Throttled(throttle.limits), context))
-          )
-        }
-      }
-      return Effect.sync(() => {
-        waiting = false
-        clearTimeout(timer)
-        withdraw?.()
-      })
-    })
-
-  const settle = () => {
-    inFlight--
-    throttle?.release()
-    if (inFlight === 0 && onDrained !== undefined) onDrained()
-  }
-
-  // What a span says about a statement does not change between its executions: built once per operation and text.
-  const staticAttributes = new Map<string, Readonly<Record<string, unknown>>>()
-  const attributesOf = (target: StatementTarget, query: string, namespace: string | undefined) => {
-    // A batch of one statement text shares that text, not its operation.
-    const key = `${target.operation}\u0000${query}`
-    const cached = staticAttributes.get(key)
-    if (cached !== undefined) return cached
-    if (staticAttributes.size >= 1000) staticAttributes.clear()
-    const attributes = {
-      "db.system.name": "cassandra",
-      "db.operation.name": target.operation,
-      ...(namespace === undefined ? {} : { "db.namespace": namespace }),
-      ...(target.table === undefined ? {} : { "db.collection.name": target.table }),
-      ...(settings.omitQueryTextInSpans ? {} : { "db.query.text": query }),
-      ...settings.spanAttributes
+  const sender: Sender = {
+    client,
+    throttle,
+    deadlines,
+    defaultTimeoutMillis: settings.requestTimeoutMillis,
+    sent: () => {
+      inFlight++
+    },
+    settled: () => {
+      inFlight--
+      throttle?.release()
+      if (inFlight === 0 && onDrained !== undefined) onDrained()
     }
-    staticAttributes.set(key, attributes)
-    return attributes
   }
 
-  const run = <A>(
-    target: StatementTarget,
-    query: string,
+  const makePlan = (target: StatementTarget, query: string): StatementPlan => {
+    const namespace = target.keyspace ?? keyspace
+    return {
+      target,
+      namespace,
+      query,
+      context: { operation: target.operation, statement: query },
+      spanName: spanName(target, namespace),
+      attributes: {
+        "db.system.name": "cassandra",
+        "db.operation.name": target.operation,
+        ...(namespace === undefined ? {} : { "db.namespace": namespace }),
+        ...(target.table === undefined ? {} : { "db.collection.name": target.table }),
+        ...(settings.omitQueryTextInSpans ? {} : { "db.query.text": query }),
+        ...settings.spanAttributes
+      },
+      defaults: undefined
+    }
+  }
+
+  /** What the span says of a request's options: for options that could not be read, the session's defaults. */
+  const spanOf = (
+    plan: StatementPlan,
+    prepared: PreparedRequest | string,
+    batchAttributes: Record<string, unknown> | undefined
+  ): SpanOptions => {
+    const valid = typeof prepared !== "string"
+    const pageSize = valid ? prepared.pageSize : settings.pageSize
+    return {
+      kind: "client",
+      attributes: {
+        ...plan.attributes,
+        "cassandra.consistency.level": consistencyAttribute(valid ? prepared.consistency : settings.consistency),
+        ...(valid ? { "cassandra.query.idempotent": prepared.queryOptions.isIdempotent } : {}),
+        ...(pageSize === undefined ? {} : { "cassandra.page.size": pageSize }),
+        ...batchAttributes
+      }
+    }
+  }
+
+  const seriesOf = (plan: StatementPlan, prepared: PreparedRequest | string) =>
+    recorder?.series(
+      plan.target,
+      plan.namespace ?? "",
+      consistencyAttribute(typeof prepared === "string" ? settings.consistency : prepared.consistency)
+    )
+
+  const plans = new Map<string, StatementPlan>()
+  const planOf = (query: string) => {
+    let plan = plans.get(query)
+    if (plan === undefined) {
+      if (plans.size >= planCacheLimit) plans.clear()
+      plan = makePlan(cachedStatementTarget(query), query)
+      const prepared = prepareRequest(settings, query, noOptions, undefined)
+      // Always prepared: the session's settings were checked when it was built.
+      if (typeof prepared !== "string") {
+        plan.defaults = { prepared, span: spanOf(plan, prepared, undefined), series: seriesOf(plan, prepared) }
+      }
+      plans.set(query, plan)
+    }
+    return plan
+  }
+
+  /** A request that fails before it is sent: it still has its span and is counted. */
+  const refused = (
+    error: CassandraError.CassandraError,
+    span: Tracer.Span | undefined,
+    series: RequestSeries | undefined
+  ) => {
+    if (span !== undefined) annotateFailure(span, client, error)
+    series?.failed(performance.now(), error)
+    return Exit.fail(error)
+  }
+
+  const send = (
+    plan: StatementPlan,
+    prepared: PreparedRequest | string,
+    call: DriverCall,
+    span: Tracer.Span | undefined,
+    series: RequestSeries | undefined
+  ): Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError> => {
+    if (closing) return refused(CassandraError.sessionClosed(plan.context), span, series)
+    if (typeof prepared === "string") return refused(invalidOption(prepared, plan.context), span, series)
+    const request = new PendingRequest(sender, plan, prepared, call, span, series, performance.now())
+    return Effect.callback((resume) => request.register(resume))
+  }
+
+  /**
+   * Runs one request: one `withFiber` to learn whether spans are seen, then one callback from the driver call to
+   * the answer. Options that set nothing use the statement's precomputed driver options, span and series; others
+   * are prepared per run, so an effect run twice (or concurrently) gives each run its own driver options.
+   */
+  const run = (
+    plan: StatementPlan,
     requestOptions: RequestOptions,
     batchType: BatchType | undefined,
     batchAttributes: Record<string, unknown> | undefined,
-    start: (queryOptions: Cassandra.QueryOptions) => Promise<A & Cassandra.types.ResultSet>
-  ) => {
-    const operation = target.operation
-    const namespace = target.keyspace ?? keyspace
-    const context = { operation, statement: query }
-    return Effect.useSpan(
-      spanName(target, namespace),
-      { kind: "client", attributes: attributesOf(target, query, namespace) },
-      (span) => {
-        // Prepared per run: an effect run twice (or concurrently) gives each run its own driver options.
-        const prepared = prepareRequest(settings, query, requestOptions, batchType)
-        const valid = typeof prepared !== "string"
-        const consistency = consistencyAttribute(valid ? prepared.consistency : settings.consistency)
-        const pageSize = valid ? prepared.pageSize : settings.pageSize
-        span.attribute("cassandra.consistency.level", consistency)
-        if (valid) span.attribute("cassandra.query.idempotent", prepared.queryOptions.isIdempotent)
-        if (pageSize !== undefined) span.attribute("cassandra.page.size", pageSize)
-        if (batchAttributes !== undefined) {
-          for (const key in batchAttributes) span.attribute(key, batchAttributes[key])
-        }
-        const startedAt = recorder === undefined ? 0 : performance.now()
-        const request = closing
-          ? Effect.fail(CassandraError.sessionClosed(context))
-          : valid
-            ? send(start, prepared, context)
-            : Effect.fail(invalidOption(prepared, context))
-        return Effect.onExit(request, (exit) =>
-          Effect.sync(() => {
-            if (Exit.isSuccess(exit)) {
-              annotateResult(span, client, exit.value)
-            } else {
-              const error = Exit.findErrorOption(exit)
-              if (Option.isSome(error)) annotateFailure(span, client, error.value)
-            }
-            recorder?.completed(target, namespace ?? "", consistency, startedAt, exit)
-          })
-        )
-      }
-    )
-  }
+    call: DriverCall
+  ): Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError> =>
+    Effect.withFiber((fiber) => {
+      const defaults = plan.defaults !== undefined && setsNoOption(requestOptions) ? plan.defaults : undefined
+      const prepared = defaults?.prepared ?? prepareRequest(settings, plan.query, requestOptions, batchType)
+      const series = defaults === undefined ? seriesOf(plan, prepared) : defaults.series
+      if (!tracesRequests(fiber)) return send(plan, prepared, call, undefined, series)
+      const spanOptions = defaults?.span ?? spanOf(plan, prepared, batchAttributes)
+      return Effect.useSpan(plan.spanName, spanOptions, (span) => send(plan, prepared, call, span, series))
+    })
 
   const waitForDrain = Effect.callback<void>((resume) => {
     closing = true
@@ -381,7 +668,12 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
       ? waitForDrain
       : waitForDrain.pipe(Effect.timeoutOption(settings.drainTimeoutMillis), Effect.asVoid)
 
-  yield* Effect.addFinalizer(() => drain)
+  yield* Effect.addFinalizer(() =>
+    Effect.andThen(
+      drain,
+      Effect.sync(() => deadlines?.close())
+    )
+  )
 
   const runner: RequestRunner = {
     execute: (request) => {
@@ -398,9 +690,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
       if (typeof query !== "string") {
         return Effect.fail(invalidOption("the statement has no CQL text", { operation: "execute" }))
       }
-      return run(cachedStatementTarget(query), query, requestOptions, undefined, undefined, (queryOptions) =>
-        client.execute(query, params, queryOptions)
-      )
+      return run(planOf(query), requestOptions, undefined, undefined, { params })
     },
     batch: (requests, batchOptions) => {
       // Each statement is read once, under a guard, like a request's options: nothing after this can throw.
@@ -422,12 +712,11 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
         ? first
         : statements.map((statement) => statement.query).join("; ")
       return run(
-        batchTarget(statements.map((statement) => cachedStatementTarget(statement.query))),
-        summary,
+        makePlan(batchTarget(statements.map((statement) => cachedStatementTarget(statement.query))), summary),
         batchOptions,
         type,
         { "db.operation.batch.size": statements.length, "cassandra.batch.type": type },
-        (queryOptions) => client.batch(statements, queryOptions)
+        { statements }
       )
     },
     inFlight: Effect.sync(() => inFlight)

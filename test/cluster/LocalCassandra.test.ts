@@ -8,7 +8,8 @@ import { Deferred, Duration, Effect, Exit, Fiber, Redacted, Schedule } from "eff
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 
 // Every test waits on real JVMs, so they all run with the live clock (`it.live`); the test clock would never advance.
-// They use the addresses 127.0.0.11 and up, away from the integration suite's node on 127.0.0.1.
+// They use the addresses 127.0.0.11 to 127.0.0.17 and 127.0.0.81, away from the integration suite's node on 127.0.0.1.
+// The two-data-center cluster (127.0.0.21-24) is checked by Session.multiDc.test.ts, which runs its scenarios on it.
 
 /** Whether `pid` is a process that has not exited (a zombie has). */
 const isAlive = (pid: number): boolean => {
@@ -269,6 +270,22 @@ describe("LocalCassandra", () => {
 
       const invalid = yield* Effect.flip(Effect.scoped(LocalCassandra.start({ nodes: 0, name: "manager-ports" })))
       assert.strictEqual(invalid.reason, "InvalidOption")
+      const noDataCenter = yield* Effect.flip(
+        Effect.scoped(LocalCassandra.start({ dataCenters: 0, name: "manager-ports" }))
+      )
+      assert.deepStrictEqual(
+        [noDataCenter.reason, noDataCenter.message],
+        ["InvalidOption", "invalid data center count 0: use a whole number of at least 1"]
+      )
+      const tooManyNodes = yield* Effect.flip(
+        Effect.scoped(LocalCassandra.start({ dataCenters: 3, nodes: 2, firstAddress: 250, name: "manager-ports" }))
+      )
+      assert.include(tooManyNodes.message, "127.0.0.250..255")
+      const badVersion = yield* Effect.flip(
+        Effect.scoped(LocalCassandra.start({ version: "6.0 -Dx=y", name: "manager-ports" }))
+      )
+      assert.strictEqual(badVersion.reason, "InvalidOption")
+      assert.include(badVersion.message, 'invalid Cassandra version "6.0 -Dx=y"')
 
       yield* Effect.acquireRelease(
         Effect.sync(() => {

@@ -8,7 +8,6 @@
  * The addresses are 127.0.0.41 (mutual TLS), 127.0.0.42 (expired certificate) and 127.0.0.43 (certificate for
  * another host).
  */
-import * as ChildProcess from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -30,20 +29,10 @@ import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import * as Certificates from "../support/certificates.ts"
 import { recordingTracer, runProgram } from "../support/programs.ts"
 
 const { cql } = Query
-
-/** Runs openssl in `directory`; the passphrase, when any, goes through the environment, not the command line. */
-const openssl = (directory: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.sync(() => {
-    const result = ChildProcess.spawnSync("openssl", args, {
-      cwd: directory,
-      encoding: "utf8",
-      env: { ...process.env, ...env }
-    })
-    assert.strictEqual(result.status, 0, `openssl ${args[0]} failed: ${result.stderr}`)
-  })
 
 const temporaryDirectory = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "security-"))),
@@ -79,35 +68,31 @@ const SecureNodeLive = Layer.effect(
     })
     const files = cluster.tls!
     const directory = yield* temporaryDirectory
-    yield* openssl(directory, [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-keyout",
-      "other-ca.key",
-      "-out",
-      "other-ca.pem",
-      "-subj",
-      "/CN=security test: an unrelated CA"
-    ])
+    yield* Effect.sync(() =>
+      Certificates.selfSignedCa(directory, {
+        name: "other-ca",
+        subject: "/CN=security test: an unrelated CA",
+        key: "rsa",
+        days: 1
+      })
+    )
     const passphrase = randomSecret("passphrase")
-    yield* openssl(
-      directory,
-      [
-        "pkey",
-        "-in",
-        files.clientKeyFile!,
-        "-aes256",
-        "-passout",
-        "env:KEY_PASSPHRASE",
-        "-out",
-        "client-encrypted.key"
-      ],
-      { KEY_PASSPHRASE: passphrase }
+    // The passphrase goes through the environment, not the command line.
+    yield* Effect.sync(() =>
+      Certificates.openssl(
+        directory,
+        [
+          "pkey",
+          "-in",
+          files.clientKeyFile!,
+          "-aes256",
+          "-passout",
+          "env:KEY_PASSPHRASE",
+          "-out",
+          "client-encrypted.key"
+        ],
+        { KEY_PASSPHRASE: passphrase }
+      )
     )
     return {
       cluster,

@@ -101,9 +101,9 @@ layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
           yield* counted(Metrics.requests, { ...request, operation: "SELECT", outcome: "success" }),
           100
         )
-        assert.strictEqual(yield* counted(Metrics.requests, { ...request, operation: "SELEC", outcome: "failure" }), 3)
+        assert.strictEqual(yield* counted(Metrics.requests, { ...request, operation: "OTHER", outcome: "failure" }), 3)
         assert.strictEqual(
-          yield* counted(Metrics.errors, { operation: "SELEC", keyspace: setup.keyspace, reason: "Syntax" }),
+          yield* counted(Metrics.errors, { operation: "OTHER", keyspace: setup.keyspace, reason: "Syntax" }),
           3
         )
         assert.strictEqual(yield* histogramCount(Metrics.requestDuration), 103)

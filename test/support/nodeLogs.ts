@@ -6,14 +6,30 @@ import { readFileSync } from "node:fs"
 import * as Path from "node:path"
 import type * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 
-/** When node `index` last logged a line holding `text` (Cassandra logs in local time); throws if it never did. */
+/** When node `index` logged each line holding `text`, in order (Cassandra logs in local time). */
+const loggedTimes = (cluster: LocalCassandra.Cluster, index: number, text: string): ReadonlyArray<number> =>
+  readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8")
+    .split("\n")
+    .filter((line) => line.includes(text))
+    .flatMap((line) => {
+      const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(line)
+      return stamp === null ? [] : [new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()]
+    })
+
+/** When node `index` last logged a line holding `text`; throws if it never did. */
 export const loggedAt = (cluster: LocalCassandra.Cluster, index: number, text: string): number => {
-  const log = readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8")
-  const lines = log.split("\n").filter((line) => line.includes(text))
-  const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(lines.at(-1) ?? "")
-  if (stamp === null) throw new Error(`node ${index} never logged "${text}"`)
-  return new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()
+  const last = loggedTimes(cluster, index, text).at(-1)
+  if (last === undefined) throw new Error(`node ${index} never logged "${text}"`)
+  return last
 }
+
+/**
+ * When node `index` first logged a line holding `text` at `from` (epoch ms) or later; NaN if it has not. A node may
+ * log the same news twice (gossip marks a returning peer up more than once), so "since when" is the first line.
+ */
+export const firstLoggedSince = (cluster: LocalCassandra.Cluster, index: number, text: string, from: number): number =>
+  // The log has millisecond stamps; the clock read at `from` has finer ones.
+  loggedTimes(cluster, index, text).find((at) => at >= from - 1) ?? Number.NaN
 
 /** When node `index` last started listening for CQL clients. */
 export const cqlReadyAt = (cluster: LocalCassandra.Cluster, index: number): number =>

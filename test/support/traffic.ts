@@ -26,6 +26,7 @@ export interface Traffic {
   /** The first failures' messages. */
   readonly failures: Array<string>
   readonly acknowledged: Array<number>
+  /** The nodes that coordinated a successful request, read or write. */
   readonly coordinators: Set<string>
   readonly samples: Array<Sample>
   /** Set by {@link stopClients}: each client ends once its request in flight has. */
@@ -49,11 +50,17 @@ const pauseAfterFailure = "50 millis"
 // Keys are fresh across every scenario of a process, so that a write acknowledged in one is never overwritten later.
 let nextKey = 0
 
-const timed = <A>(traffic: Traffic, request: Effect.Effect<A, CassandraError.CassandraError, Session>) =>
+const timed = <A extends { readonly info: Query.ExecutionInfo }>(
+  traffic: Traffic,
+  request: Effect.Effect<A, CassandraError.CassandraError, Session>
+) =>
   Effect.gen(function* () {
     const startedAt = Date.now()
     const result = yield* Effect.result(request)
     traffic.requests++
+    if (result._tag === "Success" && result.success.info.coordinator !== undefined) {
+      traffic.coordinators.add(result.success.info.coordinator)
+    }
     const failure = result._tag === "Failure" ? result.failure : undefined
     traffic.samples.push({ startedAt, ms: Date.now() - startedAt, failure: failure?.reason._tag })
     if (failure !== undefined) {
@@ -74,10 +81,7 @@ export const client = (traffic: Traffic) =>
         traffic,
         cql`INSERT INTO kv (k, v) VALUES (${key}, ${`value-${key}`})`.withOptions({ idempotent: true }).result
       )
-      if (wrote._tag === "Success") {
-        traffic.acknowledged.push(key)
-        if (wrote.success.info.coordinator !== undefined) traffic.coordinators.add(wrote.success.info.coordinator)
-      }
+      if (wrote._tag === "Success") traffic.acknowledged.push(key)
       const readKey = traffic.acknowledged[Math.floor(Math.random() * traffic.acknowledged.length)] ?? key
       yield* timed(traffic, cql`SELECT v FROM kv WHERE k = ${readKey}`.result)
     }

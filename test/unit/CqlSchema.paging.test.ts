@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
 import * as CqlSchema from "effect-cassandra/CqlSchema"
 import * as Query from "effect-cassandra/Query"
 import { Session } from "effect-cassandra/Session"
@@ -51,6 +52,46 @@ describe("CqlSchema paging", () => {
     const maybe = Effect.runSync(Effect.provideService(CqlSchema.findOneOption(options)(), Session, none.session))
     assert.isTrue(Option.isNone(maybe))
     assert.deepStrictEqual(none.requested, [undefined, "p1"])
+  })
+})
+
+describe("CqlSchema.findAll decoding", () => {
+  const pages = [
+    { rows: [{ k: 1 }, { k: 2 }], pageState: "p1" },
+    { rows: [] as Array<Query.Row>, pageState: "p2" },
+    { rows: [{ k: 3 }] }
+  ]
+
+  it.live("decodes every row of every page in order with a Schema that decodes asynchronously", () =>
+    Effect.gen(function* () {
+      const Later = Schema.Struct({
+        k: Schema.Number.pipe(
+          Schema.decodeTo(Schema.Number, {
+            decode: SchemaGetter.transformEffect((k: number) => Effect.as(Effect.sleep("1 millis"), k * 10)),
+            encode: SchemaGetter.transform((k: number) => k / 10)
+          })
+        )
+      })
+      const { session, requested } = pagedSession(pages)
+      const rows = yield* Effect.provideService(
+        CqlSchema.findAll({ Result: Later, execute: options.execute })(),
+        Session,
+        session
+      )
+      assert.deepStrictEqual(rows, [{ k: 10 }, { k: 20 }, { k: 30 }])
+      assert.deepStrictEqual(requested, [undefined, "p1", "p2"])
+    })
+  )
+
+  it("names the row that failed to decode by its index over every page", () => {
+    const { session } = pagedSession([pages[0]!, pages[1]!, { rows: [{ k: 3 }, { k: "four" }] }])
+    const error = Effect.runSync(
+      Effect.flip(Effect.provideService(CqlSchema.findAll(options)(), Session, session))
+    ) as CqlSchema.CqlSchemaError
+    assert.strictEqual(error._tag, "CqlSchemaError")
+    assert.strictEqual(error.direction, "Result")
+    assert.strictEqual(error.rowIndex, 3)
+    assert.strictEqual(error.column, "k")
   })
 })
 

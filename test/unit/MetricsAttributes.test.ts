@@ -3,6 +3,7 @@ import * as Query from "effect-cassandra/Query"
 import {
   batchTarget,
   consistencyAttribute,
+  metricOperation,
   serverAttributes,
   spanName,
   statementTarget
@@ -64,6 +65,40 @@ describe("statement targets", () => {
       table: undefined
     })
     assert.deepStrictEqual(statementTarget("  "), { operation: "CQL", keyspace: undefined, table: undefined })
+  })
+
+  it("bounds the operation metric attribute to the CQL verbs: malformed or garbage statements share `OTHER`", () => {
+    const metricOf = (statement: string) => metricOperation(statementTarget(statement).operation)
+    for (const statement of ["SELEKT * FROM users", "xyzzy", "Ünïcode", "  ", "-- comment\nSELECT 1", "(SELECT"]) {
+      assert.strictEqual(metricOf(statement), "OTHER", statement)
+    }
+    const garbage = Array.from({ length: 100 }, (_, i) => metricOf(`FOO${i.toString(36)} bar`))
+    assert.deepStrictEqual(new Set(garbage), new Set(["OTHER"]))
+    for (const verb of ["SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "APPLY", "TRUNCATE", "CREATE", "ALTER"]) {
+      assert.strictEqual(metricOf(`${verb.toLowerCase()} x`), verb)
+    }
+    for (const verb of ["DROP", "USE", "GRANT", "REVOKE", "LIST", "DESCRIBE", "DESC", "ADD"]) {
+      assert.strictEqual(metricOf(`${verb} x`), verb)
+    }
+    const garbageBatch = batchTarget([statementTarget("SELEKT 1"), statementTarget("SELEKT 2")])
+    assert.strictEqual(metricOperation(garbageBatch.operation), "BATCH OTHER")
+    assert.strictEqual(
+      metricOperation(batchTarget([statementTarget("INSERT 1"), statementTarget("INSERT 2")]).operation),
+      "BATCH INSERT"
+    )
+    assert.strictEqual(
+      metricOperation(batchTarget([statementTarget("INSERT 1"), statementTarget("SELEKT 2")]).operation),
+      "BATCH"
+    )
+  })
+
+  it("keeps the word a statement starts with in its span name and attributes, which are not metric series", () => {
+    assert.deepStrictEqual(statementTarget("SELEC v FROM kv"), {
+      operation: "SELEC",
+      keyspace: undefined,
+      table: undefined
+    })
+    assert.strictEqual(spanName(statementTarget("SELEC v FROM kv"), "shop"), "SELEC shop")
   })
 
   it("gives a batch `BATCH <verb>` and the table its statements share, else plain `BATCH`", () => {

@@ -80,6 +80,44 @@ describe("metrics recorder", () => {
     )
   )
 
+  it.effect("records statements that do not start with a CQL verb under one `OTHER` operation", () =>
+    withRegistry(
+      Effect.gen(function* () {
+        const hub = yield* makeMetricsHub("1 hour")
+        const recorder = yield* hub.attach(unconnectedClient())
+        const started = performance.now()
+        const syntax = failure(new Cassandra.errors.ResponseError(0x2000, "bad"))
+        for (const text of ["SELEC v FROM orders", "SELEKT v FROM orders", "  "]) {
+          recorder.completed(statementTarget(text), "shop", "one", started, syntax)
+        }
+        const attributes = { operation: "OTHER", keyspace: "shop" }
+        assert.strictEqual(
+          yield* counted(Metrics.requests, { ...attributes, consistency: "one", outcome: "failure" }),
+          3
+        )
+        assert.strictEqual(yield* counted(Metrics.errors, { ...attributes, reason: "Syntax" }), 3)
+      })
+    )
+  )
+
+  it.effect("reports the request rate over the time requests ran, not over the layer's life", () =>
+    withRegistry(
+      Effect.gen(function* () {
+        const hub = yield* makeMetricsHub("1 hour")
+        const recorder = yield* hub.attach(unconnectedClient())
+        // Three requests that ran together for ten seconds, recorded by a layer built moments ago.
+        const started = performance.now() - 10_000
+        for (let i = 0; i < 3; i++) recorder.completed(select, "shop", "one", started, Exit.succeed(page))
+        const summary = yield* hub.summary
+        assert.isAtLeast(summary.requestSeconds, 10)
+        // 3 requests in a little over 10 seconds; the time the test itself takes only lowers it.
+        assert.isAtMost(summary.requestRate, 0.3)
+        assert.isAtLeast(summary.requestRate, 0.25)
+        assert.match(Metrics.formatSummary(summary), /requests: 3 in 10\.\d s of requests \(0\.3\/s\)/)
+      })
+    )
+  )
+
   it.effect("counts the driver's retries, per-attempt timeouts and speculative executions per node", () =>
     withRegistry(
       Effect.gen(function* () {

@@ -431,6 +431,37 @@ describe("request runner under interruption and deadlines", () => {
   )
 })
 
+describe("request runner session deadline", () => {
+  it.live("times out every request under the session's timeout, an interrupted one aside, and keeps serving", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const runner = yield* runnerOver(client, { requestTimeout: "50 millis" })
+      const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(runner.execute(request())))
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 3
+      )
+      yield* Fiber.interrupt(fibers[1]!)
+      for (const fiber of [fibers[0]!, fibers[2]!]) {
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        assert.strictEqual(error.reason._tag, "ClientTimeout")
+        assert.include(error.message, "50ms")
+      }
+      // The driver never answered: all three are still in flight, the interrupted one included.
+      assert.strictEqual(yield* runner.inFlight, 3)
+      for (const call of calls) call.answer()
+      yield* until(runner.inFlight, (n) => n === 0)
+      const next = yield* Effect.forkChild(runner.execute(request()))
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 4
+      )
+      calls[3]!.answer()
+      yield* Fiber.join(next)
+    }).pipe(Effect.scoped)
+  )
+})
+
 describe("request runner statements", () => {
   it.live("refuses a statement or batch that cannot be read with a typed error, and keeps serving", () =>
     Effect.gen(function* () {

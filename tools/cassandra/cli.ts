@@ -16,11 +16,13 @@ const usage = `Usage: npm run cassandra -- <command> [options]
 Runs Apache Cassandra nodes on 127.0.0.x with Java 17 (no Docker needed).
 
 Commands:
-  start [--nodes N] [--tls] [--mtls] [--auth] [--first-address K] [--heap-mb M] [--foreground]
+  start [--nodes N] [--dcs D] [--version V] [--tls] [--mtls] [--auth] [--first-address K] [--heap-mb M] [--foreground]
                        start a fresh cluster (node i on 127.0.0.(K+i-1)) and leave it running;
+                       --dcs D starts D data centers dc1..dcD of N nodes each (one seed per data center);
+                       --version runs that cassandra-all release from Maven Central (default: newest 5.0.x);
                        --tls requires TLS from clients, --mtls also a client certificate,
                        --auth requires the login cassandra/cassandra, --foreground stops it on Ctrl-C
-  status               show each node: address, pid, process, CQL, ring state
+  status               show each node: address, data center/rack, pid, process, CQL, ring state
   stop                 stop every node of the cluster
   stop-node N          stop node N gracefully (SIGTERM)
   kill-node N          kill node N (SIGKILL)
@@ -36,7 +38,7 @@ Commands:
 Every command takes --name NAME (default "local"): the cluster lives in .cache/cassandra/clusters/NAME.`
 
 const commandOptions = {
-  start: ["nodes", "tls", "mtls", "auth", "first-address", "heap-mb", "foreground", "name"],
+  start: ["nodes", "dcs", "version", "tls", "mtls", "auth", "first-address", "heap-mb", "foreground", "name"],
   status: ["name"],
   stop: ["name"],
   "stop-node": ["name"],
@@ -63,6 +65,8 @@ const isCommand = (name: string): name is Command => Object.hasOwn(commandOption
 
 const cliOptions = {
   nodes: { type: "string" },
+  dcs: { type: "string" },
+  version: { type: "string" },
   "first-address": { type: "string" },
   "heap-mb": { type: "string" },
   name: { type: "string" },
@@ -111,6 +115,7 @@ const describeCluster = (cluster: LocalCassandra.Cluster) => {
     `cluster ${cluster.name} (Cassandra ${cluster.version}) is running`,
     `  contact points: ${cluster.contactPoints.join(", ")}   local data center: ${cluster.localDataCenter}`
   ]
+  if (cluster.dataCenters.length > 1) lines.push(`  data centers: ${cluster.dataCenters.join(", ")}`)
   if (cluster.tls !== undefined) {
     lines.push(`  TLS CA: ${cluster.tls.caFile}`)
     if (cluster.tls.clientCertFile !== undefined && cluster.tls.clientKeyFile !== undefined) {
@@ -125,10 +130,11 @@ const describeCluster = (cluster: LocalCassandra.Cluster) => {
 
 const statusTable = (nodes: ReadonlyArray<LocalCassandra.NodeStatus>) => {
   const rows = [
-    ["node", "address", "pid", "process", "CQL", "ring"],
+    ["node", "address", "dc/rack", "pid", "process", "CQL", "ring"],
     ...nodes.map((node) => [
       String(node.index),
       node.address,
+      `${node.dataCenter}/${node.rack}`,
       node.pid === undefined ? "-" : String(node.pid),
       node.decommissioned ? "decommissioned" : node.paused ? "paused" : node.running ? "running" : "stopped",
       node.cql ? "up" : "down",
@@ -156,12 +162,15 @@ const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\
 
 const startCluster = Effect.fnUntraced(function* (values: CliValues) {
   const nodes = yield* wholeNumber(values.nodes, "--nodes")
+  const dataCenters = yield* wholeNumber(values.dcs, "--dcs")
   const firstAddress = yield* wholeNumber(values["first-address"], "--first-address")
   const heapMb = yield* wholeNumber(values["heap-mb"], "--heap-mb")
   const options: LocalCassandra.ClusterOptions = {
     ...(nodes === undefined ? {} : { nodes }),
+    ...(dataCenters === undefined ? {} : { dataCenters }),
     ...(firstAddress === undefined ? {} : { firstAddress }),
     ...(heapMb === undefined ? {} : { heapMb }),
+    ...(values.version === undefined ? {} : { version: values.version }),
     ...(values.name === undefined ? {} : { name: values.name }),
     ...(values.tls === true || values.mtls === true ? { tls: { clientCertificate: values.mtls === true } } : {}),
     ...(values.auth === true ? { auth: true } : {})

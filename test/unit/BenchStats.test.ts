@@ -1,0 +1,54 @@
+import { assert, describe, it } from "@effect/vitest"
+import { estimate, median, pairedDifference, pairedRatio, quantile } from "../../bench/stats.ts"
+
+describe("benchmark statistics", () => {
+  it("interpolates quantiles between the nearest ranks, without reordering the input", () => {
+    const values = [4, 1, 3, 2]
+    assert.strictEqual(quantile(values, 0.5), 2.5)
+    assert.strictEqual(quantile(values, 0), 1)
+    assert.strictEqual(quantile(values, 1), 4)
+    assert.strictEqual(quantile(values, 0.25), 1.75)
+    assert.deepStrictEqual(values, [4, 1, 3, 2])
+    assert.isNaN(quantile([], 0.5))
+    assert.strictEqual(median([7]), 7)
+  })
+
+  it("gives the median with a 95% bootstrap interval inside the rounds' range, the same on every run", () => {
+    const rounds = [10, 12, 11, 30, 9, 10, 11, 13, 10, 12, 11, 10, 9, 12, 11]
+    const figure = estimate(rounds)
+    assert.strictEqual(figure.median, 11)
+    assert.deepStrictEqual(figure.range, [9, 30])
+    const [low, high] = figure.interval
+    assert.isAtMost(low, figure.median)
+    assert.isAtLeast(high, figure.median)
+    assert.isAtLeast(low, 9)
+    // One outlying round moves the median's interval little: it stays far below the outlier.
+    assert.isBelow(high, 20)
+    assert.deepStrictEqual(estimate(rounds).interval, figure.interval, "seeded: the same rounds, the same interval")
+    assert.deepStrictEqual(estimate([5, 5, 5, 5, 5]).interval, [5, 5])
+  })
+
+  it("narrows the interval as rounds agree, and widens it as they spread", () => {
+    const width = (rounds: ReadonlyArray<number>) => {
+      const [low, high] = estimate(rounds).interval
+      return high - low
+    }
+    const tight = [100, 101, 99, 100, 102, 98, 100, 101, 99, 100, 100, 101, 99]
+    const spread = [100, 130, 70, 110, 160, 60, 100, 140, 80, 90, 120, 65, 150]
+    assert.isBelow(width(tight), width(spread))
+  })
+
+  it("pairs the sides round by round, so that what a round does to both cancels out", () => {
+    // A machine whose speed changes tenfold between rounds, with the subject always twice the baseline.
+    const baseline = [1, 10, 100, 3, 30, 7, 70]
+    const subject = baseline.map((value) => value * 2)
+    const ratio = pairedRatio(baseline, subject)
+    assert.strictEqual(ratio.median, 2)
+    assert.deepStrictEqual(ratio.interval, [2, 2])
+    assert.deepStrictEqual(ratio.range, [2, 2])
+    const overhead = pairedDifference(baseline, subject)
+    assert.deepStrictEqual(overhead.rounds, baseline)
+    assert.strictEqual(overhead.median, 10)
+    assert.throws(() => pairedRatio([1, 2], [1]), /paired rounds differ in number: 2 baseline, 1 subject/)
+  })
+})
