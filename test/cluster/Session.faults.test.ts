@@ -10,9 +10,7 @@ import type * as Cassandra from "cassandra-driver"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as BatchJob from "effect-cassandra/BatchJob"
 import * as CassandraLayer from "effect-cassandra/Layer"
@@ -23,16 +21,14 @@ import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 import { importOptions as importJobOptions, importRowCount, importTable } from "../support/importData.ts"
 import { cqlReadyAt, loggedAt } from "../support/nodeLogs.ts"
 import {
-  latencySummary,
-  lostWrites,
-  newTraffic,
-  percentile,
-  type Sample,
-  startClients,
-  startedBetween,
-  stopClients,
-  type Traffic
-} from "../support/traffic.ts"
+  awaitCondition,
+  firstEvent,
+  type Run,
+  underTraffic as runUnderTraffic,
+  type Seen,
+  successesSince
+} from "../support/scenario.ts"
+import { latencySummary, percentile, type Sample, startedBetween } from "../support/traffic.ts"
 
 const firstAddress = 81
 const addressOf = (index: number) => `127.0.0.${firstAddress + index - 1}`
@@ -112,65 +108,9 @@ const heal = (cluster: LocalCassandra.Cluster) =>
     yield* cluster.startStopped
   })
 
-interface Seen {
-  readonly kind: Topology.NodeEvent["_tag"]
-  readonly index: number
-  readonly at: number
-}
-
-interface Run {
-  readonly traffic: Traffic
-  readonly events: Array<Seen>
-}
-
-/** Waits until `condition` holds, re-checking every 100 ms; gives up quietly after `within` (the checks then fail). */
-const awaitCondition = (condition: () => boolean, within: Duration.Input) =>
-  Effect.sync(condition).pipe(
-    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (holds) => holds }),
-    Effect.timeout(within),
-    Effect.ignore
-  )
-
-const successesSince = (traffic: Traffic, from: number) =>
-  traffic.samples.filter((sample) => sample.failure === undefined && sample.startedAt >= from).length
-
-/**
- * Runs `steps` under client traffic with the session's topology events recorded, then stops the clients and counts
- * the acknowledged writes that no longer read back.
- */
-const underTraffic = <A>(
-  steps: (run: Run) => Effect.Effect<A, unknown, CassandraLayer.Services>
-): Effect.Effect<{ readonly result: A; readonly run: Run; readonly lost: number }, unknown, CassandraLayer.Services> =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const topology = yield* Topology.Topology
-      yield* topology.awaitNodesUp(3, "120 seconds")
-      const events: Array<Seen> = []
-      const watcher = yield* topology.events.pipe(
-        Stream.runForEach((event) =>
-          Effect.sync(() => {
-            if (event._tag !== "SchemaChanged") {
-              events.push({ kind: event._tag, index: indexOf(event.node.address), at: event.at.getTime() })
-            }
-          })
-        ),
-        Effect.forkScoped
-      )
-      const traffic = newTraffic()
-      const clients = yield* startClients(traffic, clientFibers)
-      const warmFrom = Date.now()
-      yield* awaitCondition(() => successesSince(traffic, warmFrom) >= 100, "60 seconds")
-      const run = { traffic, events }
-      const result = yield* steps(run)
-      // Some traffic after the fault, so that the session is seen serving again.
-      const after = Date.now()
-      yield* awaitCondition(() => successesSince(traffic, after) >= 100, "60 seconds")
-      yield* stopClients(clients)
-      yield* Fiber.interrupt(watcher)
-      const lost = yield* lostWrites(traffic.acknowledged)
-      return { result, run, lost }
-    })
-  )
+/** Runs `steps` under this suite's client traffic on its 3-node cluster (test/support/scenario.ts). */
+const underTraffic = <A>(steps: (run: Run) => Effect.Effect<A, unknown, CassandraLayer.Services>) =>
+  runUnderTraffic({ nodes: 3, indexOf, clientFibers }, steps)
 
 const eventKinds = (events: ReadonlyArray<Seen>) =>
   events.length === 0 ? "none" : events.map((event) => `${event.kind}(${event.index})`).join(",")
@@ -194,9 +134,6 @@ const report = (
   )
   return { p99 }
 }
-
-const firstEvent = (events: ReadonlyArray<Seen>, kind: Seen["kind"], index: number, from: number, to = Infinity) =>
-  events.find((event) => event.kind === kind && event.index === index && event.at >= from && event.at < to)
 
 /**
  * A node made unresponsive for 45 s without closing a socket, frozen or cut off: no request may fail or be lost,

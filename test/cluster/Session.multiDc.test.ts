@@ -153,10 +153,10 @@ interface Probe {
   readonly key: number
   readonly ms: number
   readonly endedAt: number
-  readonly outcome: "Success" | CassandraErrorReason
+  readonly outcome: "Success" | ReasonTag
 }
 
-type CassandraErrorReason = Exclude<Sample["failure"], undefined>
+type ReasonTag = Exclude<Sample["failure"], undefined>
 
 /** One idempotent write at EACH_QUORUM, timed; the reason's details when it is Unavailable. */
 const eachQuorumWrite = Effect.gen(function* () {
