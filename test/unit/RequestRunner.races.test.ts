@@ -1,40 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import type * as Cassandra from "cassandra-driver"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as Session from "effect-cassandra/Session"
-import { consistencyCode, makeSessionSettings } from "../../src/internal/clientOptions.ts"
-import { makeRequestRunner } from "../../src/internal/requestRunner.ts"
-
-/** A stand-in for the driver client whose requests answer only when the test says so. */
-const recordingClient = () => {
-  const calls: Array<{ readonly options: Cassandra.QueryOptions; readonly answer: () => void }> = []
-  const client = {
-    keyspace: undefined,
-    execute: (_query: string, _params: Array<unknown>, options: Cassandra.QueryOptions) =>
-      new Promise((resolve) => {
-        calls.push({ options, answer: () => resolve({ rows: [], info: {} }) })
-      })
-  }
-  return { calls, client: client as unknown as Cassandra.Client }
-}
-
-const runnerOver = (client: Cassandra.Client, options: Session.ClientSessionOptions) =>
-  Effect.flatMap(makeSessionSettings(options), (settings) => makeRequestRunner(client, settings))
-
-const request = (options: Session.RequestOptions = {}): Session.Request => ({
-  query: "SELECT v FROM kv WHERE k = ?",
-  params: [1],
-  options
-})
-
-const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
-  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done }))
+import { consistencyCode } from "../../src/internal/clientOptions.ts"
+import { recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
 
 /** Spans of Effect's own kind, kept by the test, whose `attribute` throws for the keys `throwsOn` names. */
 const recordingTracer = (throwsOn: (key: string) => boolean = () => false) => {

@@ -5,39 +5,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
-import { makeSessionSettings } from "../../src/internal/clientOptions.ts"
-import { makeRequestRunner } from "../../src/internal/requestRunner.ts"
-
-/**
- * A stand-in for the driver client that records the options of each request and lets the test decide when it
- * answers: what is checked is what the session hands the driver, not what the driver does with it.
- */
-const recordingClient = () => {
-  const calls: Array<{ readonly options: Cassandra.QueryOptions; readonly answer: () => void }> = []
-  const client = {
-    keyspace: undefined,
-    execute: (_query: string, _params: Array<unknown>, options: Cassandra.QueryOptions) =>
-      new Promise((resolve) => {
-        calls.push({ options, answer: () => resolve({ rows: [], info: {} }) })
-      })
-  }
-  return { calls, client: client as unknown as Cassandra.Client }
-}
-
-const runnerOver = (client: Cassandra.Client, options: Session.ClientSessionOptions) =>
-  Effect.flatMap(makeSessionSettings(options), (settings) => makeRequestRunner(client, settings))
-
-const request = (options: Session.RequestOptions = {}): Session.Request => ({
-  query: "SELECT v FROM kv WHERE k = ?",
-  params: [1],
-  options
-})
-
-const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
-  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done }))
+import { recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
 
 describe("request runner", () => {
   it.live("bounds each attempt by the attempt timeout and by the request's own deadline", () =>
