@@ -1,8 +1,8 @@
 /**
  * A session per worker, on a real three-node cluster (keyspace replicated three times, LOCAL_QUORUM): a
  * `node:cluster` service and a `worker_threads` service (test/cluster/programs/workers.ts), four workers each, every
- * worker with its own session built by the same layer, its own topology stream and two fibers of idempotent writes
- * and reads. Both services run at once through a rolling restart of the three nodes; then one worker of each is
+ * worker with its own session built by the same layer, its own topology stream and two paced fibers of idempotent
+ * writes and reads. Both services run at once through a rolling restart of the three nodes; then one worker of each is
  * killed mid-traffic (SIGKILL; `terminate()` for a thread) and replaced; then every worker is stopped and must exit
  * by itself, its session closed and nothing left open. Prints one line per kind. Addresses 127.0.0.123-125.
  */

@@ -3,6 +3,7 @@
  * written before, recording every request's start, duration and outcome, so that a scenario can check that no
  * acknowledged write was lost and measure the latency of the requests started while a node was in trouble.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
@@ -72,8 +73,11 @@ const timed = <A extends { readonly info: Query.ExecutionInfo }>(
     return result
   })
 
-/** One client: alternates idempotent writes of fresh keys into `kv` and reads of keys written before, until stopped. */
-export const client = (traffic: Traffic) =>
+/**
+ * One client: alternates idempotent writes of fresh keys into `kv` and reads of keys written before, until stopped,
+ * pausing `thinkTime` after each pair when given (a client serving users rather than saturating the machine).
+ */
+export const client = (traffic: Traffic, thinkTime?: Duration.Input) =>
   Effect.gen(function* () {
     while (!traffic.stopping) {
       const key = nextKey++
@@ -84,20 +88,25 @@ export const client = (traffic: Traffic) =>
       if (wrote._tag === "Success") traffic.acknowledged.push(key)
       const readKey = traffic.acknowledged[Math.floor(Math.random() * traffic.acknowledged.length)] ?? key
       yield* timed(traffic, cql`SELECT v FROM kv WHERE k = ${readKey}`.result)
+      if (thinkTime !== undefined) yield* Effect.sleep(thinkTime)
     }
   })
 
 /** The traffic each running set of clients records into, so that {@link stopClients} can tell them to stop. */
 const recordingInto = new WeakMap<Fiber.Fiber<unknown>, Traffic>()
 
-/** Runs `fibers` clients in the background of the scope, until {@link stopClients}. */
+/**
+ * Runs `fibers` clients in the background of the scope, until {@link stopClients}; without `thinkTime` each sends its
+ * next request as soon as the last one ended, saturating the machine.
+ */
 export const startClients = (
   traffic: Traffic,
-  fibers: number
+  fibers: number,
+  thinkTime?: Duration.Input
 ): Effect.Effect<Fiber.Fiber<unknown>, never, Session | Scope.Scope> =>
   Effect.forkScoped(
     Effect.all(
-      Array.from({ length: fibers }, () => client(traffic)),
+      Array.from({ length: fibers }, () => client(traffic, thinkTime)),
       { concurrency: "unbounded" }
     )
   ).pipe(Effect.tap((clients) => Effect.sync(() => recordingInto.set(clients, traffic))))

@@ -2,7 +2,8 @@
  * A service with WORKERS_COUNT workers of kind WORKERS_KIND (`cluster`: `node:cluster` processes, `threads`:
  * `worker_threads`), each building its own session with the same layer (keyspace WORKERS_KEYSPACE on
  * CASSANDRA_CONTACT_POINTS, LOCAL_QUORUM), watching its own topology stream and running two fibers of idempotent
- * writes and reads. Started by test/cluster/Workers.test.ts with an IPC channel:
+ * writes and reads, each pausing 50 ms after every write and read pair. Started by test/cluster/Workers.test.ts
+ * with an IPC channel:
  *
  * - the primary forwards every worker message to the test, tagged with the worker's id: `Ready` (with its pid),
  *   `Event` (a node going down or up, as that worker's topology stream reported it), `Report` (its requests,
@@ -27,6 +28,7 @@ import { lostWrites, newTraffic, startClients, stopClients } from "../../support
 type Message = { readonly _tag: string } & Record<string, unknown>
 
 const naturalExitTimeout = 30_000
+const thinkTime = "50 millis"
 
 /** One worker's life: its own session and topology stream, traffic until told to stop, then a report. */
 const runWorker = (send: (message: Message) => void, stopped: Promise<void>) =>
@@ -43,7 +45,9 @@ const runWorker = (send: (message: Message) => void, stopped: Promise<void>) =>
       Effect.forkScoped
     )
     const traffic = newTraffic()
-    const clients = yield* startClients(traffic, 2)
+    // Paced as a service serving its users: sixteen saturating loops would overload the three nodes sharing two cores
+    // with them, and Cassandra's own replica timeouts would then measure the machine rather than the sessions.
+    const clients = yield* startClients(traffic, 2, thinkTime)
     send({ _tag: "Ready", pid: process.pid })
     yield* Effect.promise(() => stopped)
     yield* stopClients(clients)
