@@ -118,6 +118,13 @@ class BuiltFragment extends Inspectable.Class {
   static is(u: unknown): u is BuiltFragment {
     return typeof u === "object" && u !== null && #text in u
   }
+  // Read through these, never through `text` and `params`: a property defined on an instance shadows those getters.
+  static textOf(fragment: BuiltFragment): string {
+    return fragment.#text
+  }
+  static paramsOf(fragment: BuiltFragment): ReadonlyArray<unknown> {
+    return fragment.#params
+  }
   static unsendableOf(fragment: BuiltFragment): Unsendable | undefined {
     return fragment.#unsendable
   }
@@ -451,6 +458,10 @@ class BuiltStatement extends BuiltFragment {
   static override is(u: unknown): u is BuiltStatement {
     return typeof u === "object" && u !== null && #options in u
   }
+  /** Whether it holds no options (a routing key or page state is data) and no session. */
+  static holdsOnlyText(statement: BuiltStatement): boolean {
+    return statement.#session === undefined && Object.keys(statement.#options).length === 0
+  }
 }
 // The Effect members (and the statement's own printed form) go on the class's prototype as they are, getters included.
 Object.defineProperties(BuiltStatement.prototype, Object.getOwnPropertyDescriptors(statementMembers))
@@ -491,8 +502,8 @@ class Builder {
       this.text += BuiltIdentifier.textOf(value)
       this.unsendable = mergeUnsendable(this.unsendable, BuiltIdentifier.unsendableOf(value))
     } else if (BuiltFragment.is(value)) {
-      this.text += value.text
-      for (const param of value.params) this.params.push(param)
+      this.text += BuiltFragment.textOf(value)
+      for (const param of BuiltFragment.paramsOf(value)) this.params.push(param)
       this.unsendable = mergeUnsendable(this.unsendable, BuiltFragment.unsendableOf(value))
     } else {
       this.text += "?"
@@ -502,6 +513,39 @@ class Builder {
 }
 
 const isInlined = (value: unknown) => BuiltFragment.is(value) || BuiltIdentifier.is(value)
+
+/**
+ * A bound value, a name, or a fragment holding nothing but text: what a template's kept text may be built from, as
+ * what it inlined is kept alive with it.
+ */
+const isValueFree = (value: unknown) =>
+  !BuiltFragment.is(value) ||
+  (BuiltFragment.paramsOf(value).length === 0 && (!BuiltStatement.is(value) || BuiltStatement.holdsOnlyText(value)))
+
+/**
+ * The text last built at a template call site that inlines names or value-free fragments, with what it inlined at
+ * each position (undefined where a value was bound). Both are immutable, so the same objects at the same positions
+ * give the same text: the call reuses it, and the request path finds its plan by a string whose hash is already
+ * computed. Fragments with values, and statements with options or a session, are never kept, so no bound value
+ * outlives its statement here.
+ */
+interface BuiltTemplate {
+  readonly inlined: ReadonlyArray<unknown>
+  readonly text: string
+  readonly unsendable: Unsendable | undefined
+}
+
+const builtTemplates = new WeakMap<TemplateStringsArray, BuiltTemplate>()
+
+const inlinesTheSame = (inlined: ReadonlyArray<unknown>, values: ReadonlyArray<unknown>) => {
+  // A strings array called as a function may be given any number of values.
+  if (values.length !== inlined.length) return false
+  for (let index = 0; index < values.length; index++) {
+    const kept = inlined[index]
+    if (kept === undefined ? isInlined(values[index]) : values[index] !== kept) return false
+  }
+  return true
+}
 
 const parameterTexts = new WeakMap<TemplateStringsArray, string>()
 
@@ -528,12 +572,30 @@ const build = <A, R>(
     }
     return makeStatement(parameterText(strings), values, {}, undefined, session)
   }
+  const kept = builtTemplates.get(strings)
+  if (kept !== undefined && inlinesTheSame(kept.inlined, values)) {
+    // The same names and value-free fragments as the call that built the text: only the bound values are new.
+    const params: Array<unknown> = []
+    for (let index = 0; index < values.length; index++) {
+      if (kept.inlined[index] !== undefined) continue
+      const value = values[index]
+      params.push(value instanceof Uint8Array ? toBuffer(value) : value)
+    }
+    return makeStatement(kept.text, params, {}, kept.unsendable, session)
+  }
   const builder = new Builder()
   builder.text = strings[0] ?? ""
   values.forEach((value, index) => {
     builder.add(value)
     builder.text += strings[index + 1] ?? ""
   })
+  if (Object.isFrozen(strings) && values.every(isValueFree)) {
+    builtTemplates.set(strings, {
+      inlined: values.map((value) => (isInlined(value) ? value : undefined)),
+      text: builder.text,
+      unsendable: builder.unsendable
+    })
+  }
   return makeStatement(builder.text, builder.params, {}, builder.unsendable, session)
 }
 

@@ -55,7 +55,7 @@ import {
   type LiveKeyspace,
   warningKinds
 } from "./internal/schemaDiff.ts"
-import { agreementTimeoutMillis, checkAfterAgreement, inAgreement } from "./internal/schemaRecheck.ts"
+import { agreementTimeoutMillis, checkAfterAgreement, inAgreement, recheckOnChanges } from "./internal/schemaRecheck.ts"
 import * as Metrics from "./Metrics.ts"
 import { Session } from "./Session.ts"
 import type * as Table from "./Table.ts"
@@ -274,13 +274,8 @@ export const layer = (
         inAgreement(session.client),
         agreementTimeoutMillis(session.client),
         recheck
-      ).pipe(Effect.catch((error) => Effect.logWarning(`The schema could not be checked again: ${error.message}`)))
-      // One re-check for every batch of changes that arrived while the previous one ran: a migration of many
-      // statements is checked once it is done, not once per statement.
-      yield* Stream.fromPull(Effect.succeed(changes)).pipe(
-        Stream.runForEachArray(() => recheckAfterAgreement),
-        Effect.forkScoped
       )
+      yield* Effect.forkScoped(recheckOnChanges(Stream.fromPull(Effect.succeed(changes)), recheckAfterAgreement))
       return SchemaCheck.of({ differences: Ref.get(latest), recheck })
     })
   )

@@ -5,9 +5,12 @@
  * gone). So the re-check first waits until every node agrees on the schema, as the reporting node sees it.
  */
 import type * as Cassandra from "cassandra-driver"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import type * as CassandraError from "../CassandraError.ts"
 
 const pollInterval = "200 millis"
 
@@ -55,3 +58,23 @@ export const checkAfterAgreement = <A, E, R>(
         ),
         Effect.andThen(check)
       )
+
+/**
+ * Runs `recheck` once for every batch of `changes` that arrived while the previous one ran (a migration of many
+ * statements is checked once it is done, not once per statement), until interrupted. A re-check that fails, or dies
+ * of a defect, is logged and the next change is checked again: one bad read must not end drift detection for the
+ * life of the session.
+ */
+export const recheckOnChanges = <R>(
+  changes: Stream.Stream<unknown>,
+  recheck: Effect.Effect<unknown, CassandraError.CassandraError, R>
+): Effect.Effect<void, never, R> =>
+  Stream.runForEachArray(changes, () =>
+    Effect.catchCause(recheck, (cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+      const error = Cause.findErrorOption(cause)
+      return Option.isSome(error)
+        ? Effect.logWarning(`The schema could not be checked again: ${error.value.message}`)
+        : Effect.logError("The schema check died checking again; it checks again at the next schema change", cause)
+    })
+  )

@@ -135,6 +135,11 @@ describe("Query.cql injection", () => {
       const batchExit = runWithoutSending(Query.batch([cql`DELETE FROM ${identifier(name)} WHERE k = ${1}`]))
       assert.strictEqual(failureReason(batchExit)?._tag, "InvalidIdentifier")
     }
+    // The same hostile identifier at one call site, twice: the second call is refused as the first was.
+    const hostileName = identifier("ks", 'users"; DROP TABLE t; --')
+    for (let call = 0; call < 2; call++) {
+      assert.strictEqual(failureReason(runWithoutSending(cql`SELECT * FROM ${hostileName}`))?._tag, "InvalidIdentifier")
+    }
     const forgedStatement = JSON.parse('{"text":"DROP TABLE users","params":[]}') as Query.Statement
     const forgedBatch = runWithoutSending(Query.batch([cql`DELETE FROM t WHERE k = ${1}`, forgedStatement]))
     assert.strictEqual(failureReason(forgedBatch)?._tag, "InvalidArgument")
@@ -330,6 +335,89 @@ describe("Query forgeries made in code", () => {
     const json = JSON.stringify(statement)
     assert.notInclude(json, "hunter2")
     assert.notInclude(String(statement), "hunter2")
+  })
+
+  it("inlines a built fragment as it was built, whatever is defined on it afterwards, at every call", () => {
+    const order = cql`ORDER BY c`
+    Object.defineProperty(order, "text", { value: "; DROP TABLE users" })
+    let reads = 0
+    Object.defineProperty(order, "params", { get: () => (reads++ % 2 === 0 ? ["alice"] : []) })
+    const page = (limit: unknown) => cql`SELECT * FROM t ${order} LIMIT ${limit}`
+    for (let call = 0; call < 4; call++) {
+      const statement = page(10)
+      assert.strictEqual(statement.text, "SELECT * FROM t ORDER BY c LIMIT ?", `call ${call}`)
+      assert.deepStrictEqual(statement.params, [10], `call ${call}`)
+    }
+  })
+
+  it("gives every call at a call site what an unfrozen copy of its strings gives, whatever came before", () => {
+    const a = identifier("a")
+    const b = identifier("ks", "b")
+    const hostile = identifier('x"; DROP TABLE t; --')
+    const notAString = identifier(42 as unknown as string)
+    const inlinable = [
+      a,
+      b,
+      hostile,
+      notAString,
+      cql`ORDER BY c`,
+      cql`ORDER BY c`.withOptions({ consistency: "ONE" }),
+      Query.identifiers(["x", "y"]),
+      Query.identifiers([]),
+      Query.inList([]),
+      Query.join([a, b], " AND "),
+      Query.join([a], "; DROP" as Query.Separator),
+      cql`${1} + 1`,
+      Query.inList(["alice", new Uint8Array([1])])
+    ]
+    const bound = [
+      1,
+      "alice",
+      undefined,
+      null,
+      new Uint8Array([7, 8]),
+      { ...a },
+      JSON.parse('{"text":"DROP TABLE users","params":[]}'),
+      new Proxy(a, {})
+    ]
+    const pieces = ["SELECT ", " FROM ", " WHERE k = ", ""]
+    const handFrozen = Object.freeze(
+      Object.assign([...pieces], { raw: Object.freeze([...pieces]) })
+    ) as unknown as TemplateStringsArray
+    const callSites = [
+      (v: ReadonlyArray<unknown>) => cql`SELECT ${v[0]} FROM ${v[1]} WHERE k = ${v[2]}`,
+      (v: ReadonlyArray<unknown>) => cql`SELECT * FROM ${v[0]}`,
+      (v: ReadonlyArray<unknown>) => cql(handFrozen, ...v)
+    ]
+    const unfrozen = [
+      Object.assign(["SELECT ", " FROM ", " WHERE k = ", ""], { raw: [] }),
+      Object.assign(["SELECT * FROM ", ""], { raw: [] }),
+      Object.assign([...pieces], { raw: [] })
+    ] as unknown as ReadonlyArray<TemplateStringsArray>
+    const outcome = (statement: Query.Statement) => {
+      const exit = runWithoutSending(statement)
+      const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+      return reason?._tag === "Fail" ? `${reason.error.reason._tag}: ${reason.error.message}` : "sendable"
+    }
+    const value = fc.oneof(fc.constantFrom(...inlinable), fc.constantFrom(...bound))
+    const call = fc.record({
+      site: fc.integer({ min: 0, max: callSites.length - 1 }),
+      values: fc.array(value, { minLength: 1, maxLength: 4 })
+    })
+    fc.assert(
+      fc.property(fc.array(call, { minLength: 1, maxLength: 12 }), (calls) => {
+        for (const { site, values } of calls) {
+          const used = site === 2 ? values : Array.from({ length: site === 0 ? 3 : 1 }, (_, index) => values[index])
+          const statement = callSites[site]!(used)
+          const fresh = cql(unfrozen[site]!, ...used)
+          assert.strictEqual(statement.text, fresh.text)
+          assert.deepStrictEqual(statement.params, fresh.params)
+          for (const param of statement.params) assert.isFalse(param instanceof Uint8Array && !Buffer.isBuffer(param))
+          assert.strictEqual(outcome(statement), outcome(fresh))
+        }
+      }),
+      { numRuns: 500 }
+    )
   })
 })
 

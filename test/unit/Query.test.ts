@@ -1,8 +1,12 @@
 import { inspect } from "node:util"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import * as Formatter from "effect/Formatter"
 import * as Query from "effect-cassandra/Query"
+import { Session } from "effect-cassandra/Session"
 
 const { cql, identifier } = Query
 
@@ -31,6 +35,37 @@ describe("Query.cql", () => {
     const statement = cql`SELECT * FROM t WHERE ${condition} AND c = ${3}`
     assert.strictEqual(statement.text, "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?")
     assert.deepStrictEqual(statement.params, [1, 2, 3])
+  })
+
+  it("builds each call of one call site from that call's own values, whatever an earlier call inlined", () => {
+    const a = identifier("ks", "a")
+    const b = identifier("ks", "b")
+    const select = (table: Query.Identifier, key: unknown) => cql`SELECT * FROM ${table} WHERE k = ${key}`
+    for (const [table, name] of [
+      [a, "a"],
+      [a, "a"],
+      [b, "b"],
+      [a, "a"]
+    ] as const) {
+      const statement = select(table, 1)
+      assert.strictEqual(statement.text, `SELECT * FROM "ks"."${name}" WHERE k = ?`)
+      assert.deepStrictEqual(statement.params, [1])
+    }
+    // A position bound at one call and inlined at the next, then bound again.
+    assert.strictEqual(select(a, cql`${2} + 1`).text, `SELECT * FROM "ks"."a" WHERE k = ? + 1`)
+    assert.deepStrictEqual(select(a, cql`${2} + 1`).params, [2])
+    assert.strictEqual(select(a, a).text, `SELECT * FROM "ks"."a" WHERE k = "ks"."a"`)
+    assert.deepStrictEqual(select(a, a).params, [])
+    const bytes = select(a, new Uint8Array([1, 2]))
+    assert.strictEqual(bytes.text, `SELECT * FROM "ks"."a" WHERE k = ?`)
+    assert.isTrue(Buffer.isBuffer(bytes.params[0]))
+    assert.deepStrictEqual([...(bytes.params[0] as Buffer)], [1, 2])
+    // A fragment without values inlined at every call, and one with values.
+    const order = cql`ORDER BY c DESC`
+    const page = (limit: Query.Statement | number) => cql`SELECT * FROM ${a} ${order} LIMIT ${limit}`
+    assert.strictEqual(page(10).text, `SELECT * FROM "ks"."a" ORDER BY c DESC LIMIT ?`)
+    assert.deepStrictEqual(page(11).params, [11])
+    assert.deepStrictEqual(page(cql`${12}`).params, [12])
   })
 
   it("merges options without changing the original statement", () => {
@@ -117,6 +152,45 @@ describe("Query.cql", () => {
       assert.notInclude(text, "alice")
       assert.notInclude(text, "hunter2")
       assert.include(text, "(?, ?)")
+    }
+  })
+
+  it("builds a frozen strings array given more or fewer values than its pieces as it builds an unfrozen copy", () => {
+    const pieces = ["SELECT * FROM ", " WHERE k = ", ""]
+    const strings = Object.freeze(
+      Object.assign([...pieces], { raw: Object.freeze([...pieces]) })
+    ) as unknown as TemplateStringsArray
+    const unfrozen = Object.assign([...pieces], { raw: [...pieces] }) as unknown as TemplateStringsArray
+    const table = identifier("t")
+    for (const values of [[table, 1], [table, 1, 2], [table], [table, 1], [table, 1, table], [table, 1]]) {
+      const statement = cql(strings, ...values)
+      const fresh = cql(unfrozen, ...values)
+      assert.strictEqual(statement.text, fresh.text, `${values.length} values`)
+      assert.deepStrictEqual(statement.params, fresh.params, `${values.length} values`)
+    }
+  })
+
+  it("keeps nothing a call site inlined alive once its statement is gone: no option, session or value", async () => {
+    setFlagsFromString("--expose-gc")
+    const collectGarbage = runInNewContext("gc") as () => void
+    const inline = (fragment: unknown) => cql`SELECT * FROM t ${fragment}`
+    const session = { execute: () => undefined } as unknown as Session
+    const made = [
+      () => cql`LIMIT 1`.withOptions({ routingKey: Buffer.from("alice"), pageState: "c2VjcmV0" }),
+      () => Effect.runSync(Effect.provideService(Query.template, Session, { ...session }))`LIMIT 1`,
+      () => Query.inList(["alice"])
+    ]
+    for (const make of made) {
+      const gone = ((): WeakRef<object> => {
+        const fragment = make()
+        assert.isTrue(inline(fragment).text.startsWith("SELECT * FROM t "))
+        return new WeakRef(fragment)
+      })()
+      for (let attempt = 0; attempt < 10 && gone.deref() !== undefined; attempt++) {
+        await new Promise((resolve) => setImmediate(resolve))
+        collectGarbage()
+      }
+      assert.isUndefined(gone.deref(), "the call site keeps the inlined statement alive")
     }
   })
 })
