@@ -14,7 +14,7 @@ import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as CassandraError from "./CassandraError.ts"
-import { boundSession, useSession } from "./internal/boundSession.ts"
+import { boundSession, executeStatement } from "./internal/boundSession.ts"
 import { toBuffer } from "./internal/bytes.ts"
 import { type BatchType, type RequestOptions, Session } from "./Session.ts"
 
@@ -162,6 +162,14 @@ class BuiltIdentifier {
   }
   static textOf(identifier: BuiltIdentifier): string {
     return identifier.#text
+  }
+  /** Whether two identifiers write the same text and refuse the same names (`"a"."b"` may be one name or two). */
+  static writesTheSame(first: BuiltIdentifier, second: BuiltIdentifier): boolean {
+    if (first.#text !== second.#text || first.#invalidNames.length !== second.#invalidNames.length) return false
+    for (let index = 0; index < first.#invalidNames.length; index++) {
+      if (first.#invalidNames[index] !== second.#invalidNames[index]) return false
+    }
+    return true
   }
   static unsendableOf(identifier: BuiltIdentifier): Unsendable | undefined {
     return identifier.#invalidNames.length === 0 ? undefined : { invalidNames: identifier.#invalidNames, problems: [] }
@@ -329,14 +337,20 @@ const unsendableError = (
 const invalidArgument = (detail: string, context: { readonly operation: string; readonly statement?: string }) =>
   new CassandraError.CassandraError({ reason: new CassandraError.InvalidArgument({ detail }), ...context })
 
-/** Runs one request for a statement, failing before sending when it cannot be sent. */
-const send = (statement: StatementState, options: StatementOptions) => {
+/**
+ * Runs one request for a statement and gives `project` of its result, failing before sending when it cannot be
+ * sent. A value-free statement that cannot be sent needs no session to say so.
+ */
+const send = <A>(
+  statement: StatementState,
+  options: StatementOptions,
+  project: (result: Cassandra.types.ResultSet) => A
+): Effect.Effect<A, CassandraError.CassandraError, Session> => {
   const unsendable = BuiltFragment.unsendableOf(statement)
-  return useSession<Cassandra.types.ResultSet, CassandraError.CassandraError, never, unknown>(statement, (session) =>
-    unsendable === undefined
-      ? session.execute({ query: statement.text, params: statement.params, options })
-      : Effect.fail(unsendableError(unsendable, { operation: "execute", statement: statement.text }))
-  )
+  const text = BuiltFragment.textOf(statement)
+  return unsendable === undefined
+    ? executeStatement(statement, text, BuiltFragment.paramsOf(statement) as Array<unknown>, options, project)
+    : Effect.fail(unsendableError(unsendable, { operation: "execute", statement: text }))
 }
 
 const pageStateOf = (result: Cassandra.types.ResultSet) => Option.fromNullishOr(result.pageState ?? undefined)
@@ -389,8 +403,9 @@ const statementMembers = {
     )
   },
   page(this: StatementState, pageState?: string) {
-    return Effect.map(
-      send(this, pageState === undefined ? this.options : { ...this.options, pageState }),
+    return send(
+      this,
+      pageState === undefined ? this.options : { ...this.options, pageState },
       (result): Page<Row> => ({ rows: rowsOf(result), pageState: pageStateOf(result) })
     )
   },
@@ -402,7 +417,7 @@ const statementMembers = {
   },
   get result() {
     const self = this as unknown as StatementState
-    return Effect.map(send(self, self.options), (result) => ({
+    return send(self, self.options, (result) => ({
       rows: rowsOf(result),
       info: executionInfo(result),
       pageState: pageStateOf(result)
@@ -410,13 +425,13 @@ const statementMembers = {
   },
   get conditional() {
     const self = this as unknown as StatementState
-    return Effect.map(send(self, self.options), conditionalOf)
+    return send(self, self.options, conditionalOf)
   },
   ...Effectable.Prototype<Statement<unknown, unknown>>({
     label: "Statement",
     evaluate() {
       const self = this as unknown as StatementState
-      return Effect.map(send(self, self.options), rowsOf)
+      return send(self, self.options, rowsOf)
     }
   }),
   // Every printed form (`String`, `util.inspect`, Effect's formatter) goes through this: parameters and the options
@@ -524,10 +539,10 @@ const isValueFree = (value: unknown) =>
 
 /**
  * The text last built at a template call site that inlines names or value-free fragments, with what it inlined at
- * each position (undefined where a value was bound). Both are immutable, so the same objects at the same positions
- * give the same text: the call reuses it, and the request path finds its plan by a string whose hash is already
- * computed. Fragments with values, and statements with options or a session, are never kept, so no bound value
- * outlives its statement here.
+ * each position (undefined where a value was bound). Both are immutable, so the same objects (or names writing the
+ * same text) at the same positions give the same text: the call reuses it, and the request path finds its plan by a
+ * string whose hash is already computed. Fragments with values, and statements with options or a session, are never
+ * kept, so no bound value outlives its statement here.
  */
 interface BuiltTemplate {
   readonly inlined: ReadonlyArray<unknown>
@@ -542,10 +557,15 @@ const inlinesTheSame = (inlined: ReadonlyArray<unknown>, values: ReadonlyArray<u
   if (values.length !== inlined.length) return false
   for (let index = 0; index < values.length; index++) {
     const kept = inlined[index]
-    if (kept === undefined ? isInlined(values[index]) : values[index] !== kept) return false
+    if (kept === undefined ? isInlined(values[index]) : !inlinesAs(kept, values[index])) return false
   }
   return true
 }
+
+// A name built anew at each call (`${Query.identifier("ks", table)}`) is a new object writing the same text.
+const inlinesAs = (kept: unknown, value: unknown) =>
+  value === kept ||
+  (BuiltIdentifier.is(kept) && BuiltIdentifier.is(value) && BuiltIdentifier.writesTheSame(kept, value))
 
 const parameterTexts = new WeakMap<TemplateStringsArray, string>()
 

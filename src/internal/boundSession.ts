@@ -2,8 +2,12 @@
  * The session a statement was built for by a session's template, shared by Query (which binds it) and CqlSchema
  * (which reads the session's decode recorder through it).
  */
-import type * as Effect from "effect/Effect"
-import { Session } from "../Session.ts"
+import type * as Cassandra from "cassandra-driver"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as CassandraError from "../CassandraError.ts"
+import { type RequestOptions, Session } from "../Session.ts"
+import { type FiberSender, sendInFiber } from "./requestRunner.ts"
 
 /** The key of the bound session on a statement; absent on statements of the global `cql` template. */
 export const boundSession: unique symbol = Symbol("effect-cassandra/Query/boundSession")
@@ -23,4 +27,38 @@ export const useSession = <A, E, R, Requirement>(
 ): Effect.Effect<A, E, R | Requirement> => {
   const session = (carrier as SessionCarrier)[boundSession]
   return (session === undefined ? Session.use(f) : f(session)) as Effect.Effect<A, E, R | Requirement>
+}
+
+/**
+ * Runs one statement on the carrier's session (or the `Session` service) and gives `project` of its result: one
+ * `withFiber` and one callback on a session of this library, else the session's own `execute` (a decorated session
+ * keeps its decoration) and a `map`.
+ */
+export const executeStatement = <A>(
+  carrier: object,
+  query: string,
+  params: Array<unknown>,
+  options: RequestOptions,
+  project: (result: Cassandra.types.ResultSet) => A
+): Effect.Effect<A, CassandraError.CassandraError, Session> =>
+  Effect.withFiber((fiber) => {
+    const session = (carrier as SessionCarrier)[boundSession] ?? Context.getUnsafe(fiber.context, Session)
+    const execute = session.execute
+    const own = ownSender(session, execute)
+    return own !== undefined
+      ? own.send(fiber, query, params, options, project)
+      : Effect.map(execute.call(session, { query, params, options }), project)
+  })
+
+/**
+ * The session's own request path when `execute` is the one it belongs to. A session that is not this library's may
+ * refuse to be asked for anything it does not have (a strict stand-in throws), so asking never throws.
+ */
+const ownSender = (session: Session, execute: Session["execute"]): FiberSender | undefined => {
+  try {
+    const own = (session as { readonly [sendInFiber]?: FiberSender })[sendInFiber]
+    return own?.execute === execute ? own : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -35,8 +35,33 @@ import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsR
 import { classifyFailure } from "./rePrepare.ts"
 import { makeThrottle, type Throttle } from "./throttle.ts"
 
+/**
+ * The key of a session's request path for a caller that already runs in the fiber (a statement of `Query`): no
+ * second `withFiber`, and the caller's projection of the result applied before the fiber resumes, with no `map`.
+ * Private to the library: a `Symbol` no other code can name.
+ */
+export const sendInFiber: unique symbol = Symbol("effect-cassandra/Session/sendInFiber")
+
+/**
+ * A session's own request path for callers in the fiber, with the `execute` it belongs to: a session copied with
+ * another `execute` (a decorator) keeps this key, but must be used through its own `execute`.
+ */
+export interface FiberSender {
+  readonly execute: Session["execute"]
+  readonly send: <A>(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    query: string,
+    params: Array<unknown>,
+    options: RequestOptions,
+    project: (result: Cassandra.types.ResultSet) => A
+  ) => Effect.Effect<A, CassandraError.CassandraError>
+}
+
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
-type RequestRunner = Pick<Session, "execute" | "batch" | "inFlight">
+export type RequestRunner = Pick<Session, "execute" | "batch" | "inFlight"> & { readonly [sendInFiber]: FiberSender }
+
+/** What a request resumes its fiber with: the result set, or the caller's projection of it. */
+type Projection = (result: Cassandra.types.ResultSet) => unknown
 
 const maxTimestamp = 2n ** 63n - 1n
 const timestampFloorMicros = BigInt(defaults.timestampFloor.getTime()) * 1000n
@@ -332,7 +357,7 @@ class PendingRequest implements Expiring {
   private waiting = true
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
-  private resume: (effect: Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>) => void = noResume
+  private resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void = noResume
 
   private readonly sender: Sender
   private readonly plan: StatementPlan
@@ -341,6 +366,7 @@ class PendingRequest implements Expiring {
   private readonly span: Tracer.Span | undefined
   private readonly series: RequestSeries | undefined
   private readonly startedAt: number
+  private readonly project: Projection | undefined
 
   constructor(
     sender: Sender,
@@ -349,7 +375,8 @@ class PendingRequest implements Expiring {
     call: DriverCall,
     span: Tracer.Span | undefined,
     series: RequestSeries | undefined,
-    startedAt: number
+    startedAt: number,
+    project: Projection | undefined
   ) {
     this.sender = sender
     this.plan = plan
@@ -358,11 +385,12 @@ class PendingRequest implements Expiring {
     this.span = span
     this.series = series
     this.startedAt = startedAt
+    this.project = project
     this.expiresAt = startedAt + prepared.timeoutMillis
   }
 
   /** Starts the request for the fiber `resume` wakes; the effect returned withdraws it when that fiber is interrupted. */
-  register(resume: (effect: Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>) => void) {
+  register(resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void) {
     this.resume = resume
     const { sender, prepared } = this
     const timeoutMillis = prepared.timeoutMillis
@@ -426,7 +454,16 @@ class PendingRequest implements Expiring {
     this.stopClock()
     if (this.span !== undefined && !this.annotated(annotateResult, result)) return
     this.series?.succeeded(this.startedAt, result)
-    this.resume(Exit.succeed(result))
+    const project = this.project
+    if (project === undefined) return this.resume(Exit.succeed(result))
+    // In the driver's callback, where a throw would reach no fiber: a projection that throws fails this request alone.
+    let projected: unknown
+    try {
+      projected = project(result)
+    } catch (defect) {
+      return this.resume(Exit.die(defect))
+    }
+    this.resume(Exit.succeed(projected))
   }
 
   private failed(error: unknown) {
@@ -629,34 +666,48 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     prepared: PreparedRequest | string,
     call: DriverCall,
     span: Tracer.Span | undefined,
-    series: RequestSeries | undefined
-  ): Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError> => {
+    series: RequestSeries | undefined,
+    project: Projection | undefined
+  ): Effect.Effect<unknown, CassandraError.CassandraError> => {
     if (closing) return refused(CassandraError.sessionClosed(plan.context), span, series)
     if (typeof prepared === "string") return refused(invalidOption(prepared, plan.context), span, series)
-    const request = new PendingRequest(sender, plan, prepared, call, span, series, performance.now())
+    const request = new PendingRequest(sender, plan, prepared, call, span, series, performance.now(), project)
     return Effect.callback((resume) => request.register(resume))
   }
 
   /**
-   * Runs one request: one `withFiber` to learn whether spans are seen, then one callback from the driver call to
-   * the answer. Options that set nothing use the statement's precomputed driver options, span and series; others
-   * are prepared per run, so an effect run twice (or concurrently) gives each run its own driver options.
+   * Runs one request in `fiber`: one callback from the driver call to the answer, inside a span only when spans are
+   * seen. Options that set nothing use the statement's precomputed driver options, span and series; others are
+   * prepared per run, so an effect run twice (or concurrently) gives each run its own driver options.
    */
+  const runIn = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    plan: StatementPlan,
+    requestOptions: RequestOptions,
+    batchType: BatchType | undefined,
+    batchAttributes: Record<string, unknown> | undefined,
+    call: DriverCall,
+    project: Projection | undefined
+  ): Effect.Effect<unknown, CassandraError.CassandraError> => {
+    const defaults = plan.defaults !== undefined && setsNoOption(requestOptions) ? plan.defaults : undefined
+    const prepared = defaults?.prepared ?? prepareRequest(settings, plan.query, requestOptions, batchType)
+    const series = defaults === undefined ? seriesOf(plan, prepared) : defaults.series
+    if (!tracesRequests(fiber)) return send(plan, prepared, call, undefined, series, project)
+    const spanOptions = defaults?.span ?? spanOf(plan, prepared, batchAttributes)
+    return Effect.useSpan(plan.spanName, spanOptions, (span) => send(plan, prepared, call, span, series, project))
+  }
+
+  /** Runs one request from outside the fiber: one `withFiber` to learn whether spans are seen, then `runIn`. */
   const run = (
     plan: StatementPlan,
     requestOptions: RequestOptions,
     batchType: BatchType | undefined,
     batchAttributes: Record<string, unknown> | undefined,
     call: DriverCall
-  ): Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError> =>
-    Effect.withFiber((fiber) => {
-      const defaults = plan.defaults !== undefined && setsNoOption(requestOptions) ? plan.defaults : undefined
-      const prepared = defaults?.prepared ?? prepareRequest(settings, plan.query, requestOptions, batchType)
-      const series = defaults === undefined ? seriesOf(plan, prepared) : defaults.series
-      if (!tracesRequests(fiber)) return send(plan, prepared, call, undefined, series)
-      const spanOptions = defaults?.span ?? spanOf(plan, prepared, batchAttributes)
-      return Effect.useSpan(plan.spanName, spanOptions, (span) => send(plan, prepared, call, span, series))
-    })
+  ) =>
+    Effect.withFiber((fiber) =>
+      runIn(fiber, plan, requestOptions, batchType, batchAttributes, call, undefined)
+    ) as Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>
 
   const waitForDrain = Effect.callback<void>((resume) => {
     closing = true
@@ -675,22 +726,32 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     )
   )
 
+  const execute: Session["execute"] = (request) => {
+    let query: unknown
+    let params: Array<unknown>
+    let requestOptions: RequestOptions
+    try {
+      query = request.query
+      params = request.params as Array<unknown>
+      requestOptions = request.options
+    } catch {
+      return Effect.fail(invalidOption("the statement could not be read", { operation: "execute" }))
+    }
+    if (typeof query !== "string") {
+      return Effect.fail(invalidOption("the statement has no CQL text", { operation: "execute" }))
+    }
+    return run(planOf(query), requestOptions, undefined, undefined, { params })
+  }
+
   const runner: RequestRunner = {
-    execute: (request) => {
-      let query: unknown
-      let params: Array<unknown>
-      let requestOptions: RequestOptions
-      try {
-        query = request.query
-        params = request.params as Array<unknown>
-        requestOptions = request.options
-      } catch {
-        return Effect.fail(invalidOption("the statement could not be read", { operation: "execute" }))
-      }
-      if (typeof query !== "string") {
-        return Effect.fail(invalidOption("the statement has no CQL text", { operation: "execute" }))
-      }
-      return run(planOf(query), requestOptions, undefined, undefined, { params })
+    execute,
+    [sendInFiber]: {
+      execute,
+      send: (fiber, query, params, options, project) =>
+        runIn(fiber, planOf(query), options, undefined, undefined, { params }, project) as Effect.Effect<
+          ReturnType<typeof project>,
+          CassandraError.CassandraError
+        >
     },
     batch: (requests, batchOptions) => {
       // Each statement is read once, under a guard, like a request's options: nothing after this can throw.
