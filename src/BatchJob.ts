@@ -346,15 +346,33 @@ const runUnit = <A, I, E>(
   retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined,
   record: Recorder<A, I, E | CassandraError.CassandraError>
 ): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, Session> => {
+  // A failure that will not be retried, until it is recorded: an interruption that comes as its attempt ends, before
+  // the failure could be recorded, still records it. A failure that would have been retried is no outcome: the
+  // interrupted unit is unfinished, as one interrupted while a retry sleeps.
+  let unrecorded: CassandraError.CassandraError | undefined
   const failed = (error: E | CassandraError.CassandraError) => {
+    unrecorded = undefined
     const outcomes = unit.map(
       (entry): Outcome<A, I, E | CassandraError.CassandraError> => failure(entry.index, entry.input, error)
     )
     record(outcomes)
     return outcomes
   }
+  const succeeded = (rows: ReadonlyArray<A>) => {
+    const outcomes = unit.map(
+      (entry): Outcome<A, I, E | CassandraError.CassandraError> => ({ _tag: "Success", index: entry.index, rows })
+    )
+    record(outcomes)
+    return outcomes
+  }
   const first = unit[0]?.statement
   if (first === undefined) return Effect.sync(() => failed(unit[0]?.error as E))
+  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
+  // interruption is seen, so its report knows the outcome of every request it sent. One statement with nothing to
+  // try again has its outcome, success or failure, with the answer: recorded at once, in one step.
+  if (unit.length === 1 && (retry === undefined || !isIdempotent(first))) {
+    return Effect.uninterruptible(Effect.match(first, { onSuccess: succeeded, onFailure: failed }))
+  }
   // Grouping put only statements of equal batch options together, so the first one's options are every one's.
   const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, Session> = unit.length === 1
     ? first
@@ -365,26 +383,33 @@ const runUnit = <A, I, E>(
         ),
         noRows
       )
-  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
-  // interruption is seen, so its report knows the outcome of every request it sent.
+  const retried = retry !== undefined && isIdempotent(first)
   const attempt = Effect.uninterruptible(
-    Effect.map(request, (rows) => {
-      const outcomes = unit.map(
-        (entry): Outcome<A, I, E | CassandraError.CassandraError> => ({ _tag: "Success", index: entry.index, rows })
-      )
-      record(outcomes)
-      return outcomes
+    Effect.matchEffect(request, {
+      onSuccess: (rows) => Effect.succeed(succeeded(rows)),
+      onFailure: (error) => {
+        if (!(retried && error.isRetryable)) unrecorded = error
+        return Effect.fail(error)
+      }
     })
   )
   // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent again
   // one by one, each gets its own outcome, and sending again cannot apply anything twice.
-  return Effect.catch(retrying(attempt, isIdempotent(first), retry), (error) =>
-    unit.length > 1 && refusedBeforeApplying(error)
-      ? Effect.map(
-          Effect.forEach(unit, (entry) => runUnit([entry], retry, record)),
-          (outcomes) => outcomes.flat()
-        )
-      : Effect.sync(() => failed(error))
+  return Effect.catch(retrying(attempt, retried, retry), (error) => {
+    if (unit.length > 1 && refusedBeforeApplying(error)) {
+      unrecorded = undefined
+      return Effect.map(
+        Effect.forEach(unit, (entry) => runUnit([entry], retry, record)),
+        (outcomes) => outcomes.flat()
+      )
+    }
+    return Effect.sync(() => failed(error))
+  }).pipe(
+    Effect.onInterrupt(() =>
+      Effect.sync(() => {
+        if (unrecorded !== undefined) failed(unrecorded)
+      })
+    )
   )
 }
 

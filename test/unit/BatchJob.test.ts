@@ -1,10 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cassandra from "cassandra-driver"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
 import * as Stream from "effect/Stream"
@@ -13,6 +16,7 @@ import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import { Session } from "effect-cassandra/Session"
 import { batchOptionsKey } from "../../src/internal/batchJob.ts"
+import { runnerOver, until } from "../support/requestRunner.ts"
 
 describe("BatchJob.isIdempotent", () => {
   it("takes a read as idempotent unless declared otherwise", () => {
@@ -314,4 +318,115 @@ describe("BatchJob interruption", () => {
       ).pipe(Effect.provide(unusedSession))
     )
   }
+})
+
+/** A session over a stand-in client whose requests (statements and batches) wait until the test fails them. */
+const sessionFailingOnDemand = Effect.gen(function* () {
+  const pending: Array<(error: Error) => void> = []
+  const waiting = () => new Promise((_, reject) => pending.push(reject))
+  const client = { keyspace: undefined, execute: waiting, batch: waiting } as unknown as Cassandra.Client
+  const runner = yield* runnerOver(client, {})
+  const session: Session = { client, keyspace: undefined, ...runner }
+  return { pending, session }
+})
+
+/**
+ * Starts a job of `statements` with `options`, waits until it has sent `sent` requests, asks for its interruption
+ * and only then fails the last request sent with `error`: the report the interruption returns.
+ */
+const interruptedWhileInFlight = (
+  statements: ReadonlyArray<Query.Statement>,
+  options: BatchJob.Options<unknown>,
+  sent: number,
+  error: Error
+) =>
+  Effect.gen(function* () {
+    const { pending, session } = yield* sessionFailingOnDemand
+    return yield* Effect.scoped(
+      Effect.gen(function* () {
+        const job = yield* BatchJob.start(statements, options)
+        for (let request = 1; request <= sent; request++) {
+          yield* until(
+            Effect.sync(() => pending.length),
+            (count) => count === request
+          )
+          if (request < sent) pending[request - 1]!(error)
+        }
+        const interrupting = yield* Effect.forkChild(job.interrupt)
+        yield* Effect.yieldNow
+        pending[sent - 1]!(error)
+        return yield* Fiber.join(interrupting)
+      })
+    ).pipe(Effect.provideService(Session, session))
+  })
+
+const failuresOf = (report: BatchJob.Report<unknown>) =>
+  report.failures.map((failure) => [failure.index, failure.error.reason._tag])
+
+describe("BatchJob interrupted while a request is in flight", () => {
+  it.live("waits for it and keeps its failure in the report, so the report knows every request it sent", () =>
+    Effect.gen(function* () {
+      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`]
+      const report = yield* interruptedWhileInFlight(
+        statements,
+        {},
+        1,
+        new Cassandra.errors.ResponseError(0x2200, "unconfigured table t")
+      )
+      assert.isTrue(report.interrupted)
+      assert.deepStrictEqual(failuresOf(report), [[0, "Invalid"]])
+      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+    })
+  )
+
+  it.live("keeps the failure of a statement that would not be retried, retry or not", () =>
+    Effect.gen(function* () {
+      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent: true })]
+      const report = yield* interruptedWhileInFlight(
+        statements,
+        { retry: Schedule.recurs(5) },
+        1,
+        new Cassandra.errors.ResponseError(0x2200, "unconfigured table t")
+      )
+      assert.isTrue(report.interrupted)
+      assert.deepStrictEqual(failuresOf(report), [[0, "Invalid"]])
+      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+    })
+  )
+
+  it.live("leaves a statement that would have been retried unfinished, with no failure", () =>
+    Effect.gen(function* () {
+      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent: true })]
+      const report = yield* interruptedWhileInFlight(
+        statements,
+        { retry: Schedule.recurs(5) },
+        2,
+        new Cassandra.errors.ResponseError(0x1001, "overloaded")
+      )
+      assert.isTrue(report.interrupted)
+      assert.deepStrictEqual(failuresOf(report), [])
+      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+    })
+  )
+
+  it.live("keeps the failure of a batch for each of its statements", () =>
+    Effect.gen(function* () {
+      const statements = [
+        Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${1})`,
+        Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${2})`
+      ]
+      const report = yield* interruptedWhileInFlight(
+        statements,
+        { partitionKey: () => "p" },
+        1,
+        new Cassandra.errors.ResponseError(0x1001, "overloaded")
+      )
+      assert.isTrue(report.interrupted)
+      assert.deepStrictEqual(failuresOf(report), [
+        [0, "Overloaded"],
+        [1, "Overloaded"]
+      ])
+      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+    })
+  )
 })

@@ -139,6 +139,44 @@ describe("a statement's request, attacked", () => {
     })
   )
 
+  it.live("calls `execute` of a session written as a class as a method, on that session", () =>
+    Effect.gen(function* () {
+      class Canned {
+        readonly rows = [{ v: "canned" }]
+        execute(_request: Session.Request) {
+          return Effect.succeed(resultOf(this.rows))
+        }
+      }
+      const session = new Canned() as unknown as Session.Session
+      const rows = yield* Effect.provideService(cql`SELECT v FROM kv WHERE k = ${1}`, Session.Session, session)
+      assert.deepStrictEqual(rows, [{ v: "canned" }])
+    })
+  )
+
+  it.live("goes through the `execute` a Proxy around a session of this library gives, once per request", () =>
+    Effect.gen(function* () {
+      const { calls, client } = answeringClient()
+      const session = yield* sessionOver(client)
+      const seen: Array<string> = []
+      const decorated = new Proxy(session, {
+        get: (target, key, receiver) =>
+          key === "execute"
+            ? (request: Session.Request) => {
+                seen.push(request.query)
+                return target.execute(request)
+              }
+            : Reflect.get(target, key, receiver)
+      })
+      const fiber = yield* Effect.forkChild(
+        Effect.provideService(cql`SELECT v FROM kv WHERE k = ${1}`.result, Session.Session, decorated)
+      )
+      yield* sentCount(calls, 1)
+      calls[0]!.answer(resultOf([{ v: "through the proxy" }]))
+      assert.deepStrictEqual((yield* Fiber.join(fiber)).rows, [{ v: "through the proxy" }])
+      assert.deepStrictEqual(seen, ["SELECT v FROM kv WHERE k = ?"])
+    })
+  )
+
   it.live("gives rows, result, conditional and pages of the session's own path as the driver answered them", () =>
     Effect.gen(function* () {
       const { calls, client } = answeringClient()
