@@ -11,9 +11,7 @@ import type * as Cassandra from "cassandra-driver"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as CassandraError from "../CassandraError.ts"
@@ -37,14 +35,6 @@ export interface RequestSeries {
 export interface RequestRecorder {
   /** The series of requests for `target` in keyspace `keyspace` at `consistency` (the attribute's spelling). */
   readonly series: (target: StatementTarget, keyspace: string, consistency: string) => RequestSeries
-  /** A request for `target`, in keyspace `keyspace`, that started at `startedAt` ended with `exit`. */
-  readonly completed: (
-    target: StatementTarget,
-    keyspace: string,
-    consistency: string,
-    startedAt: number,
-    exit: Exit.Exit<Cassandra.types.ResultSet, CassandraError.CassandraError>
-  ) => void
 }
 
 /** What row decoding reports to the metrics layer. */
@@ -319,17 +309,7 @@ export const makeMetricsHub = Effect.fnUntraced(function* (pollInterval: Duratio
       kind.series ??= seriesOf(kind, keyspace)
       return kind.series
     }
-    return {
-      series,
-      completed: (target, keyspace, consistency, startedAt, exit) => {
-        const of = series(target, keyspace, consistency)
-        if (exit._tag === "Success") return of.succeeded(startedAt, exit.value)
-        const error = Exit.findErrorOption(exit)
-        if (Option.isSome(error)) return of.failed(startedAt, error.value)
-        if (Exit.hasInterrupts(exit)) return of.interrupted(startedAt)
-        of.died(startedAt)
-      }
-    }
+    return { series }
   }
 
   const decodeRecorder: DecodeRecorder = {

@@ -3,10 +3,11 @@ import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Metrics from "effect-cassandra/Metrics"
-import { statementTarget } from "../../src/internal/metricsAttributes.ts"
-import { makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
+import { type StatementTarget, statementTarget } from "../../src/internal/metricsAttributes.ts"
+import { makeMetricsHub, type RequestRecorder } from "../../src/internal/metricsRecorder.ts"
 
 // A driver client that is never connected: its metrics emitters, request tracker slot and (empty) pool state are
 // the real ones, and nothing is sent anywhere.
@@ -28,6 +29,23 @@ const failure = (error: unknown) => Exit.fail(CassandraError.fromDriverError(err
 const counted = (family: Metric.Counter<number>, attributes: Record<string, string>) =>
   Effect.map(Metric.value(Metric.withAttributes(family, attributes)), (state) => state.count)
 
+/** Records one request for `target` that started at `startedAt` and ended with `exit`, as the request path does. */
+const completed = (
+  recorder: RequestRecorder,
+  target: StatementTarget,
+  keyspace: string,
+  consistency: string,
+  startedAt: number,
+  exit: Exit.Exit<Cassandra.types.ResultSet, CassandraError.CassandraError>
+) => {
+  const series = recorder.series(target, keyspace, consistency)
+  if (exit._tag === "Success") return series.succeeded(startedAt, exit.value)
+  const error = Exit.findErrorOption(exit)
+  if (Option.isSome(error)) return series.failed(startedAt, error.value)
+  if (Exit.hasInterrupts(exit)) return series.interrupted(startedAt)
+  series.died(startedAt)
+}
+
 const withRegistry = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provideService(effect, Metric.MetricRegistry, new Map())
 
@@ -38,18 +56,19 @@ describe("metrics recorder", () => {
         const hub = yield* makeMetricsHub("1 hour")
         const recorder = yield* hub.attach(unconnectedClient())
         const started = performance.now()
-        recorder.completed(select, "shop", "local_quorum", started, Exit.succeed(page))
-        recorder.completed(select, "shop", "local_quorum", started, Exit.succeed(page))
-        recorder.completed(insert, "shop", "local_quorum", started, Exit.succeed(written))
-        recorder.completed(
+        completed(recorder, select, "shop", "local_quorum", started, Exit.succeed(page))
+        completed(recorder, select, "shop", "local_quorum", started, Exit.succeed(page))
+        completed(recorder, insert, "shop", "local_quorum", started, Exit.succeed(written))
+        completed(
+          recorder,
           select,
           "shop",
           "one",
           started,
           failure(new Cassandra.errors.OperationTimedOutError("no answer", node))
         )
-        recorder.completed(select, "shop", "one", started, failure(new Cassandra.errors.ResponseError(0x2000, "bad")))
-        recorder.completed(select, "shop", "one", started, Exit.interrupt())
+        completed(recorder, select, "shop", "one", started, failure(new Cassandra.errors.ResponseError(0x2000, "bad")))
+        completed(recorder, select, "shop", "one", started, Exit.interrupt())
 
         const attributes = { operation: "SELECT", keyspace: "shop" }
         assert.strictEqual(
@@ -88,7 +107,7 @@ describe("metrics recorder", () => {
         const started = performance.now()
         const syntax = failure(new Cassandra.errors.ResponseError(0x2000, "bad"))
         for (const text of ["SELEC v FROM orders", "SELEKT v FROM orders", "  "]) {
-          recorder.completed(statementTarget(text), "shop", "one", started, syntax)
+          completed(recorder, statementTarget(text), "shop", "one", started, syntax)
         }
         const attributes = { operation: "OTHER", keyspace: "shop" }
         assert.strictEqual(
@@ -107,7 +126,7 @@ describe("metrics recorder", () => {
         const recorder = yield* hub.attach(unconnectedClient())
         // Three requests that ran together for ten seconds, recorded by a layer built moments ago.
         const started = performance.now() - 10_000
-        for (let i = 0; i < 3; i++) recorder.completed(select, "shop", "one", started, Exit.succeed(page))
+        for (let i = 0; i < 3; i++) completed(recorder, select, "shop", "one", started, Exit.succeed(page))
         const summary = yield* hub.summary
         assert.isAtLeast(summary.requestSeconds, 10)
         // 3 requests in a little over 10 seconds; the time the test itself takes only lowers it.
