@@ -6,13 +6,16 @@
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Metrics from "effect-cassandra/Metrics"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import { recordingTracer } from "../support/programs.ts"
-import { sessionWithKeyspace } from "../support/session.ts"
+import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql } = Query
 
@@ -66,6 +69,42 @@ const onBothPaths = <A, E>(program: Effect.Effect<A, E, Session.Session>) =>
     const { own, decorated } = yield* bothPaths
     return [yield* tracedOn(own, program), yield* tracedOn(decorated, program)] as const
   })
+
+/**
+ * What the metrics layer recorded of a workload run on a fresh session of its own, through the session's own path or
+ * through a decorator's `execute`: each counter and the number of observations of each histogram, by series.
+ */
+const recordedBy = (decorate: boolean) =>
+  Effect.gen(function* () {
+    const session = yield* Session.Session
+    const path: Session.Session = decorate
+      ? { ...session, execute: (request: Session.Request) => session.execute(request) }
+      : session
+    yield* Effect.gen(function* () {
+      yield* cql`SELECT v FROM kv WHERE k = ${1}`
+      yield* cql`SELECT v FROM kv WHERE k = ${1}`.withOptions({ consistency: "ONE" }).result
+      yield* Effect.flip(cql`SELECT nope FROM kv WHERE k = ${1}`)
+      yield* Stream.runDrain(cql`SELECT c FROM series WHERE p = ${1}`.withOptions({ pageSize: 3 }).stream)
+    }).pipe(Effect.provideService(Session.Session, path))
+    const snapshots = yield* Metric.snapshot
+    return snapshots
+      .flatMap((snapshot) =>
+        snapshot.type === "Counter"
+          ? [{ id: snapshot.id, attributes: snapshot.attributes, count: Number(snapshot.state.count) }]
+          : snapshot.type === "Histogram"
+            ? [{ id: snapshot.id, attributes: snapshot.attributes, count: snapshot.state.count }]
+            : []
+      )
+      .filter((series) => series.count > 0)
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+  }).pipe(
+    Effect.provide(
+      CassandraLayer.layer(testOptions({ keyspace: setup.keyspace })).pipe(
+        Layer.provideMerge(Metrics.layer({ pollInterval: "1 hour" }))
+      )
+    ),
+    Effect.provideService(Metric.MetricRegistry, new Map())
+  )
 
 layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
   timeout: 120_000,
@@ -165,6 +204,16 @@ layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
       )
       assert.deepStrictEqual(own.spans, [])
       assert.deepStrictEqual(decorated.spans, [])
+    })
+  )
+
+  it.effect("records the same metric series and counts on both paths", () =>
+    Effect.gen(function* () {
+      const own = yield* recordedBy(false)
+      const decorated = yield* recordedBy(true)
+      assert.isTrue(own.some((series) => series.id === "cassandra_requests_total"))
+      assert.isTrue(own.some((series) => series.id === "cassandra_errors_total"))
+      assert.deepStrictEqual(own, decorated)
     })
   )
 

@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import type * as Cassandra from "cassandra-driver"
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -177,6 +178,65 @@ describe("a statement's request, attacked", () => {
     })
   )
 
+  it.live("hands the driver the same options on the session's own path as through a decorator's `execute`", () =>
+    Effect.gen(function* () {
+      const { calls, session } = yield* sessionOverRecordingClient
+      const decorated: Session.Session = { ...session, execute: (request) => session.execute(request) }
+      const statement = cql`UPDATE kv SET v = ${"x"} WHERE k = ${1}`.withOptions({
+        consistency: "ONE",
+        serialConsistency: "SERIAL",
+        pageSize: 7,
+        idempotent: true,
+        timestamp: 1_700_000_000_000_000n,
+        routingKey: new Uint8Array([0, 0, 0, 1]),
+        timeout: Duration.infinity,
+        attemptTimeout: "3 seconds"
+      })
+      const handed: Array<Record<string, unknown>> = []
+      for (const path of [session, decorated]) {
+        calls.length = 0
+        yield* answeredOnce(calls, path, statement.page("AAE="))
+        const options = calls[0]!.options
+        handed.push({ ...Object.fromEntries(Object.entries(options)), readTimeout: options.readTimeout })
+      }
+      assert.strictEqual(handed[0]?.readTimeout, 3000)
+      assert.strictEqual(handed[0]?.pageState, "AAE=")
+      assert.deepStrictEqual(handed[0], handed[1])
+    })
+  )
+
+  it.live("fails a statement whose option cannot be read with a typed error on both paths, and keeps serving", () =>
+    Effect.gen(function* () {
+      const { calls, client } = answeringClient()
+      const session = yield* sessionOver(client)
+      const decorated: Session.Session = { ...session, execute: (request) => session.execute(request) }
+      const hostile = new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error("a hostile option")
+          },
+          has: () => {
+            throw new Error("a hostile option")
+          }
+        }
+      )
+      const statement = cql`SELECT v FROM kv WHERE k = ${1}`.withOptions({ timeout: hostile as never })
+      for (const path of [session, decorated]) {
+        const exit = yield* Effect.exit(Effect.provideService(statement.result, Session.Session, path))
+        const error = Exit.findErrorOption(exit)
+        assert.isTrue(Option.isSome(error) && error.value.reason._tag === "InvalidArgument")
+      }
+      assert.strictEqual(calls.length, 0)
+      const fiber = yield* Effect.forkChild(
+        Effect.provideService(cql`SELECT v FROM kv WHERE k = ${2}`, Session.Session, session)
+      )
+      yield* sentCount(calls, 1)
+      calls[0]!.answer(resultOf([{ v: "served" }]))
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [{ v: "served" }])
+    })
+  )
+
   it.live("gives rows, result, conditional and pages of the session's own path as the driver answered them", () =>
     Effect.gen(function* () {
       const { calls, client } = answeringClient()
@@ -295,6 +355,25 @@ describe("a statement's request, attacked", () => {
       bound.calls[0]!.answer(resultOf([{ v: "bound" }]))
       assert.deepStrictEqual(yield* Fiber.join(fiber), [{ v: "bound" }])
       assert.strictEqual(other.calls.length, 0)
+    })
+  )
+
+  it.live("runs one statement effect on whichever session each run provides", () =>
+    Effect.gen(function* () {
+      const first = answeringClient()
+      const second = answeringClient()
+      const firstSession = yield* sessionOver(first.client)
+      const secondSession = yield* sessionOver(second.client)
+      const statement = cql`SELECT v FROM kv WHERE k = ${1}`
+      const onFirst = yield* Effect.forkChild(Effect.provideService(statement, Session.Session, firstSession))
+      const onSecond = yield* Effect.forkChild(Effect.provideService(statement, Session.Session, secondSession))
+      yield* sentCount(first.calls, 1)
+      yield* sentCount(second.calls, 1)
+      first.calls[0]!.answer(resultOf([{ v: "first" }]))
+      second.calls[0]!.answer(resultOf([{ v: "second" }]))
+      assert.deepStrictEqual(yield* Fiber.join(onFirst), [{ v: "first" }])
+      assert.deepStrictEqual(yield* Fiber.join(onSecond), [{ v: "second" }])
+      assert.strictEqual(first.calls.length + second.calls.length, 2)
     })
   )
 
