@@ -347,8 +347,9 @@ const runUnit = <A, I, E>(
   record: Recorder<A, I, E | CassandraError.CassandraError>
 ): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, Session> => {
   // A failure that will not be retried, until it is recorded: an interruption that comes as its attempt ends, before
-  // the failure could be recorded, still records it. A failure that would have been retried is no outcome: the
-  // interrupted unit is unfinished, as one interrupted while a retry sleeps.
+  // the failure could be recorded, still records it. A failure that would have been retried, or a batch's refusal
+  // that would have sent its statements alone, is no outcome: the interrupted unit is unfinished, as one interrupted
+  // while a retry sleeps.
   let unrecorded: CassandraError.CassandraError | undefined
   const failed = (error: E | CassandraError.CassandraError) => {
     unrecorded = undefined
@@ -384,11 +385,12 @@ const runUnit = <A, I, E>(
         noRows
       )
   const retried = retry !== undefined && isIdempotent(first)
+  const splits = (error: CassandraError.CassandraError) => unit.length > 1 && refusedBeforeApplying(error)
   const attempt = Effect.uninterruptible(
     Effect.matchEffect(request, {
       onSuccess: (rows) => Effect.succeed(succeeded(rows)),
       onFailure: (error) => {
-        if (!(retried && error.isRetryable)) unrecorded = error
+        if (!(retried && error.isRetryable) && !splits(error)) unrecorded = error
         return Effect.fail(error)
       }
     })
@@ -396,8 +398,7 @@ const runUnit = <A, I, E>(
   // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent again
   // one by one, each gets its own outcome, and sending again cannot apply anything twice.
   return Effect.catch(retrying(attempt, retried, retry), (error) => {
-    if (unit.length > 1 && refusedBeforeApplying(error)) {
-      unrecorded = undefined
+    if (splits(error)) {
       return Effect.map(
         Effect.forEach(unit, (entry) => runUnit([entry], retry, record)),
         (outcomes) => outcomes.flat()

@@ -349,6 +349,42 @@ layer(sessionLayer, { excludeTestServices: true })("BatchJob", (it) => {
     })
   )
 
+  it.effect("a batch the server refuses, interrupted while in flight, fails none of its statements", () =>
+    Effect.gen(function* () {
+      yield* truncate
+      const counts = identifier(keyspace, "refused_counts")
+      yield* cql`CREATE TABLE IF NOT EXISTS ${counts} (p int, k int, n counter, PRIMARY KEY (p, k))`
+      yield* cql`TRUNCATE ${counts}`
+      // A counter update and a plain write: each is valid alone, the server refuses the two in one batch.
+      const pair = (k: number) => [
+        cql`UPDATE ${counts} SET n = n + ${1n} WHERE p = ${0} AND k = ${k}`,
+        insert(7 * k, k)
+      ]
+      const inFlight = Session.use((session) => session.inFlight)
+      for (let k = 0; k < 20; k++) {
+        const statements = pair(k)
+        const report = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const job = yield* BatchJob.start(statements, { partitionKey: () => "0" })
+            // The interruption comes while the batch, or a statement sent alone after it, is in flight.
+            yield* Effect.repeat(Effect.andThen(Effect.yieldNow, inFlight), { until: (n) => n > 0 })
+            return yield* job.interrupt
+          })
+        )
+        assert.deepStrictEqual(report.failures, [], `job ${k}`)
+        const resumed = yield* BatchJob.run(BatchJob.unfinished(report))
+        assert.deepStrictEqual(resumed.failures, [], `job ${k}`)
+      }
+      // Every statement was applied once: by the interrupted job or by its resumption.
+      const counted = yield* cql<{ readonly k: number; readonly n: bigint }>`SELECT k, n FROM ${counts} WHERE p = ${0}`
+      assert.deepStrictEqual(
+        counted.map((row) => [row.k, row.n]),
+        Array.from({ length: 20 }, (_, k) => [k, 1n])
+      )
+      assert.strictEqual(yield* countRows, 20)
+    })
+  )
+
   it.effect("conditional writes are never batched: each is applied or not on its own condition", () =>
     Effect.gen(function* () {
       yield* truncate

@@ -429,4 +429,48 @@ describe("BatchJob interrupted while a request is in flight", () => {
       assert.deepStrictEqual(BatchJob.unfinished(report), statements)
     })
   )
+
+  it.live(
+    "leaves a batch refused before anything was applied unfinished: its statements would have been sent alone",
+    () =>
+      Effect.gen(function* () {
+        const statements = [
+          Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${1})`,
+          Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${2})`
+        ]
+        const report = yield* interruptedWhileInFlight(
+          statements,
+          { partitionKey: () => "p" },
+          1,
+          new Cassandra.errors.ResponseError(0x2200, "value too large for k")
+        )
+        assert.isTrue(report.interrupted)
+        // The refusal may concern one statement only: it is no statement's outcome.
+        assert.deepStrictEqual(failuresOf(report), [])
+        assert.deepStrictEqual(report.outcomes, [])
+        assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+      })
+  )
+
+  it.live(
+    "interrupted while a refused batch's first statement is sent alone, keeps only that statement's failure",
+    () =>
+      Effect.gen(function* () {
+        const statements = [1, 2, 3].map((k) => Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${k})`)
+        // The batch is refused, then its first statement, sent alone, is refused while the interruption waits for it.
+        const report = yield* interruptedWhileInFlight(
+          statements,
+          { partitionKey: () => "p" },
+          2,
+          new Cassandra.errors.ResponseError(0x2200, "value too large for k")
+        )
+        assert.isTrue(report.interrupted)
+        assert.deepStrictEqual(failuresOf(report), [[0, "Invalid"]])
+        assert.deepStrictEqual(
+          report.outcomes.map((outcome) => outcome.index),
+          [0]
+        )
+        assert.deepStrictEqual(BatchJob.unfinished(report), statements)
+      })
+  )
 })
