@@ -2,7 +2,7 @@
  * One streaming variant in a process of its own, so that its peak memory (max RSS) is its alone. Prints one JSON line:
  * `{ rows, seconds, maxRssMb }`.
  *
- *   node --conditions=effect-cassandra/source bench/stream-child.ts <library|driver-stream|driver-execute> <rows> <contact points>
+ *   node --conditions=effect-cassandra/source bench/stream-child.ts <library|driver-stream|driver-collect> <rows> <contact points>
  */
 import * as Cassandra from "cassandra-driver"
 import { Effect, Stream } from "effect"
@@ -54,13 +54,24 @@ const variants: Record<string, () => Promise<number>> = {
     await client.shutdown()
     return counted
   },
-  // The whole result in one `execute`: every row in memory at once.
-  "driver-execute": async () => {
+  // Every row in memory at once, as code that collects every page of `execute` holds them. Page by page, not one
+  // `execute` of every row: a single response of a million rows is more than a small node's heap can build.
+  "driver-collect": async () => {
     const client = driverClient()
     await client.connect()
-    const result = await client.execute(query, [rows], { prepare: true, fetchSize: rows })
+    const collected: Array<Cassandra.types.Row> = []
+    let pageState: string | undefined
+    do {
+      const page = await client.execute(query, [rows], {
+        prepare: true,
+        fetchSize: pageSize,
+        ...(pageState === undefined ? {} : { pageState })
+      })
+      for (const row of page.rows) collected.push(row)
+      pageState = page.pageState ?? undefined
+    } while (pageState !== undefined)
     await client.shutdown()
-    return result.rowLength
+    return collected.length
   }
 }
 

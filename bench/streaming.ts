@@ -7,7 +7,7 @@ import * as Cassandra from "cassandra-driver"
 import { median } from "./stats.ts"
 import { metaTable, pageSize, wideRowValues, wideTable } from "./tables.ts"
 
-const variants = ["library", "driver-stream", "driver-execute"] as const
+const variants = ["library", "driver-stream", "driver-collect"] as const
 /** The small size, against which the large one's peak memory growth is judged. */
 const smallStream = 100_000
 
