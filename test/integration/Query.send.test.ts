@@ -15,21 +15,11 @@ import * as Metrics from "effect-cassandra/Metrics"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import { recordingTracer } from "../support/programs.ts"
-import { sessionWithKeyspace, testOptions } from "../support/session.ts"
+import { createKvAndSeries, sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql } = Query
 
 const setup = sessionWithKeyspace("query_send")
-
-const createTables = Effect.gen(function* () {
-  yield* cql`CREATE TABLE IF NOT EXISTS kv (k int PRIMARY KEY, v text)`
-  yield* cql`CREATE TABLE IF NOT EXISTS series (p int, c int, PRIMARY KEY (p, c))`
-  yield* Effect.forEach(
-    Array.from({ length: 10 }, (_, c) => c),
-    (c) => cql`INSERT INTO series (p, c) VALUES (${1}, ${c})`,
-    { discard: true }
-  )
-})
 
 /** The session in context, and a copy whose `execute` only passes each request on. */
 const bothPaths = Session.Session.useSync((session) => ({
@@ -106,7 +96,7 @@ const recordedBy = (decorate: boolean) =>
     Effect.provideService(Metric.MetricRegistry, new Map())
   )
 
-layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
+layer(Layer.effectDiscard(createKvAndSeries).pipe(Layer.provideMerge(setup.layer)), {
   timeout: 120_000,
   excludeTestServices: true
 })("a statement on the session's own path and through a decorator's `execute`", (it) => {

@@ -9,7 +9,7 @@ import * as CassandraLayer from "effect-cassandra/Layer"
 import * as Query from "effect-cassandra/Query"
 import { testConnection } from "../support/cassandra.ts"
 import { recordingTracer } from "../support/programs.ts"
-import { sessionWithKeyspace, testOptions } from "../support/session.ts"
+import { createKvAndSeries, sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql } = Query
 
@@ -32,21 +32,9 @@ const traced = <A, E, R>(program: Effect.Effect<A, E, R>) => {
 
 const parentId = (span: Tracer.Span) => Option.map(span.parent, (parent) => parent.spanId)
 
-const createTables = Effect.gen(function* () {
-  yield* cql`CREATE TABLE IF NOT EXISTS kv (k int PRIMARY KEY, v text)`
-  yield* cql`CREATE TABLE IF NOT EXISTS series (p int, c int, PRIMARY KEY (p, c))`
-  yield* Effect.forEach(
-    Array.from({ length: 10 }, (_, c) => c),
-    (c) => cql`INSERT INTO series (p, c) VALUES (${1}, ${c})`,
-    {
-      discard: true
-    }
-  )
-})
-
 const boundValue = "bound-value-never-in-a-span"
 
-layer(Layer.effectDiscard(createTables).pipe(Layer.provideMerge(setup.layer)), {
+layer(Layer.effectDiscard(createKvAndSeries).pipe(Layer.provideMerge(setup.layer)), {
   timeout: 120_000,
   excludeTestServices: true
 })("traces against a real Cassandra", (it) => {

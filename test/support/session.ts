@@ -44,3 +44,14 @@ export const sessionWithKeyspace = (prefix: string, overrides: Partial<Session.O
   ).pipe(Layer.provide(admin))
   return { keyspace, layer: CassandraLayer.layer(testOptions({ keyspace, ...overrides })).pipe(Layer.provide(create)) }
 }
+
+/** A `kv (k int, v text)` table and a `series (p int, c int)` table holding the 10 rows of partition 1. */
+export const createKvAndSeries = Effect.gen(function* () {
+  yield* Query.cql`CREATE TABLE IF NOT EXISTS kv (k int PRIMARY KEY, v text)`
+  yield* Query.cql`CREATE TABLE IF NOT EXISTS series (p int, c int, PRIMARY KEY (p, c))`
+  yield* Effect.forEach(
+    Array.from({ length: 10 }, (_, c) => c),
+    (c) => Query.cql`INSERT INTO series (p, c) VALUES (${1}, ${c})`,
+    { discard: true }
+  )
+})

@@ -364,93 +364,68 @@ const failuresOf = (report: BatchJob.Report<unknown>) =>
   report.failures.map((failure) => [failure.index, failure.error.reason._tag])
 
 describe("BatchJob interrupted while a request is in flight", () => {
-  it.live("waits for it and keeps its failure in the report, so the report knows every request it sent", () =>
-    Effect.gen(function* () {
-      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`]
-      const report = yield* interruptedWhileInFlight(
-        statements,
-        {},
-        1,
-        new Cassandra.errors.ResponseError(0x2200, "unconfigured table t")
-      )
-      assert.isTrue(report.interrupted)
-      assert.deepStrictEqual(failuresOf(report), [[0, "Invalid"]])
-      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
-    })
-  )
-
-  it.live("keeps the failure of a statement that would not be retried, retry or not", () =>
-    Effect.gen(function* () {
-      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent: true })]
-      const report = yield* interruptedWhileInFlight(
-        statements,
-        { retry: Schedule.recurs(5) },
-        1,
-        new Cassandra.errors.ResponseError(0x2200, "unconfigured table t")
-      )
-      assert.isTrue(report.interrupted)
-      assert.deepStrictEqual(failuresOf(report), [[0, "Invalid"]])
-      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
-    })
-  )
-
-  it.live("leaves a statement that would have been retried unfinished, with no failure", () =>
-    Effect.gen(function* () {
-      const statements = [Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent: true })]
-      const report = yield* interruptedWhileInFlight(
-        statements,
-        { retry: Schedule.recurs(5) },
-        2,
-        new Cassandra.errors.ResponseError(0x1001, "overloaded")
-      )
-      assert.isTrue(report.interrupted)
-      assert.deepStrictEqual(failuresOf(report), [])
-      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
-    })
-  )
-
-  it.live("keeps the failure of a batch for each of its statements", () =>
-    Effect.gen(function* () {
-      const statements = [
-        Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${1})`,
-        Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${2})`
-      ]
-      const report = yield* interruptedWhileInFlight(
-        statements,
-        { partitionKey: () => "p" },
-        1,
-        new Cassandra.errors.ResponseError(0x1001, "overloaded")
-      )
-      assert.isTrue(report.interrupted)
-      assert.deepStrictEqual(failuresOf(report), [
+  const invalid = () => new Cassandra.errors.ResponseError(0x2200, "unconfigured table t")
+  const overloaded = () => new Cassandra.errors.ResponseError(0x1001, "overloaded")
+  const one = (idempotent: boolean) => () => [Query.cql`INSERT INTO t (k) VALUES (${1})`.withOptions({ idempotent })]
+  const onePartition = () => [1, 2].map((k) => Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${k})`)
+  const cases = [
+    {
+      name: "waits for it and keeps its failure in the report, so the report knows every request it sent",
+      statements: one(false),
+      options: {},
+      sent: 1,
+      error: invalid,
+      failures: [[0, "Invalid"]]
+    },
+    {
+      name: "keeps the failure of a statement that would not be retried, retry or not",
+      statements: one(true),
+      options: { retry: Schedule.recurs(5) },
+      sent: 1,
+      error: invalid,
+      failures: [[0, "Invalid"]]
+    },
+    {
+      name: "leaves a statement that would have been retried unfinished, with no failure",
+      statements: one(true),
+      options: { retry: Schedule.recurs(5) },
+      sent: 2,
+      error: overloaded,
+      failures: []
+    },
+    {
+      name: "keeps the failure of a batch for each of its statements",
+      statements: onePartition,
+      options: { partitionKey: () => "p" },
+      sent: 1,
+      error: overloaded,
+      failures: [
         [0, "Overloaded"],
         [1, "Overloaded"]
-      ])
-      assert.deepStrictEqual(BatchJob.unfinished(report), statements)
-    })
-  )
-
-  it.live(
-    "leaves a batch refused before anything was applied unfinished: its statements would have been sent alone",
-    () =>
+      ]
+    },
+    {
+      // The refusal may concern one statement only: it is no statement's outcome.
+      name: "leaves a batch refused before anything was applied unfinished: its statements would have been sent alone",
+      statements: onePartition,
+      options: { partitionKey: () => "p" },
+      sent: 1,
+      error: () => new Cassandra.errors.ResponseError(0x2200, "value too large for k"),
+      failures: []
+    }
+  ]
+  for (const { name, statements: make, options, sent, error, failures } of cases) {
+    it.live(name, () =>
       Effect.gen(function* () {
-        const statements = [
-          Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${1})`,
-          Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${2})`
-        ]
-        const report = yield* interruptedWhileInFlight(
-          statements,
-          { partitionKey: () => "p" },
-          1,
-          new Cassandra.errors.ResponseError(0x2200, "value too large for k")
-        )
+        const statements = make()
+        const report = yield* interruptedWhileInFlight(statements, options, sent, error())
         assert.isTrue(report.interrupted)
-        // The refusal may concern one statement only: it is no statement's outcome.
-        assert.deepStrictEqual(failuresOf(report), [])
-        assert.deepStrictEqual(report.outcomes, [])
+        assert.deepStrictEqual(failuresOf(report), failures)
+        assert.strictEqual(report.outcomes.length, failures.length)
         assert.deepStrictEqual(BatchJob.unfinished(report), statements)
       })
-  )
+    )
+  }
 
   it.live(
     "interrupted while a refused batch's first statement is sent alone, keeps only that statement's failure",
