@@ -375,4 +375,6 @@ const sample =
     : job.kind === "inFlight"
       ? await inFlightSample(job)
       : await realNodeSample(job)
-process.stdout.write(`${JSON.stringify(sample)}\n`)
+// Exits once the sample is written rather than when the event loop empties: after overload (a fixed-load run past
+// the client's peak) a driver connection can stay open past the session's close, and would keep this child alive.
+process.stdout.write(`${JSON.stringify(sample)}\n`, () => process.exit(0))
