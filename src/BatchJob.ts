@@ -368,12 +368,6 @@ const runUnit = <A, I, E>(
   }
   const first = unit[0]?.statement
   if (first === undefined) return Effect.sync(() => failed(unit[0]?.error as E))
-  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
-  // interruption is seen, so its report knows the outcome of every request it sent. One statement with nothing to
-  // try again has its outcome, success or failure, with the answer: recorded at once, in one step.
-  if (unit.length === 1 && (retry === undefined || !isIdempotent(first))) {
-    return Effect.uninterruptible(Effect.match(first, { onSuccess: succeeded, onFailure: failed }))
-  }
   // Grouping put only statements of equal batch options together, so the first one's options are every one's.
   const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, Session> = unit.length === 1
     ? first
@@ -386,6 +380,8 @@ const runUnit = <A, I, E>(
       )
   const retried = retry !== undefined && isIdempotent(first)
   const splits = (error: CassandraError.CassandraError) => unit.length > 1 && refusedBeforeApplying(error)
+  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
+  // interruption is seen, so its report knows the outcome of every request it sent.
   const attempt = Effect.uninterruptible(
     Effect.matchEffect(request, {
       onSuccess: (rows) => Effect.succeed(succeeded(rows)),
