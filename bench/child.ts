@@ -6,7 +6,7 @@
 import { PerformanceObserver } from "node:perf_hooks"
 import * as V8 from "node:v8"
 import * as Cassandra from "cassandra-driver"
-import { Effect, type Exit, Layer, Schema, type Scope, Tracer } from "effect"
+import { Context, Effect, type Exit, Layer, Schema, type Scope, Tracer } from "effect"
 import { BatchJob, CqlSchema, CqlType, Logging, Metrics, Query, Session } from "effect-cassandra"
 import type { Job, Operation, Sample } from "./jobs.ts"
 import { quantile } from "./stats.ts"
@@ -74,7 +74,11 @@ const loopingWorkers = async (count: number, concurrency: number, request: RawRe
 }
 
 /** The same through `concurrency` looping fibers: the library's equivalent of the workers above. */
-const loopingFibers = (count: number, concurrency: number, request: Request) =>
+const loopingFibers = <R>(
+  count: number,
+  concurrency: number,
+  request: (i: number) => Effect.Effect<unknown, unknown, R>
+) =>
   Effect.suspend(() => {
     let next = 0
     const worker = Effect.gen(function* () {
@@ -171,9 +175,11 @@ const withSession = <A>(
     Effect.scoped(
       Effect.gen(function* () {
         const session = yield* acquire
-        return yield* Effect.promise(() =>
-          use((effect) => Effect.runPromise(Effect.provideService(effect, Session.Session, session)))
+        // Each run gets the layer's services and the session, as a request handler of an Effect server does.
+        const runWithSession = Effect.runPromiseWith(
+          Context.add(yield* Effect.context<never>(), Session.Session, session)
         )
+        return yield* Effect.promise(() => use(runWithSession))
       }).pipe(Effect.provide(layer))
     )
   )
@@ -247,6 +253,12 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
     }[variant as "stub-read" | "stub-wide" | "stub-write"]
     return sampleWith((count) => loopingWorkers(count, concurrency, stubAlone))
   }
+  if (variant === "effect-floor") {
+    const read = rawRequests(stub.client).read
+    return sampleWith((count) =>
+      Effect.runPromise(loopingFibers(count, concurrency, (i) => Effect.promise(() => read(i))))
+    )
+  }
   const request: Request =
     variant === "findAll-10-columns"
       ? (i) => findWideRows(i)
@@ -297,6 +309,14 @@ const inFlightSample = async (job: Extract<Job, { kind: "inFlight" }>): Promise<
     const read = rawRequests(stub.client).read
     return sampleWith(() => Promise.all(keys.map(read)))
   }
+  if (job.side === "effectFloor") {
+    const read = rawRequests(stub.client).read
+    return sampleWith(() =>
+      Effect.runPromise(
+        Effect.forEach(keys, (i) => Effect.promise(() => read(i)), { concurrency: "unbounded", discard: true })
+      )
+    )
+  }
   return withSession(Session.makeFromClient(stub.client), Logging.layer("off"), (run) =>
     sampleWith(() => run(Effect.forEach(keys, libraryRequests.read, { concurrency: "unbounded", discard: true })))
   )
@@ -309,10 +329,14 @@ const realNodeSample = async (job: Exclude<Job, { kind: "clientOnly" | "inFlight
   }
   switch (job.kind) {
     case "requests": {
-      if (job.side === "raw") {
+      if (job.side === "raw" || job.side === "effectFloor") {
         const client = await rawClient(job.contactPoints)
         const request = rawRequests(client)[job.operation]
-        const sample = await warmedAndMeasured(job.requests, (count) => loopingWorkers(count, job.concurrency, request))
+        const sample = await warmedAndMeasured(job.requests, (count) =>
+          job.side === "raw"
+            ? loopingWorkers(count, job.concurrency, request)
+            : Effect.runPromise(loopingFibers(count, job.concurrency, (i) => Effect.promise(() => request(i))))
+        )
         await client.shutdown()
         return sample
       }

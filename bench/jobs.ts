@@ -13,16 +13,26 @@ export type Operation = "read" | "write"
 export type LibraryStyle = "fibers" | "forEach"
 
 /**
+ * The raw driver inside N looping fibers, each request one `Effect.promise`: what any Effect program calling the driver
+ * pays for Effect's fiber runtime, the floor under this library's cost.
+ */
+export type EffectFloor = "effectFloor"
+
+/**
  * The features installed on a library session against the real node: `default` is what `Session.make` gives (the
  * driver-log bridge at its default level, no metrics); `off` has the bridge off too; `on` adds the metrics layer.
  */
 export type Observability = "default" | "off" | "on"
 
-/** The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it. */
+/**
+ * The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it, and
+ * `effect-floor` is the stub inside looping fibers, one `Effect.promise` per request (see {@link EffectFloor}).
+ */
 export const clientOnlyVariants = [
   "stub-read",
   "stub-wide",
   "stub-write",
+  "effect-floor",
   "read",
   "findAll-10-columns",
   "write",
@@ -37,7 +47,7 @@ export type ClientOnlyVariant = (typeof clientOnlyVariants)[number]
 export type Job =
   | {
       readonly kind: "requests"
-      readonly side: "raw" | LibraryStyle
+      readonly side: "raw" | LibraryStyle | EffectFloor
       readonly observability: Observability
       readonly operation: Operation
       readonly concurrency: number
@@ -65,7 +75,7 @@ export type Job =
       readonly warmUpRequests: number
       readonly requests: number
     }
-  | { readonly kind: "inFlight"; readonly side: "raw" | "library"; readonly count: number }
+  | { readonly kind: "inFlight"; readonly side: "raw" | EffectFloor | "library"; readonly count: number }
 
 /** One measured run of a child. Fields a job does not measure are absent. */
 export interface Sample {

@@ -85,23 +85,40 @@ const loadOf = (rounds: ReadonlyArray<Round>) => ({
   rounds: rounds.map((round) => round.load)
 })
 
-/** Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. */
-const compareSides = async (label: string, baseline: Job, subject: Job) => {
-  const rounds = await runRounds(label, plan.rounds, [baseline, subject])
+/**
+ * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a
+ * `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in the same rounds, the ratios
+ * floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime and the library's own.
+ */
+const compareSides = async (label: string, baseline: Job, subject: Job, floor?: Job) => {
+  const rounds = await runRounds(
+    label,
+    plan.rounds,
+    floor === undefined ? [baseline, subject] : [baseline, subject, floor]
+  )
   const sideFigures = (index: number) => ({
     cpuMicrosPerItem: estimate(rounds.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
     throughput: estimate(rounds.map((round) => throughput(round.samples[index] as Sample)))
   })
-  const ratioOf = (figure: (sample: Sample) => number) =>
+  const cpuRatio = (over: number, under: number) =>
     pairedRatio(
-      rounds.map((round) => figure(round.samples[0] as Sample)),
-      rounds.map((round) => figure(round.samples[1] as Sample))
+      rounds.map((round) => cpuMicrosPerItem(round.samples[under] as Sample)),
+      rounds.map((round) => cpuMicrosPerItem(round.samples[over] as Sample))
     )
   return {
     label,
     baseline: sideFigures(0),
     subject: sideFigures(1),
-    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem), throughput: ratioOf(throughput) },
+    ratio: {
+      cpuPerItem: cpuRatio(1, 0),
+      throughput: pairedRatio(
+        rounds.map((round) => throughput(round.samples[0] as Sample)),
+        rounds.map((round) => throughput(round.samples[1] as Sample))
+      )
+    },
+    ...(floor === undefined
+      ? {}
+      : { floor: { ...sideFigures(2), cpuOverBaseline: cpuRatio(2, 0), subjectCpuOverFloor: cpuRatio(1, 2) } }),
     load: loadOf(rounds)
   }
 }
@@ -169,17 +186,22 @@ const clientOnly = async () => {
     ])
   )
 
-  const inFlightJobs = (["raw", "library"] as const).map(
+  const inFlightJobs = (["raw", "effectFloor", "library"] as const).map(
     (side): Job => ({ kind: "inFlight", side, count: clientOnlyPlan.inFlightRequests })
   )
   const inFlightRounds = await runRounds("memory in flight", clientOnlyPlan.inFlightRounds, inFlightJobs)
   const heldBytes = (index: number) =>
     estimate(inFlightRounds.map((round) => round.samples[index]?.heapBytesPerRequest ?? Number.NaN))
-  const inFlight = { requests: clientOnlyPlan.inFlightRequests, raw: heldBytes(0), library: heldBytes(1) }
+  const inFlight = {
+    requests: clientOnlyPlan.inFlightRequests,
+    raw: heldBytes(0),
+    effectFloor: heldBytes(1),
+    library: heldBytes(2)
+  }
   printTable(
     `Memory per in-flight request: ${clientOnlyPlan.inFlightRequests} reads held by the stub, heap after GC / count (${legend})`,
-    ["", "raw driver", "library"],
-    [["heap B/request", shown(inFlight.raw, 0), shown(inFlight.library, 0)]]
+    ["", "raw driver", "Effect floor", "library"],
+    [["heap B/request", shown(inFlight.raw, 0), shown(inFlight.effectFloor, 0), shown(inFlight.library, 0)]]
   )
   const overheadOf = (variant: ClientOnlyVariant) =>
     figures.find((row) => row.variant === variant)?.overheadNanosPerRequest
@@ -233,7 +255,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
   const client = await prepareNode(contactPoints)
   const comparisons: Array<Comparison> = []
   const requestsJob = (
-    side: "raw" | "fibers" | "forEach",
+    side: "raw" | "fibers" | "forEach" | "effectFloor",
     operation: "read" | "write",
     concurrency: 1 | 256,
     observability: "default" | "off" | "on" = "default"
@@ -252,7 +274,8 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
         await compareSides(
           `${operation} c=${concurrency}`,
           requestsJob("raw", operation, concurrency),
-          requestsJob("fibers", operation, concurrency)
+          requestsJob("fibers", operation, concurrency),
+          operation === "read" ? requestsJob("effectFloor", operation, concurrency) : undefined
         )
       )
   for (const operation of ["read", "write"] as const)
@@ -297,6 +320,23 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       shown(entry.ratio.throughput, 3),
       `${entry.load.busyRounds}/${plan.rounds}`
     ])
+  )
+
+  printTable(
+    `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request (Effect's floor), in the same rounds (${legend})`,
+    ["", "floor CPU µs/item", "floor / raw driver CPU", "library / floor CPU"],
+    comparisons.flatMap((entry) =>
+      entry.floor === undefined
+        ? []
+        : [
+            [
+              entry.label,
+              shown(entry.floor.cpuMicrosPerItem, 1),
+              shown(entry.floor.cpuOverBaseline, 3),
+              shown(entry.floor.subjectCpuOverFloor, 3)
+            ]
+          ]
+    )
   )
 
   const peak = comparisons.find((entry) => entry.label === "read c=256")?.baseline.throughput.median ?? 0
