@@ -100,19 +100,32 @@ export interface Sample {
   readonly heapBytesPerRequest?: number
 }
 
+/** How many of a child's log lines are shown; an overloaded run can log one per failed request. */
+const shownLogLines = 3
+
 /**
  * Runs `job` in a new Node process. The child gets the parent's Node flags, so it resolves the library through the
- * same export condition the `bench` script gives the parent, and `--expose-gc` for its heap figures.
+ * same export condition the `bench` script gives the parent, and `--expose-gc` for its heap figures. Its sample is
+ * the last line it writes; the lines before it are what the library logged (the driver-log bridge writes through
+ * Effect's default logger), shown on stderr.
  */
 export const runChild = (job: Job): Promise<Sample> =>
   new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [...process.execArgv, "--expose-gc", new URL("./child.ts", import.meta.url).pathname, JSON.stringify(job)],
-      { maxBuffer: 1 << 20 },
-      (error, stdout, stderr) =>
-        error === null
-          ? resolve(JSON.parse(stdout) as Sample)
-          : reject(new Error(`benchmark child ${JSON.stringify(job)} failed: ${stderr || error.message}`))
+      { maxBuffer: 1 << 28 },
+      (error, stdout, stderr) => {
+        if (error !== null) {
+          return reject(new Error(`benchmark child ${JSON.stringify(job)} failed: ${stderr || error.message}`))
+        }
+        const lines = stdout.trimEnd().split("\n")
+        const logged = lines.slice(0, -1)
+        if (logged.length > 0) {
+          const more = logged.length > shownLogLines ? `\n  … ${logged.length - shownLogLines} more lines` : ""
+          process.stderr.write(`bench: the child logged:\n  ${logged.slice(0, shownLogLines).join("\n  ")}${more}\n`)
+        }
+        resolve(JSON.parse(lines.at(-1) ?? "") as Sample)
+      }
     )
   })
