@@ -1,7 +1,7 @@
 /**
  * Keeps the driver's view of the cluster sound across outages, for as long as a session's scope is open.
  *
- * Two driver behaviours are corrected, both read from `cassandra-driver` 4.10's lib/control-connection.js:
+ * Three driver behaviours are corrected, read from `cassandra-driver` 4.10's lib/control-connection.js and host.js:
  * - When every node was down, the control connection starts over from the contact points as if it connected for the
  *   first time: it builds a new `Host` for the node it reaches and puts it in the host map in place of the known one.
  *   The map reports that as a removal plus an addition (a node that only restarted looked removed), and nothing ever
@@ -12,8 +12,13 @@
  *   port is probed with a plain TCP connect; when an address that refused or timed out starts accepting, the driver
  *   reconnects to it at once, and so does the control connection if it has none. The back-off keeps bounding the
  *   retries of dead addresses; nothing is probed while every node is up.
+ * - Shutting the client down does not stop a reconnection of the control connection in flight. When every node was
+ *   down it connects from the contact points again, and hands the connection it gets to the node's pool after that
+ *   pool was shut down (a node it discovers meanwhile even gets a new pool): nothing closes them, and their sockets
+ *   and timers keep the process alive. Once a reconnection settles after the client began shutting down, what it
+ *   left is shut down too.
  *
- * Both rely on driver internals, so they are installed only when the driver has them (else the session serves with
+ * All rely on driver internals, so they are installed only when the driver has them (else the session serves with
  * a warning naming what is missing), once per client however many sessions (or copies of this library) run over it,
  * and the driver's own methods are put back when the last of those sessions closed and no reconnection started
  * under them is still running.
@@ -29,7 +34,7 @@ import * as Scope from "effect/Scope"
 
 /** The parts of the driver's internal ControlConnection this module uses (4.10, lib/control-connection.js). */
 interface ControlConnection {
-  connection: { readonly isSocketOpen: boolean } | null
+  connection: ({ readonly isSocketOpen: boolean } & DriverConnection) | null
   host: Cassandra.Host | null
   readonly hosts: { get(key: string): Cassandra.Host | undefined }
   _reconnectionPolicy: Cassandra.policies.reconnection.ReconnectionPolicy
@@ -46,8 +51,20 @@ interface ControlConnection {
   [pendingRestoreKey]?: () => void
 }
 
-/** A driver host, with the method the driver itself calls when a node is reported up (lib/host.js). */
-type DriverHost = Cassandra.Host & { checkIsUp?(): void }
+/**
+ * A driver host, with the methods the driver itself calls when a node is reported up and when the client shuts down,
+ * and its pool's connections (lib/host.js, host-connection-pool.js).
+ */
+type DriverHost = Cassandra.Host & {
+  checkIsUp?(): void
+  shutdown?(waitForPending: boolean): Promise<void>
+  readonly pool?: { readonly connections?: ReadonlyArray<DriverConnection> }
+}
+
+/** A driver connection; closing one twice is harmless (lib/connection.js). */
+interface DriverConnection {
+  close?(): void
+}
 
 interface Internals {
   readonly controlConnection: ControlConnection
@@ -178,6 +195,26 @@ const keepKnownHosts = (control: ControlConnection, patches: Patches) =>
       }
   )
 
+/**
+ * Once the client began shutting down, shuts every host down again (which stops its health timer and any pending
+ * reconnection, and closes its pool's connections) and closes any connection still held by a pool or the control
+ * connection. Each driver internal is used only where the driver has it; without them nothing is done.
+ */
+const closeWhatShutdownLeft = (client: Cassandra.Client & Internals): void => {
+  if ((client as { readonly isShuttingDown?: unknown }).isShuttingDown !== true) return
+  // Runs as the reconnection's promise settles, which the driver awaits: a throw here would become its failure.
+  try {
+    for (const host of client.hosts.values() as ReadonlyArray<DriverHost>) {
+      Promise.resolve(host.shutdown?.(false)).catch(() => undefined)
+      // A pool still closing the connections the client's own shutdown took from it keeps one handed to it since.
+      for (const connection of host.pool?.connections ?? []) connection.close?.()
+    }
+    client.controlConnection.connection?.close?.()
+  } catch {
+    // A driver whose internals changed shape: what could not be closed is left as the driver left it.
+  }
+}
+
 /** Thrown to the driver instead of a back-off delay, so that it arms no timer of its own. */
 class RetryOwnedBySession extends Error {}
 
@@ -186,13 +223,14 @@ class RetryOwnedBySession extends Error {}
  * timer nobody can cancel (it outlives `shutdown`); here the delay goes to `retries` instead and the driver gives up
  * that attempt, so that the retry runs in the session's scope, and can run early when a node answers again. An
  * attempt that fails after the last session closed is retried as the driver would, on a timer that does not keep the
- * process alive.
+ * process alive; one that settles once the client is shutting down leaves nothing open behind it.
  */
 const ownControlReconnection = (
-  control: ControlConnection,
+  client: Cassandra.Client & Internals,
   patches: Patches,
   retries: Queue.Queue<Duration.Duration>
 ) => {
+  const control = client.controlConnection
   const owned = new WeakMap<Iterator<number>, Iterator<number>>()
   const own = (schedule: Iterator<number>): Iterator<number> => {
     const wrapper = {
@@ -219,7 +257,7 @@ const ownControlReconnection = (
     "_refresh",
     (refresh) =>
       function (this: ControlConnection, hostIterator) {
-        return patches.track(refresh.call(this, hostIterator))
+        return patches.track(refresh.call(this, hostIterator).finally(() => closeWhatShutdownLeft(client)))
       }
   )
   // The driver replaces the schedule with a new one of its policy after each success: whichever is current is put
@@ -294,7 +332,7 @@ const reconnectWhenAnswering = (
   )
 }
 
-/** Installs both corrections on a connected client until `patches` is closed (the probes and retries until `scope` is). */
+/** Installs the corrections on a connected client until `patches` is closed (the probes and retries until `scope` is). */
 const install = (client: Cassandra.Client & Internals, patches: Patches): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
     const control = client.controlConnection
@@ -302,7 +340,7 @@ const install = (client: Cassandra.Client & Internals, patches: Patches): Effect
     const answered = yield* Queue.sliding<void>(1)
     const nodeDown = yield* Queue.sliding<void>(1)
     keepKnownHosts(control, patches)
-    ownControlReconnection(control, patches, retries)
+    ownControlReconnection(client, patches, retries)
     yield* Effect.addFinalizer(() => Effect.sync(() => patches.close()))
     const onDown = () => Queue.offerUnsafe(nodeDown, undefined)
     yield* Effect.acquireRelease(
@@ -325,7 +363,7 @@ const install = (client: Cassandra.Client & Internals, patches: Patches): Effect
   })
 
 /**
- * Installs both corrections on a connected client for as long as the scope is open (and any other session's over
+ * Installs the corrections on a connected client for as long as the scope is open (and any other session's over
  * the same client); closing the last one stops every probe and retry, so nothing of them outlives the sessions, and
  * gives the driver its own methods back. A driver without the internals they rely on is served as it is, with a
  * warning naming what is missing.

@@ -1,0 +1,84 @@
+/**
+ * Closing a session leaves nothing of the driver running, even when it is closed in the middle of a reconnection: on a
+ * one-node cluster (127.0.0.86), a process whose session was closed while its control connection was connecting to
+ * the frozen node must exit by itself once the node answers (test/cluster/programs/closeWhileReconnecting.ts).
+ */
+import * as ChildProcess from "node:child_process"
+import * as Path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+
+const firstAddress = 86
+const program = Path.join(import.meta.dirname, "programs", "closeWhileReconnecting.ts")
+/** From the node's resume until the program must have exited: its reconnection ends within seconds once answered. */
+const naturalExitWithin = "90 seconds"
+
+interface Program {
+  readonly child: ChildProcess.ChildProcess
+  readonly printed: (line: string) => boolean
+  readonly output: () => string
+}
+
+/** Starts the program for the life of the scope; closing the scope kills it if it is still running. */
+const startProgram = (cluster: LocalCassandra.Cluster) =>
+  Effect.acquireRelease(
+    Effect.sync((): Program => {
+      const child = ChildProcess.spawn(process.execPath, ["--conditions=effect-cassandra/source", program], {
+        env: {
+          ...process.env,
+          CASSANDRA_CONTACT_POINTS: cluster.contactPoints.join(","),
+          CASSANDRA_LOCAL_DC: cluster.localDataCenter
+        },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      child.stdout?.on("data", (chunk) => (output += chunk))
+      child.stderr?.on("data", (chunk) => (output += chunk))
+      return { child, printed: (line) => output.split("\n").includes(line), output: () => output }
+    }),
+    ({ child }) =>
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+      })
+  )
+
+/** Polls until `condition` holds, failing with what was awaited and the program's output. */
+const until = (running: Program, what: string, condition: () => boolean, timeout: Duration.Input = "120 seconds") =>
+  Effect.sync(condition).pipe(
+    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (holds) => holds }),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.fail(new Error(`${what} did not happen; the program printed:\n${running.output()}`))
+    })
+  )
+
+describe("closing a session", () => {
+  it.live(
+    "a process whose session closed during a reconnection of its control connection exits by itself",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
+        const running = yield* startProgram(cluster)
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        yield* cluster.pauseNode(1)
+        yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
+          Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
+        )
+        const exited = yield* until(
+          running,
+          "the program's own exit",
+          () => running.child.exitCode !== null || running.child.signalCode !== null,
+          naturalExitWithin
+        ).pipe(
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
+        )
+        assert.isTrue(exited, `the program did not exit by itself once its session closed:\n${running.output()}`)
+        assert.strictEqual(running.child.exitCode, 0, running.output())
+      }).pipe(Effect.scoped),
+    600_000
+  )
+})
