@@ -15,6 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import { constVoid } from "effect/Function"
 import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -268,10 +269,14 @@ interface Entry<A, I, E> {
 /** Inputs sent as one request: alone, or as one unlogged batch of one partition. */
 type Unit<A, I, E> = ReadonlyArray<Entry<A, I, E>>
 
-/** Receives the outcomes of each unit as soon as they are known, before an interruption can be seen. */
-type Recorder<A, I, E> = (outcomes: ReadonlyArray<Outcome<A, I, E>>) => void
-
-const recordNothing = () => {}
+/**
+ * Receives the outcome of each input in the step that learns it, before an interruption can be seen: a job
+ * interrupted as an answer arrives still records it.
+ */
+interface Recorder<A, I, E> {
+  readonly succeeded: (index: number, rows: ReadonlyArray<A>) => void
+  readonly failed: (index: number, input: I, error: E) => void
+}
 
 /**
  * A failure's printed and JSON forms name its input by position only: the input can be a value its Schema refused,
@@ -294,6 +299,23 @@ const FailureProto = {
 
 const failure = <A, I, E>(index: number, input: I, error: E): Failure<A, I, E> =>
   Object.assign(Object.create(FailureProto), { _tag: "Failure", index, input, error })
+
+// A report keeps every outcome until the job ends: a write's empty page is kept once, not once per statement.
+const success = <A>(index: number, rows: ReadonlyArray<A>): Success<A> => ({
+  _tag: "Success",
+  index,
+  rows: rows.length === 0 ? noRows : rows
+})
+
+/** A recorder that keeps the outcomes it receives, in the order it receives them. */
+const collectInto = <A, I, E>(outcomes: Array<Outcome<A, I, E>>): Recorder<A, I, E> => ({
+  succeeded: (index, rows) => {
+    outcomes.push(success(index, rows))
+  },
+  failed: (index, input, error) => {
+    outcomes.push(failure(index, input, error))
+  }
+})
 
 /**
  * The partition an entry is grouped by, undefined to send it alone (reads and conditional writes always are), or the
@@ -341,33 +363,44 @@ const toUnits = <A, I, E>(
   return units
 }
 
+/** Whether a statement is tried again on `retry` after a retryable error. */
+const isRetried = (
+  statement: Query.Statement<unknown>,
+  retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
+) => retry !== undefined && isIdempotent(statement)
+
+const recordFailures = <A, I, E>(unit: Unit<A, I, E>, error: E, record: Recorder<A, I, E>) => {
+  for (const entry of unit) record.failed(entry.index, entry.input, error)
+}
+
+/**
+ * Fails with `error` the first time it runs, then runs `attempt`: the attempts of a statement whose first attempt was
+ * made already, so that its retries follow the schedule as if every attempt had been made here.
+ */
+const afterFailedAttempt = <A, R>(
+  error: CassandraError.CassandraError,
+  attempt: Effect.Effect<A, CassandraError.CassandraError, R>
+): Effect.Effect<A, CassandraError.CassandraError, R> => {
+  let replayed = false
+  return Effect.suspend(() => {
+    if (replayed) return attempt
+    replayed = true
+    return Effect.fail(error)
+  })
+}
+
+/**
+ * Runs one unit, with its retries and, for a batch refused before anything of it was applied, its statements one
+ * by one. `firstFailure`: its first attempt was made already and failed with this error, to be retried.
+ */
 const runUnit = <A, I, E>(
   unit: Unit<A, I, E>,
   retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined,
-  record: Recorder<A, I, E | CassandraError.CassandraError>
-): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, Session> => {
-  // A failure that will not be retried, until it is recorded: an interruption that comes as its attempt ends, before
-  // the failure could be recorded, still records it. A failure that would have been retried, or a batch's refusal
-  // that would have sent its statements alone, is no outcome: the interrupted unit is unfinished, as one interrupted
-  // while a retry sleeps.
-  let unrecorded: CassandraError.CassandraError | undefined
-  const failed = (error: E | CassandraError.CassandraError) => {
-    unrecorded = undefined
-    const outcomes = unit.map(
-      (entry): Outcome<A, I, E | CassandraError.CassandraError> => failure(entry.index, entry.input, error)
-    )
-    record(outcomes)
-    return outcomes
-  }
-  const succeeded = (rows: ReadonlyArray<A>) => {
-    const outcomes = unit.map(
-      (entry): Outcome<A, I, E | CassandraError.CassandraError> => ({ _tag: "Success", index: entry.index, rows })
-    )
-    record(outcomes)
-    return outcomes
-  }
+  record: Recorder<A, I, E | CassandraError.CassandraError>,
+  firstFailure?: CassandraError.CassandraError
+): Effect.Effect<void, never, Session> => {
   const first = unit[0]?.statement
-  if (first === undefined) return Effect.sync(() => failed(unit[0]?.error as E))
+  if (first === undefined) return Effect.sync(() => recordFailures(unit, unit[0]?.error as E, record))
   // Grouping put only statements of equal batch options together, so the first one's options are every one's.
   const request: Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, Session> = unit.length === 1
     ? first
@@ -378,36 +411,97 @@ const runUnit = <A, I, E>(
         ),
         noRows
       )
-  const retried = retry !== undefined && isIdempotent(first)
+  const retried = isRetried(first, retry)
   const splits = (error: CassandraError.CassandraError) => unit.length > 1 && refusedBeforeApplying(error)
-  // The driver cannot take a request back: an interrupted job waits for what it sent and records it before the
-  // interruption is seen, so its report knows the outcome of every request it sent.
+  // The driver cannot take a request back: an interrupted job waits for what it sent and records the outcome its
+  // answer settles before the interruption is seen, so its report knows the outcome of every request it sent. An
+  // error that would be retried, or a batch's refusal that would send its statements alone, settles nothing: a unit
+  // interrupted then is unfinished, as one interrupted while a retry sleeps.
   const attempt = Effect.uninterruptible(
     Effect.matchEffect(request, {
-      onSuccess: (rows) => Effect.succeed(succeeded(rows)),
+      onSuccess: (rows) => {
+        for (const entry of unit) record.succeeded(entry.index, rows)
+        return Effect.void
+      },
       onFailure: (error) => {
-        if (!(retried && error.isRetryable) && !splits(error)) unrecorded = error
-        return Effect.fail(error)
+        if ((retried && error.isRetryable) || splits(error)) return Effect.fail(error)
+        recordFailures(unit, error, record)
+        return Effect.void
       }
     })
   )
+  const attempts = firstFailure === undefined ? attempt : afterFailedAttempt(firstFailure, attempt)
   // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent again
   // one by one, each gets its own outcome, and sending again cannot apply anything twice.
-  return Effect.catch(retrying(attempt, retried, retry), (error) => {
-    if (splits(error)) {
-      return Effect.map(
-        Effect.forEach(unit, (entry) => runUnit([entry], retry, record)),
-        (outcomes) => outcomes.flat()
-      )
-    }
-    return Effect.sync(() => failed(error))
-  }).pipe(
-    Effect.onInterrupt(() =>
-      Effect.sync(() => {
-        if (unrecorded !== undefined) failed(unrecorded)
-      })
-    )
+  return Effect.catch(retrying(attempts, retried, retry), (error) =>
+    splits(error)
+      ? Effect.forEach(unit, (entry) => runUnit([entry], retry, record), { discard: true })
+      : Effect.sync(() => recordFailures(unit, error, record))
   )
+}
+
+/** Runs a unit and gives its outcomes, in input order. */
+const outcomesOf = <A, I, E>(
+  unit: Unit<A, I, E>,
+  retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
+): Effect.Effect<ReadonlyArray<Outcome<A, I, E | CassandraError.CassandraError>>, never, Session> =>
+  Effect.suspend(() => {
+    const outcomes: Array<Outcome<A, I, E | CassandraError.CassandraError>> = []
+    return Effect.as(runUnit(unit, retry, collectInto(outcomes)), outcomes)
+  })
+
+/**
+ * Runs the statements a worker sends alone, one at a time, the first attempt of each in one step with nothing built
+ * for it but the statement's request: its outcome, success or failure, is recorded in the step that learns it. An
+ * error the statement is to be retried after is kept instead, and `retries` runs its retries on `runUnit`'s path: a
+ * statement that needs no retry builds no schedule.
+ */
+class AloneStatements<A, I, E> {
+  private readonly record: Recorder<A, I, E | CassandraError.CassandraError>
+  private readonly retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
+  private index = 0
+  private input: I | undefined
+  private statement: Query.Statement<A> | undefined
+  private retried = false
+  /** The error the statement run last failed with, when it is to be retried. */
+  private toRetry: CassandraError.CassandraError | undefined
+  // The driver cannot take a request back: it is waited for, and its outcome recorded before an interruption is seen.
+  private readonly attempt = Effect.uninterruptible(
+    Effect.suspend(() => Effect.match(this.statement as Query.Statement<A>, this))
+  )
+  constructor(
+    record: Recorder<A, I, E | CassandraError.CassandraError>,
+    retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
+  ) {
+    this.record = record
+    this.retry = retry
+  }
+  run(index: number, input: I, statement: Query.Statement<A>): Effect.Effect<void, never, Session> {
+    this.index = index
+    this.input = input
+    this.statement = statement
+    this.retried = isRetried(statement, this.retry)
+    return this.attempt
+  }
+  /** Whether the statement run last failed with an error it is to be retried after. */
+  get retrying(): boolean {
+    return this.toRetry !== undefined
+  }
+  /** The retries of the statement run last, after the error its first attempt failed with. */
+  retries(): Effect.Effect<void, never, Session> {
+    const firstFailure = this.toRetry
+    this.toRetry = undefined
+    const entry = { index: this.index, input: this.input as I, statement: this.statement, error: undefined }
+    return runUnit([entry], this.retry, this.record, firstFailure)
+  }
+  // Properties, not methods: `Effect.match` promises to call them, not to call them on this object.
+  readonly onSuccess = (rows: ReadonlyArray<A>) => {
+    this.record.succeeded(this.index, rows)
+  }
+  readonly onFailure = (error: CassandraError.CassandraError) => {
+    if (this.retried && error.isRetryable) this.toRetry = error
+    else this.record.failed(this.index, this.input as I, error)
+  }
 }
 
 /** The live counts of a job that keeps its outcomes for a report. */
@@ -436,20 +530,22 @@ const makeTally = <A, I, E>(total: number, options: ReportOptions): Tally<A, I, 
   }
 }
 
-const recordInto =
-  <A, I, E>(tally: Tally<A, I, E>): Recorder<A, I, E> =>
-  (outcomes) => {
-    for (const outcome of outcomes) {
-      tally.completed++
-      if (outcome._tag === "Success") {
-        tally.succeeded[outcome.index] = 1
-      } else {
-        tally.failed++
-        if (tally.failures.length < tally.maxFailures) tally.failures.push(outcome)
-      }
-      if (tally.outcomes !== undefined) tally.outcomes[outcome.index] = outcome
-    }
+const recordInto = <A, I, E>(tally: Tally<A, I, E>): Recorder<A, I, E> => ({
+  succeeded: (index, rows) => {
+    tally.completed++
+    tally.succeeded[index] = 1
+    if (tally.outcomes !== undefined) tally.outcomes[index] = success(index, rows)
+  },
+  failed: (index, input, error) => {
+    tally.completed++
+    tally.failed++
+    const kept = tally.failures.length < tally.maxFailures
+    if (!kept && tally.outcomes === undefined) return
+    const outcome = failure<A, I, E>(index, input, error)
+    if (kept) tally.failures.push(outcome)
+    if (tally.outcomes !== undefined) tally.outcomes[index] = outcome
   }
+})
 
 /** Where `unfinished` finds a job's inputs and which of them succeeded; a symbol keeps it out of JSON and keys. */
 const ResumeFrom = Symbol.for("effect-cassandra/BatchJob/ResumeFrom")
@@ -481,13 +577,24 @@ const summaryOf = <A, I, E>(
   return summary
 }
 
-/** How a job turns an input into a statement: as it is, or encoded by a Schema. */
-type EntryOf<A, I, E, R> = (input: I, index: number) => Effect.Effect<Entry<A, I, E>, never, R>
+/**
+ * How a job turns an input into a statement: an effect that encodes it, for a schema job; `undefined` for a statement
+ * job, whose inputs are their own statements, known without running anything.
+ */
+type EntryOf<A, I, E, R> = ((input: I, index: number) => Effect.Effect<Entry<A, I, E>, never, R>) | undefined
+
+/** The entry of an input of a statement job: the input is the statement. */
+const statementEntry = <A, I, E>(input: I, index: number): Entry<A, I, E> => ({
+  index,
+  input,
+  statement: input as Query.Statement<A>,
+  error: undefined
+})
 
 /**
- * Runs every input of an array on `concurrency` workers that take the next unit as they finish one, so nothing is
- * built for an input before a worker gets near it: with `partitionKey`, a worker that finds no unit left groups the
- * next window of inputs.
+ * Runs every input of an array on `concurrency` workers, each a loop that takes the next unit as it finishes one, so
+ * nothing is built for an input before a worker gets near it: with `partitionKey`, a worker that finds no unit left
+ * groups the next window of inputs. A statement sent alone is answered in one step, unless it is retried.
  */
 const runJob = <A, I, E, R>(
   inputs: ReadonlyArray<I>,
@@ -507,40 +614,53 @@ const runJob = <A, I, E, R>(
     const from = position
     position = Math.min(inputs.length, from + maxWindow)
     const indices = Array.from({ length: position - from }, (_, offset) => from + offset)
-    return Effect.map(
-      Effect.forEach(indices, (index) => entryOf(inputs[index] as I, index)),
-      (entries) => {
-        const [first, ...rest] = toUnits(entries, partitionKey, maxBatchSize)
-        // Another worker may have grouped a window meanwhile: units are queued, never replaced.
-        if (groupedTaken === grouped.length) {
-          grouped = rest
-          groupedTaken = 0
-        } else {
-          grouped.push(...rest)
-        }
-        return first
+    const entries: Effect.Effect<ReadonlyArray<Entry<A, I, E>>, never, R> = entryOf === undefined
+      ? Effect.sync(() => indices.map((index) => statementEntry<A, I, E>(inputs[index] as I, index)))
+      : Effect.forEach(indices, (index) => entryOf(inputs[index] as I, index))
+    return Effect.map(entries, (entries) => {
+      const [first, ...rest] = toUnits(entries, partitionKey, maxBatchSize)
+      // Another worker may have grouped a window meanwhile: units are queued, never replaced.
+      if (groupedTaken === grouped.length) {
+        grouped = rest
+        groupedTaken = 0
+      } else {
+        grouped.push(...rest)
       }
-    )
+      return first
+    })
   }
-  const nextUnit: Effect.Effect<Unit<A, I, E | CassandraError.CassandraError> | undefined, never, R> = Effect.suspend(
-    () => {
-      if (partitionKey !== undefined && groupedTaken < grouped.length) return Effect.succeed(grouped[groupedTaken++])
-      if (position >= inputs.length) return Effect.succeed(undefined)
-      if (partitionKey !== undefined) return nextWindow(partitionKey)
+  const retry = options.retry
+  const worker = (): Effect.Effect<void, never, R | Session> => {
+    const alone = new AloneStatements<A, I, E>(record, retry)
+    const runEntry = (entry: Entry<A, I, E | CassandraError.CassandraError>) =>
+      entry.statement === undefined
+        ? runUnit<A, I, E | CassandraError.CassandraError>([entry], retry, record)
+        : alone.run(entry.index, entry.input, entry.statement)
+    const runGrouped = (unit: Unit<A, I, E | CassandraError.CassandraError>) =>
+      unit.length === 1
+        ? runEntry(unit[0] as Entry<A, I, E | CassandraError.CassandraError>)
+        : runUnit<A, I, E | CassandraError.CassandraError>(unit, retry, record)
+    const next = (): Effect.Effect<void, never, R | Session> => {
+      if (alone.retrying) return alone.retries()
+      if (groupedTaken < grouped.length) {
+        return runGrouped(grouped[groupedTaken++] as Unit<A, I, E | CassandraError.CassandraError>)
+      }
+      if (partitionKey !== undefined) {
+        return Effect.flatMap(nextWindow(partitionKey), (unit) => (unit === undefined ? Effect.void : runGrouped(unit)))
+      }
       const index = position++
-      return Effect.map(
-        entryOf(inputs[index] as I, index),
-        (entry): Unit<A, I, E | CassandraError.CassandraError> => [entry]
-      )
+      const input = inputs[index] as I
+      if (entryOf !== undefined) return Effect.flatMap(entryOf(input, index), runEntry)
+      return alone.run(index, input, input as Query.Statement<A>)
     }
-  )
-  const work: Effect.Effect<void, never, R | Session> = Effect.flatMap(nextUnit, (unit) =>
-    unit === undefined
-      ? Effect.void
-      : Effect.flatMap(runUnit<A, I, E | CassandraError.CassandraError>(unit, options.retry, record), () => work)
-  )
+    return Effect.whileLoop({
+      while: () => alone.retrying || groupedTaken < grouped.length || position < inputs.length,
+      body: next,
+      step: constVoid
+    })
+  }
   const workers = Math.min(options.concurrency ?? defaultConcurrency, inputs.length)
-  return Effect.forEach(Array.from({ length: workers }), () => work, {
+  return Effect.forEach(Array.from({ length: workers }), worker, {
     concurrency: "unbounded",
     discard: true
   })
@@ -616,7 +736,9 @@ const streamWith = <A, I, E, R, SE, SR>(
   if (invalid !== undefined) return Stream.fail(invalid)
   const partitionKey = options.partitionKey
   const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
-  const entries = Stream.mapEffect(inputs, entryOf)
+  const entries: Stream.Stream<Entry<A, I, E>, SE, SR | R> = entryOf === undefined
+    ? Stream.map(inputs, statementEntry<A, I, E>)
+    : Stream.mapEffect(inputs, entryOf)
   const units: Stream.Stream<Unit<A, I, E | CassandraError.CassandraError>, SE, SR | R> = partitionKey === undefined
     ? Stream.map(entries, (entry) => [entry])
     : entries.pipe(
@@ -624,7 +746,7 @@ const streamWith = <A, I, E, R, SE, SR>(
         Stream.map((window) => toUnits(window, partitionKey, maxBatchSize)),
         Stream.flattenIterable
       )
-  const outcomes = Stream.mapEffect(units, (unit) => runUnit(unit, options.retry, recordNothing), {
+  const outcomes = Stream.mapEffect(units, (unit) => outcomesOf(unit, options.retry), {
     concurrency: options.concurrency ?? defaultConcurrency
   })
   if (partitionKey === undefined) return Stream.flattenIterable(outcomes)
@@ -649,12 +771,6 @@ const streamWith = <A, I, E, R, SE, SR>(
     }
   )
 }
-
-const statementEntry = <A>(
-  statement: Query.Statement<A>,
-  index: number
-): Effect.Effect<Entry<A, Query.Statement<A>, never>> =>
-  Effect.succeed({ index, input: statement, statement, error: undefined })
 
 /**
  * Runs every statement and returns one outcome per statement (or, with `summary: true`, counts and the first
@@ -695,7 +811,7 @@ export function run<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions = {}
 ): Effect.Effect<Summary<A>, CassandraError.CassandraError, Session> {
-  return runWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
+  return runWith<A, Query.Statement<A>, never, never>(statements, undefined, options)
 }
 
 /**
@@ -735,7 +851,7 @@ export function start<A>(
   statements: ReadonlyArray<Query.Statement<A>>,
   options: Options<A> & ReportOptions & ProgressOptions = {}
 ): Effect.Effect<Job<Summary<A>>, CassandraError.CassandraError, Session | Scope.Scope> {
-  return startWith<A, Query.Statement<A>, never, never>(statements, statementEntry, options)
+  return startWith<A, Query.Statement<A>, never, never>(statements, undefined, options)
 }
 
 /**
@@ -752,7 +868,7 @@ export const stream = <A, E, R>(
   statements: Stream.Stream<Query.Statement<A>, E, R>,
   options: Options<A> = {}
 ): Stream.Stream<Outcome<A>, E | CassandraError.CassandraError, R | Session> =>
-  streamWith<A, Query.Statement<A>, never, never, E, R>(statements, statementEntry, options)
+  streamWith<A, Query.Statement<A>, never, never, E, R>(statements, undefined, options)
 
 /**
  * The failure of an input of a schema job: its Schema could not encode it (a `CqlSchemaError`, which never holds

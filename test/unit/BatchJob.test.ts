@@ -449,3 +449,66 @@ describe("BatchJob interrupted while a request is in flight", () => {
       })
   )
 })
+
+/** A session over a stand-in client that answers the requests (statements and batches) as `answer` says. */
+const sessionAnswering = (answer: (request: number) => Error | undefined) =>
+  Effect.gen(function* () {
+    let requests = 0
+    const respond = () => {
+      const error = answer(requests++)
+      return error === undefined ? Promise.resolve({ rows: [], info: {} }) : Promise.reject(error)
+    }
+    const client = { keyspace: undefined, execute: respond, batch: respond } as unknown as Cassandra.Client
+    const runner = yield* runnerOver(client, {})
+    const session: Session = { client, keyspace: undefined, ...runner }
+    return { session, requests: () => requests }
+  })
+
+describe("BatchJob retries", () => {
+  const overloaded = () => new Cassandra.errors.ResponseError(0x1001, "overloaded")
+  const idempotentInserts = (count: number) =>
+    Array.from({ length: count }, (_, k) =>
+      Query.cql`INSERT INTO t (p, k) VALUES (${k}, ${k})`.withOptions({ idempotent: true })
+    )
+  for (const grouped of [false, true]) {
+    const sent = grouped ? "sent in partition batches" : "sent alone"
+    it.effect(`an idempotent statement ${sent} is sent once and once more per recurrence of its schedule`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { session, requests } = yield* sessionAnswering(overloaded)
+          const statements = idempotentInserts(3)
+          const report = yield* BatchJob.run(statements, {
+            retry: Schedule.recurs(2),
+            ...(grouped ? { partitionKey: (statement: Query.Statement) => String(statement.params[0]) } : {})
+          }).pipe(Effect.provideService(Session, session))
+          assert.strictEqual(requests(), 3 * 3)
+          assert.deepStrictEqual(failuresOf(report), [
+            [0, "Overloaded"],
+            [1, "Overloaded"],
+            [2, "Overloaded"]
+          ])
+        })
+      )
+    )
+  }
+
+  it.effect("an idempotent statement that succeeds when retried has one outcome, a success", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        // Every statement's first attempt fails, every retry succeeds.
+        const { session, requests } = yield* sessionAnswering((request) => (request < 4 ? overloaded() : undefined))
+        const statements = idempotentInserts(4)
+        const report = yield* BatchJob.run(statements, { concurrency: 4, retry: Schedule.recurs(1) }).pipe(
+          Effect.provideService(Session, session)
+        )
+        assert.strictEqual(requests(), 8)
+        assert.deepStrictEqual(
+          report.outcomes.map((outcome) => [outcome.index, outcome._tag]),
+          [0, 1, 2, 3].map((index) => [index, "Success"])
+        )
+        assert.strictEqual(report.succeeded, 4)
+        assert.deepStrictEqual(BatchJob.unfinished(report), [])
+      })
+    )
+  )
+})
