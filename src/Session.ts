@@ -12,7 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as CassandraError from "./CassandraError.ts"
 import { makeClientOptions, makeSessionSettings, type SessionSettings, usesTls } from "./internal/clientOptions.ts"
 import { driverEncoding } from "./internal/driverEncoding.ts"
@@ -365,7 +365,6 @@ const serveOver = Effect.fnUntraced(function* (
 ) {
   yield* keepTokenMapCurrent(client)
   yield* watchNodeHealth(client, nodeHealth)
-  yield* superviseDriverLifecycle(client)
   const runner = yield* makeRequestRunner(client, settings)
   const session: Session = { client, keyspace: client.keyspace, ...runner }
   return session
@@ -388,10 +387,14 @@ export const make: (options: Options) => Effect.Effect<Session, CassandraError.C
       catch: (cause) => CassandraError.configuration(`driverOptions: ${String((cause as Error).message)}`)
     })
     yield* bridgeDriverLogs(client)
+    // Closed after the client's shutdown: the driver's corrections stay installed while it shuts down, so that a
+    // reconnection the driver starts as the session closes (a node marked down meanwhile) leaves nothing open either.
+    const lifecycleScope = yield* Scope.fork(yield* Effect.scope)
     // A failed or interrupted connect leaves the client's timers and sockets behind unless it is shut down too; the
     // connect itself stays interruptible, so an interrupted build does not wait for the connect timeout.
     yield* Effect.addFinalizer(() => shutdown(client))
     yield* connect(client, settings.connectTimeoutMillis).pipe(Effect.onError(() => shutdown(client)))
+    yield* superviseDriverLifecycle(client).pipe(Scope.provide(lifecycleScope))
     const session = yield* serveOver(client, nodeHealth, settings)
     // Only a session that was built reloads: a failed build, retried in the same scope, leaves nothing running.
     yield* keepCertificatesCurrent
@@ -441,6 +444,7 @@ export const makeFromClient: (
   const nodeHealth = yield* makeThresholds(options.nodeHealth)
   yield* bridgeDriverLogs(client)
   yield* connect(client, settings.connectTimeoutMillis)
+  yield* superviseDriverLifecycle(client)
   return yield* serveOver(client, nodeHealth, settings)
 })
 

@@ -6,7 +6,8 @@
  *   first time: it builds a new `Host` for the node it reaches and puts it in the host map in place of the known one.
  *   The map reports that as a removal plus an addition (a node that only restarted looked removed), and nothing ever
  *   shuts the replaced entry down, so its 200 ms health interval and reconnection timer keep the process alive after
- *   the client is closed. The known entry is kept instead: the driver's own path for a node it already knows.
+ *   the client is closed. The known entry is kept instead: the driver's own path for a node it already knows; one
+ *   marked down is marked up once the connection is in its pool, as the fresh entry would have started.
  * - A down node is retried on the reconnection back-off (up to a minute apart by default), also once it answers
  *   again, and the control connection reconnects only on its own back-off timer. While any node is down, its native
  *   port is probed with a plain TCP connect; when an address that refused or timed out starts accepting, the driver
@@ -57,6 +58,7 @@ interface ControlConnection {
  */
 type DriverHost = Cassandra.Host & {
   checkIsUp?(): void
+  setUp?(): void
   shutdown?(waitForPending: boolean): Promise<void>
   readonly pool?: { readonly connections?: ReadonlyArray<DriverConnection> }
 }
@@ -196,22 +198,42 @@ const keepKnownHosts = (control: ControlConnection, patches: Patches) =>
   )
 
 /**
- * Once the client began shutting down, shuts every host down again (which stops its health timer and any pending
- * reconnection, and closes its pool's connections) and closes any connection still held by a pool or the control
- * connection. Each driver internal is used only where the driver has it; without them nothing is done.
+ * Shuts every host down again (which stops its health timer and any pending reconnection, and closes its pool's
+ * connections) and closes any connection still held by a pool or the control connection.
  */
 const closeWhatShutdownLeft = (client: Cassandra.Client & Internals): void => {
-  if ((client as { readonly isShuttingDown?: unknown }).isShuttingDown !== true) return
-  // Runs as the reconnection's promise settles, which the driver awaits: a throw here would become its failure.
+  for (const host of client.hosts.values() as ReadonlyArray<DriverHost>) {
+    Promise.resolve(host.shutdown?.(false)).catch(() => undefined)
+    // A pool still closing the connections the client's own shutdown took from it keeps one handed to it since.
+    for (const connection of host.pool?.connections ?? []) connection.close?.()
+  }
+  client.controlConnection.connection?.close?.()
+}
+
+/**
+ * Marks up the node the control connection reconnected to, if it is marked down. Starting over from the contact
+ * points, it kept a known node's entry (see `keepKnownHosts`) and put its connection in that entry's pool: a down
+ * entry's pool then counts as full, so its own reconnection opens nothing and the node would stay down for good, where
+ * the fresh entry the driver would have made starts up.
+ */
+const bringReachedHostUp = (control: ControlConnection): void => {
+  const host = control.host as DriverHost | null
+  const connection = control.connection
+  if (host === null || connection === null || !connection.isSocketOpen || host.isUp()) return
+  if (host.pool?.connections?.includes(connection) === true) host.setUp?.()
+}
+
+/**
+ * Runs as a reconnection of the control connection settles: once the client began shutting down, closes what it left
+ * open; otherwise marks up the node it reached. Each driver internal is used only where the driver has it.
+ */
+const afterReconnection = (client: Cassandra.Client & Internals): void => {
+  // The driver awaits the reconnection's promise: a throw here would become its failure.
   try {
-    for (const host of client.hosts.values() as ReadonlyArray<DriverHost>) {
-      Promise.resolve(host.shutdown?.(false)).catch(() => undefined)
-      // A pool still closing the connections the client's own shutdown took from it keeps one handed to it since.
-      for (const connection of host.pool?.connections ?? []) connection.close?.()
-    }
-    client.controlConnection.connection?.close?.()
+    if ((client as { readonly isShuttingDown?: unknown }).isShuttingDown === true) closeWhatShutdownLeft(client)
+    else bringReachedHostUp(client.controlConnection)
   } catch {
-    // A driver whose internals changed shape: what could not be closed is left as the driver left it.
+    // A driver whose internals changed shape: what could not be done is left as the driver left it.
   }
 }
 
@@ -257,7 +279,7 @@ const ownControlReconnection = (
     "_refresh",
     (refresh) =>
       function (this: ControlConnection, hostIterator) {
-        return patches.track(refresh.call(this, hostIterator).finally(() => closeWhatShutdownLeft(client)))
+        return patches.track(refresh.call(this, hostIterator).finally(() => afterReconnection(client)))
       }
   )
   // The driver replaces the schedule with a new one of its policy after each success: whichever is current is put
@@ -366,7 +388,9 @@ const install = (client: Cassandra.Client & Internals, patches: Patches): Effect
  * Installs the corrections on a connected client for as long as the scope is open (and any other session's over
  * the same client); closing the last one stops every probe and retry, so nothing of them outlives the sessions, and
  * gives the driver its own methods back. A driver without the internals they rely on is served as it is, with a
- * warning naming what is missing.
+ * warning naming what is missing. A session that shuts the client down closes this scope only after the shutdown:
+ * a reconnection the driver starts until then (a node marked down as the session closes) is then still one whose
+ * leftovers are closed once it settles; one started under the driver's own methods would leave them open.
  */
 export const superviseDriverLifecycle = (driverClient: Cassandra.Client): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {

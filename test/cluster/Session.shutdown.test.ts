@@ -1,7 +1,8 @@
 /**
  * Closing a session leaves nothing of the driver running, even when it is closed in the middle of a reconnection: on a
  * one-node cluster (127.0.0.86), a process whose session was closed while its control connection was connecting to
- * the frozen node must exit by itself once the node answers (test/cluster/programs/closeWhileReconnecting.ts).
+ * the frozen node must exit by itself once the node answers (test/cluster/programs/closeWhileReconnecting.ts), and
+ * so must one whose node was marked down just before its client shut down (closeAsNodeGoesDown.ts).
  */
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
@@ -12,7 +13,7 @@ import * as Schedule from "effect/Schedule"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 
 const firstAddress = 86
-const program = Path.join(import.meta.dirname, "programs", "closeWhileReconnecting.ts")
+const programPath = (name: string) => Path.join(import.meta.dirname, "programs", `${name}.ts`)
 /** From the node's resume until the program must have exited: its reconnection ends within seconds once answered. */
 const naturalExitWithin = "90 seconds"
 
@@ -22,17 +23,19 @@ interface Program {
   readonly output: () => string
 }
 
-/** Starts the program for the life of the scope; closing the scope kills it if it is still running. */
-const startProgram = (cluster: LocalCassandra.Cluster) =>
+/**
+ * Starts test/cluster/programs/`name`.ts for the life of the scope; closing the scope kills it if it is still running.
+ */
+const startProgram = (cluster: LocalCassandra.Cluster, name: string) =>
   Effect.acquireRelease(
     Effect.sync((): Program => {
-      const child = ChildProcess.spawn(process.execPath, ["--conditions=effect-cassandra/source", program], {
+      const child = ChildProcess.spawn(process.execPath, ["--conditions=effect-cassandra/source", programPath(name)], {
         env: {
           ...process.env,
           CASSANDRA_CONTACT_POINTS: cluster.contactPoints.join(","),
           CASSANDRA_LOCAL_DC: cluster.localDataCenter
         },
-        stdio: ["ignore", "pipe", "pipe"]
+        stdio: ["pipe", "pipe", "pipe"]
       })
       let output = ""
       child.stdout?.on("data", (chunk) => (output += chunk))
@@ -55,29 +58,118 @@ const until = (running: Program, what: string, condition: () => boolean, timeout
     })
   )
 
+/** Fails unless the program exits by itself, with status 0, within `naturalExitWithin`. */
+const exitsByItself = (running: Program) =>
+  Effect.gen(function* () {
+    const exited = yield* until(
+      running,
+      "the program's own exit",
+      () => running.child.exitCode !== null || running.child.signalCode !== null,
+      naturalExitWithin
+    ).pipe(
+      Effect.as(true),
+      Effect.orElseSucceed(() => false)
+    )
+    assert.isTrue(exited, `the program did not exit by itself once its session closed:\n${running.output()}`)
+    assert.strictEqual(running.child.exitCode, 0, running.output())
+  })
+
 describe("closing a session", () => {
   it.live(
     "a process whose session closed during a reconnection of its control connection exits by itself",
     () =>
       Effect.gen(function* () {
         const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster)
+        const running = yield* startProgram(cluster, "closeWhileReconnecting")
         yield* until(running, "the session's connect", () => running.printed("connected"))
         yield* cluster.pauseNode(1)
         yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
           Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
         )
-        const exited = yield* until(
-          running,
-          "the program's own exit",
-          () => running.child.exitCode !== null || running.child.signalCode !== null,
-          naturalExitWithin
-        ).pipe(
-          Effect.as(true),
-          Effect.orElseSucceed(() => false)
+        yield* exitsByItself(running)
+      }).pipe(Effect.scoped),
+    600_000
+  )
+
+  it.live(
+    "a process whose session closed while reconnecting to a killed node exits by itself, the node still dead",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
+        const running = yield* startProgram(cluster, "closeWhileReconnecting")
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        yield* cluster.killNode(1)
+        yield* until(running, "the close during the reconnection", () => running.printed("closed"))
+        yield* exitsByItself(running)
+      }).pipe(Effect.scoped),
+    600_000
+  )
+
+  it.live(
+    "a process whose session closed while reconnecting to a frozen node exits by itself, the node still frozen",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
+        const running = yield* startProgram(cluster, "closeWhileReconnecting")
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        yield* cluster.pauseNode(1)
+        // The attempt in flight gives up after the program's connect timeout; nothing is tried after it.
+        yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
+          Effect.andThen(exitsByItself(running)),
+          Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
         )
-        assert.isTrue(exited, `the program did not exit by itself once its session closed:\n${running.output()}`)
-        assert.strictEqual(running.child.exitCode, 0, running.output())
+      }).pipe(Effect.scoped),
+    600_000
+  )
+
+  it.live(
+    "a process whose session closed while reconnecting to a frozen three-node cluster exits by itself",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 3, firstAddress, name: "shutdown3" })
+        const running = yield* startProgram(cluster, "closeWhileReconnecting")
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const nodes = [1, 2, 3]
+        yield* Effect.forEach(nodes, cluster.pauseNode)
+        // Resumed in the reverse order: the contact point the attempt in flight waits for comes back last or not.
+        yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
+          Effect.ensuring(Effect.forEach(nodes.toReversed(), (node) => Effect.ignore(cluster.resumeNode(node))))
+        )
+        yield* exitsByItself(running)
+      }).pipe(Effect.scoped),
+    600_000
+  )
+
+  it.live(
+    "a caller's client outlives a session closed during its reconnection, then exits with the caller's shutdown",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
+        const running = yield* startProgram(cluster, "closeOverCallersClient")
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        yield* cluster.pauseNode(1)
+        yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
+          Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
+        )
+        yield* exitsByItself(running)
+        assert.isTrue(running.printed("served"), running.output())
+      }).pipe(Effect.scoped),
+    600_000
+  )
+
+  it.live(
+    "a process whose node went down as its client shut down exits by itself",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
+        const running = yield* startProgram(cluster, "closeAsNodeGoesDown")
+        yield* until(running, "the session's connect", () => running.printed("connected"))
+        yield* cluster.pauseNode(1)
+        running.child.stdin?.end("frozen\n")
+        yield* until(running, "the close", () => running.printed("closed")).pipe(
+          Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
+        )
+        yield* exitsByItself(running)
       }).pipe(Effect.scoped),
     600_000
   )
