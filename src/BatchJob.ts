@@ -11,17 +11,20 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { constVoid } from "effect/Function"
+import * as Latch from "effect/Latch"
+import * as Pull from "effect/Pull"
 import * as Schedule from "effect/Schedule"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as CassandraError from "./CassandraError.ts"
-import { isCassandraError } from "./CassandraError.ts"
+import { configuration, isCassandraError } from "./CassandraError.ts"
 import { type CqlSchemaError, encoder } from "./CqlSchema.ts"
 import {
   batchOptionsKey,
@@ -44,7 +47,10 @@ import type { Session } from "./Session.ts"
 export interface Options<A> {
   /** Requests (statements or batches) in flight at once from this job (default 64). */
   readonly concurrency?: number | undefined
-  /** When to try an idempotent statement again after a retryable error (default: never). */
+  /**
+   * When to try an idempotent statement again after a retryable error (default: never). A schedule that throws fails
+   * the statement (or batch) it was retrying, with a `Configuration` reason, and the job goes on.
+   */
   readonly retry?: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
   /**
    * The partition a statement writes to, as any string that is equal for equal partition keys. Statements with the
@@ -363,6 +369,31 @@ const toUnits = <A, I, E>(
   return units
 }
 
+const typeName = (u: unknown) => (u === null ? "null" : Array.isArray(u) ? "array" : typeof u)
+
+/**
+ * The error of an input whose statement is not one `cql` or a session's template built (a copy, a lookalike, or any
+ * value from a caller without type checks): it cannot be sent, and fails alone instead of ending the job.
+ */
+const notAStatement = (what: string, value: unknown, index: number): CassandraError.CassandraError =>
+  configuration(
+    `The batch job's ${what} at index ${index} is not a statement (got ${typeName(value)}); it was not sent`,
+    {
+      operation: "BatchJob"
+    }
+  )
+
+/** The entry of an input whose statement is `statement`, or fails alone when that is not a statement. */
+const entryFor = <A, I, E>(
+  index: number,
+  input: I,
+  statement: unknown,
+  what: string
+): Entry<A, I, E | CassandraError.CassandraError> =>
+  Query.isStatement(statement)
+    ? { index, input, statement: statement as Query.Statement<A>, error: undefined }
+    : { index, input, statement: undefined, error: notAStatement(what, statement, index) }
+
 /** Whether a statement is tried again on `retry` after a retryable error. */
 const isRetried = (
   statement: Query.Statement<unknown>,
@@ -373,31 +404,30 @@ const recordFailures = <A, I, E>(unit: Unit<A, I, E>, error: E, record: Recorder
   for (const entry of unit) record.failed(entry.index, entry.input, error)
 }
 
-/**
- * Fails with `error` the first time it runs, then runs `attempt`: the attempts of a statement whose first attempt was
- * made already, so that its retries follow the schedule as if every attempt had been made here.
- */
-const afterFailedAttempt = <A, R>(
-  error: CassandraError.CassandraError,
-  attempt: Effect.Effect<A, CassandraError.CassandraError, R>
-): Effect.Effect<A, CassandraError.CassandraError, R> => {
-  let replayed = false
-  return Effect.suspend(() => {
-    if (replayed) return attempt
-    replayed = true
-    return Effect.fail(error)
-  })
-}
+/** Where a unit's attempt leaves it: settled, to be sent again after a delay, or a refused batch to send alone. */
+type Next = Duration.Duration | "split" | undefined
+
+type Step = (
+  now: number,
+  error: CassandraError.CassandraError
+) => Effect.Effect<readonly [unknown, Duration.Duration], unknown>
+
+const scheduleThrew = <A, I, E>(defect: unknown, unit: Unit<A, I, E>): CassandraError.CassandraError =>
+  configuration(
+    `The batch job's retry schedule threw ${defect instanceof Error ? defect.name : typeof defect} while retrying ` +
+      `${unit.length === 1 ? "the input" : `a batch of ${unit.length} inputs`} at index ${unit[0]?.index}; ` +
+      "it was not retried further",
+    { operation: "BatchJob" }
+  )
 
 /**
  * Runs one unit, with its retries and, for a batch refused before anything of it was applied, its statements one
- * by one. `firstFailure`: its first attempt was made already and failed with this error, to be retried.
+ * by one.
  */
 const runUnit = <A, I, E>(
   unit: Unit<A, I, E>,
   retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined,
-  record: Recorder<A, I, E | CassandraError.CassandraError>,
-  firstFailure?: CassandraError.CassandraError
+  record: Recorder<A, I, E | CassandraError.CassandraError>
 ): Effect.Effect<void, never, Session> => {
   const first = unit[0]?.statement
   if (first === undefined) return Effect.sync(() => recordFailures(unit, unit[0]?.error as E, record))
@@ -412,32 +442,58 @@ const runUnit = <A, I, E>(
         noRows
       )
   const retried = isRetried(first, retry)
-  const splits = (error: CassandraError.CassandraError) => unit.length > 1 && refusedBeforeApplying(error)
+  // Built at the first retryable error: a unit that needs no retry builds no schedule.
+  let step: Step | undefined
+  // The schedule's answer to an error: the delay before the next attempt, or, once it ends, the error is the unit's
+  // failure. A schedule is the caller's code: one that throws fails the unit it was retrying, not the whole job.
+  const decide = (error: CassandraError.CassandraError): Effect.Effect<Next> =>
+    Effect.matchCause(
+      Effect.flatMap(
+        step === undefined
+          ? Effect.map(Schedule.toStep(retry as Schedule.Schedule<unknown, CassandraError.CassandraError>), (built) => {
+              step = built
+              return built
+            })
+          : Effect.succeed(step),
+        (step) => Effect.flatMap(Clock.currentTimeMillis, (now) => step(now, error))
+      ),
+      {
+        onSuccess: ([, delay]) => delay,
+        onFailure: (cause) => {
+          recordFailures(unit, Pull.isDoneCause(cause) ? error : scheduleThrew(Cause.squash(cause), unit), record)
+          return undefined
+        }
+      }
+    )
   // The driver cannot take a request back: an interrupted job waits for what it sent and records the outcome its
-  // answer settles before the interruption is seen, so its report knows the outcome of every request it sent. An
-  // error that would be retried, or a batch's refusal that would send its statements alone, settles nothing: a unit
-  // interrupted then is unfinished, as one interrupted while a retry sleeps.
-  const attempt = Effect.uninterruptible(
+  // answer settles before the interruption is seen, so its report knows the outcome of every request it sent. The
+  // schedule is asked in the same step, so a failure it ends on is recorded too. An error to be retried, or a
+  // batch's refusal that sends its statements alone, settles nothing: a unit interrupted then is unfinished, as one
+  // interrupted while a retry sleeps.
+  const attempt: Effect.Effect<Next, never, Session> = Effect.uninterruptible(
     Effect.matchEffect(request, {
       onSuccess: (rows) => {
         for (const entry of unit) record.succeeded(entry.index, rows)
-        return Effect.void
+        return Effect.undefined
       },
-      onFailure: (error) => {
-        if ((retried && error.isRetryable) || splits(error)) return Effect.fail(error)
+      onFailure: (error): Effect.Effect<Next> => {
+        if (retried && error.isRetryable) return decide(error)
+        // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent
+        // again one by one, each gets its own outcome, and sending again cannot apply anything twice.
+        if (unit.length > 1 && refusedBeforeApplying(error)) return Effect.succeed("split")
         recordFailures(unit, error, record)
-        return Effect.void
+        return Effect.undefined
       }
     })
   )
-  const attempts = firstFailure === undefined ? attempt : afterFailedAttempt(firstFailure, attempt)
-  // A batch refused before anything of it was applied may be refused for one statement or for the mix: sent again
-  // one by one, each gets its own outcome, and sending again cannot apply anything twice.
-  return Effect.catch(retrying(attempts, retried, retry), (error) =>
-    splits(error)
-      ? Effect.forEach(unit, (entry) => runUnit([entry], retry, record), { discard: true })
-      : Effect.sync(() => recordFailures(unit, error, record))
+  const attempts: Effect.Effect<void, never, Session> = Effect.flatMap(attempt, (next) =>
+    next === undefined
+      ? Effect.void
+      : next === "split"
+        ? Effect.forEach(unit, (entry) => runUnit([entry], retry, record), { discard: true })
+        : Effect.andThen(Effect.sleep(next), attempts)
   )
+  return attempts
 }
 
 /** Runs a unit and gives its outcomes, in input order. */
@@ -451,56 +507,33 @@ const outcomesOf = <A, I, E>(
   })
 
 /**
- * Runs the statements a worker sends alone, one at a time, the first attempt of each in one step with nothing built
- * for it but the statement's request: its outcome, success or failure, is recorded in the step that learns it. An
- * error the statement is to be retried after is kept instead, and `retries` runs its retries on `runUnit`'s path: a
- * statement that needs no retry builds no schedule.
+ * Runs the statements a worker sends alone and does not retry, one at a time, each in one step with nothing built
+ * for it but the statement's request: its outcome, success or failure, is recorded in the step that learns it.
  */
 class AloneStatements<A, I, E> {
   private readonly record: Recorder<A, I, E | CassandraError.CassandraError>
-  private readonly retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
   private index = 0
   private input: I | undefined
   private statement: Query.Statement<A> | undefined
-  private retried = false
-  /** The error the statement run last failed with, when it is to be retried. */
-  private toRetry: CassandraError.CassandraError | undefined
   // The driver cannot take a request back: it is waited for, and its outcome recorded before an interruption is seen.
   private readonly attempt = Effect.uninterruptible(
     Effect.suspend(() => Effect.match(this.statement as Query.Statement<A>, this))
   )
-  constructor(
-    record: Recorder<A, I, E | CassandraError.CassandraError>,
-    retry: Schedule.Schedule<unknown, CassandraError.CassandraError> | undefined
-  ) {
+  constructor(record: Recorder<A, I, E | CassandraError.CassandraError>) {
     this.record = record
-    this.retry = retry
   }
   run(index: number, input: I, statement: Query.Statement<A>): Effect.Effect<void, never, Session> {
     this.index = index
     this.input = input
     this.statement = statement
-    this.retried = isRetried(statement, this.retry)
     return this.attempt
-  }
-  /** Whether the statement run last failed with an error it is to be retried after. */
-  get retrying(): boolean {
-    return this.toRetry !== undefined
-  }
-  /** The retries of the statement run last, after the error its first attempt failed with. */
-  retries(): Effect.Effect<void, never, Session> {
-    const firstFailure = this.toRetry
-    this.toRetry = undefined
-    const entry = { index: this.index, input: this.input as I, statement: this.statement, error: undefined }
-    return runUnit([entry], this.retry, this.record, firstFailure)
   }
   // Properties, not methods: `Effect.match` promises to call them, not to call them on this object.
   readonly onSuccess = (rows: ReadonlyArray<A>) => {
     this.record.succeeded(this.index, rows)
   }
   readonly onFailure = (error: CassandraError.CassandraError) => {
-    if (this.retried && error.isRetryable) this.toRetry = error
-    else this.record.failed(this.index, this.input as I, error)
+    this.record.failed(this.index, this.input as I, error)
   }
 }
 
@@ -584,12 +617,8 @@ const summaryOf = <A, I, E>(
 type EntryOf<A, I, E, R> = ((input: I, index: number) => Effect.Effect<Entry<A, I, E>, never, R>) | undefined
 
 /** The entry of an input of a statement job: the input is the statement. */
-const statementEntry = <A, I, E>(input: I, index: number): Entry<A, I, E> => ({
-  index,
-  input,
-  statement: input as Query.Statement<A>,
-  error: undefined
-})
+const statementEntry = <A, I, E>(input: I, index: number): Entry<A, I, E | CassandraError.CassandraError> =>
+  entryFor(index, input, input, "input")
 
 /**
  * Runs every input of an array on `concurrency` workers, each a loop that takes the next unit as it finishes one, so
@@ -608,15 +637,22 @@ const runJob = <A, I, E, R>(
   let position = 0
   let grouped: Array<Unit<A, I, E | CassandraError.CassandraError>> = []
   let groupedTaken = 0
+  // A schema job's window is encoded by effects, during which its worker may yield: a worker that finds nothing to
+  // take while a window is being built waits for it instead of ending, so the job keeps `concurrency` requests in
+  // flight. Each built window opens the latch the waiters of its time hold, and later waiters get a new one.
+  let windowsBuilding = 0
+  let windowBuilt = Latch.makeUnsafe(false)
   const nextWindow = (
     partitionKey: (statement: Query.Statement<A>) => string | undefined
   ): Effect.Effect<Unit<A, I, E | CassandraError.CassandraError> | undefined, never, R> => {
     const from = position
     position = Math.min(inputs.length, from + maxWindow)
     const indices = Array.from({ length: position - from }, (_, offset) => from + offset)
-    const entries: Effect.Effect<ReadonlyArray<Entry<A, I, E>>, never, R> = entryOf === undefined
+    const entries: Effect.Effect<ReadonlyArray<Entry<A, I, E | CassandraError.CassandraError>>, never, R> = entryOf ===
+    undefined
       ? Effect.sync(() => indices.map((index) => statementEntry<A, I, E>(inputs[index] as I, index)))
       : Effect.forEach(indices, (index) => entryOf(inputs[index] as I, index))
+    windowsBuilding++
     return Effect.map(entries, (entries) => {
       const [first, ...rest] = toUnits(entries, partitionKey, maxBatchSize)
       // Another worker may have grouped a window meanwhile: units are queued, never replaced.
@@ -626,14 +662,19 @@ const runJob = <A, I, E, R>(
       } else {
         grouped.push(...rest)
       }
+      // Opened once the units are queued: waiters may be resumed at once.
+      windowsBuilding--
+      const built = windowBuilt
+      windowBuilt = Latch.makeUnsafe(false)
+      built.openUnsafe()
       return first
     })
   }
   const retry = options.retry
   const worker = (): Effect.Effect<void, never, R | Session> => {
-    const alone = new AloneStatements<A, I, E>(record, retry)
+    const alone = new AloneStatements<A, I, E>(record)
     const runEntry = (entry: Entry<A, I, E | CassandraError.CassandraError>) =>
-      entry.statement === undefined
+      entry.statement === undefined || isRetried(entry.statement, retry)
         ? runUnit<A, I, E | CassandraError.CassandraError>([entry], retry, record)
         : alone.run(entry.index, entry.input, entry.statement)
     const runGrouped = (unit: Unit<A, I, E | CassandraError.CassandraError>) =>
@@ -641,20 +682,23 @@ const runJob = <A, I, E, R>(
         ? runEntry(unit[0] as Entry<A, I, E | CassandraError.CassandraError>)
         : runUnit<A, I, E | CassandraError.CassandraError>(unit, retry, record)
     const next = (): Effect.Effect<void, never, R | Session> => {
-      if (alone.retrying) return alone.retries()
       if (groupedTaken < grouped.length) {
         return runGrouped(grouped[groupedTaken++] as Unit<A, I, E | CassandraError.CassandraError>)
       }
       if (partitionKey !== undefined) {
+        if (position >= inputs.length) return windowBuilt.await
         return Effect.flatMap(nextWindow(partitionKey), (unit) => (unit === undefined ? Effect.void : runGrouped(unit)))
       }
       const index = position++
       const input = inputs[index] as I
       if (entryOf !== undefined) return Effect.flatMap(entryOf(input, index), runEntry)
+      if (!Query.isStatement(input) || isRetried(input as Query.Statement<A>, retry)) {
+        return runEntry(statementEntry(input, index))
+      }
       return alone.run(index, input, input as Query.Statement<A>)
     }
     return Effect.whileLoop({
-      while: () => alone.retrying || groupedTaken < grouped.length || position < inputs.length,
+      while: () => groupedTaken < grouped.length || position < inputs.length || windowsBuilding > 0,
       body: next,
       step: constVoid
     })
@@ -736,7 +780,7 @@ const streamWith = <A, I, E, R, SE, SR>(
   if (invalid !== undefined) return Stream.fail(invalid)
   const partitionKey = options.partitionKey
   const maxBatchSize = options.maxBatchSize ?? defaultMaxBatchSize
-  const entries: Stream.Stream<Entry<A, I, E>, SE, SR | R> = entryOf === undefined
+  const entries: Stream.Stream<Entry<A, I, E | CassandraError.CassandraError>, SE, SR | R> = entryOf === undefined
     ? Stream.map(inputs, statementEntry<A, I, E>)
     : Stream.mapEffect(inputs, entryOf)
   const units: Stream.Stream<Unit<A, I, E | CassandraError.CassandraError>, SE, SR | R> = partitionKey === undefined
@@ -774,11 +818,12 @@ const streamWith = <A, I, E, R, SE, SR>(
 
 /**
  * Runs every statement and returns one outcome per statement (or, with `summary: true`, counts and the first
- * failures); a failed statement does not stop the others. Statements are taken from the array as places free up,
- * so the job holds per statement only what it reports. To resume after failures, run `unfinished(report)`. Invalid
- * options (a concurrency or `maxBatchSize` that is not a whole number of at least 1, a negative or fractional
- * `maxFailures`, a negative or endless `maxGroupingDelay`) fail the job with a `Configuration` reason before
- * anything runs.
+ * failures); a failed statement does not stop the others, nor does an input that is not a statement (from a caller
+ * without type checks): it fails alone with a `Configuration` reason. Statements are taken from the array as places
+ * free up, so the job holds per statement only what it reports. To resume after failures, run `unfinished(report)`.
+ * Invalid options (a concurrency or `maxBatchSize` that is not a whole number of at least 1, a negative or
+ * fractional `maxFailures`, a negative or endless `maxGroupingDelay`) fail the job with a `Configuration` reason
+ * before anything runs.
  *
  * @example
  * ```ts
@@ -952,7 +997,7 @@ export const schema = <Req extends Schema.Top>(request: {
     Effect.match(encode(input), {
       onSuccess: (encoded): Entry<unknown, Req["Type"], SchemaJobError> => {
         try {
-          return { index, input, statement: request.execute(encoded), error: undefined }
+          return entryFor(index, input, request.execute(encoded), "execute function's result for the input")
         } catch (thrown) {
           return { index, input, statement: undefined, error: callbackThrew("execute function", thrown, index) }
         }

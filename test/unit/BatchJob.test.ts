@@ -394,6 +394,42 @@ describe("BatchJob interrupted while a request is in flight", () => {
       failures: []
     },
     {
+      name: "keeps the failure of a statement whose retries ran out while the interruption waited for its last attempt",
+      statements: one(true),
+      options: { retry: Schedule.recurs(1) },
+      sent: 2,
+      error: overloaded,
+      failures: [[0, "Overloaded"]]
+    },
+    {
+      name: "leaves a statement retried on a schedule that never ends unfinished",
+      statements: one(true),
+      options: { retry: Schedule.forever },
+      sent: 3,
+      error: overloaded,
+      failures: []
+    },
+    {
+      name: "keeps a retryable failure that the schedule would not retry",
+      statements: one(true),
+      options: { retry: Schedule.recurs(0) },
+      sent: 1,
+      error: overloaded,
+      failures: [[0, "Overloaded"]]
+    },
+    {
+      name: "keeps the failure of a batch whose retries ran out while the interruption waited for its last attempt",
+      statements: () =>
+        [1, 2].map((k) => Query.cql`INSERT INTO t (p, k) VALUES (${1}, ${k})`.withOptions({ idempotent: true })),
+      options: { partitionKey: () => "p", retry: Schedule.recurs(1) },
+      sent: 2,
+      error: overloaded,
+      failures: [
+        [0, "Overloaded"],
+        [1, "Overloaded"]
+      ]
+    },
+    {
       name: "keeps the failure of a batch for each of its statements",
       statements: onePartition,
       options: { partitionKey: () => "p" },
