@@ -74,14 +74,21 @@ const exitsByItself = (running: Program) =>
     assert.strictEqual(running.child.exitCode, 0, running.output())
   })
 
+/** A cluster of `nodes` and test/cluster/programs/`name`.ts started over it, once the program's session serves. */
+const connectedProgram = (name: string, nodes = 1) =>
+  Effect.gen(function* () {
+    const cluster = yield* LocalCassandra.start({ nodes, firstAddress, name: `shutdown${nodes}` })
+    const running = yield* startProgram(cluster, name)
+    yield* until(running, "the session's connect", () => running.printed("connected"))
+    return { cluster, running }
+  })
+
 describe("closing a session", () => {
   it.live(
     "a process whose session closed during a reconnection of its control connection exits by itself",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster, "closeWhileReconnecting")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeWhileReconnecting")
         yield* cluster.pauseNode(1)
         yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
           Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
@@ -95,9 +102,7 @@ describe("closing a session", () => {
     "a process whose session closed while reconnecting to a killed node exits by itself, the node still dead",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster, "closeWhileReconnecting")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeWhileReconnecting")
         yield* cluster.killNode(1)
         yield* until(running, "the close during the reconnection", () => running.printed("closed"))
         yield* exitsByItself(running)
@@ -109,9 +114,7 @@ describe("closing a session", () => {
     "a process whose session closed while reconnecting to a frozen node exits by itself, the node still frozen",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster, "closeWhileReconnecting")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeWhileReconnecting")
         yield* cluster.pauseNode(1)
         // The attempt in flight gives up after the program's connect timeout; nothing is tried after it.
         yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
@@ -126,9 +129,7 @@ describe("closing a session", () => {
     "a process whose session closed while reconnecting to a frozen three-node cluster exits by itself",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 3, firstAddress, name: "shutdown3" })
-        const running = yield* startProgram(cluster, "closeWhileReconnecting")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeWhileReconnecting", 3)
         const nodes = [1, 2, 3]
         yield* Effect.forEach(nodes, cluster.pauseNode)
         // Resumed in the reverse order: the contact point the attempt in flight waits for comes back last or not.
@@ -144,9 +145,7 @@ describe("closing a session", () => {
     "a caller's client outlives a session closed during its reconnection, then exits with the caller's shutdown",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster, "closeOverCallersClient")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeOverCallersClient")
         yield* cluster.pauseNode(1)
         yield* until(running, "the close during the reconnection", () => running.printed("closed")).pipe(
           Effect.ensuring(Effect.ignore(cluster.resumeNode(1)))
@@ -161,9 +160,7 @@ describe("closing a session", () => {
     "a process whose node went down as its client shut down exits by itself",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* LocalCassandra.start({ nodes: 1, firstAddress, name: "shutdown" })
-        const running = yield* startProgram(cluster, "closeAsNodeGoesDown")
-        yield* until(running, "the session's connect", () => running.printed("connected"))
+        const { cluster, running } = yield* connectedProgram("closeAsNodeGoesDown")
         yield* cluster.pauseNode(1)
         running.child.stdin?.end("frozen\n")
         yield* until(running, "the close", () => running.printed("closed")).pipe(

@@ -9,19 +9,15 @@
  *   so the control connection starts over from the contact points as the client shuts down, and waits for the frozen
  *   node. The test then resumes the node, which answers that attempt.
  *
- * Once closed, nothing may keep the process alive. Should something still do so after `reportAfter`, it prints the
+ * Once closed, nothing may keep the process alive. Should something still do so after 45 seconds, it prints the
  * sockets and timers left (on a timer that does not keep the process alive itself).
  *
  *   node --conditions=effect-cassandra/source test/cluster/programs/closeAsNodeGoesDown.ts
  */
-import * as Net from "node:net"
 import * as Readline from "node:readline"
 import * as Effect from "effect/Effect"
 import * as Session from "effect-cassandra/Session"
-
-const reportAfter = 45_000
-
-const print = (line: string) => process.stdout.write(`${line}\n`)
+import { print, reportLeftovers } from "./leftovers.ts"
 
 /** The driver internals the health monitor uses to mark a node down (lib/host.js, host-connection-pool.js). */
 interface DriverHost {
@@ -67,13 +63,4 @@ lines.close()
 process.stdin.destroy()
 print("closed")
 
-setTimeout(() => {
-  const sockets = (process as unknown as { _getActiveHandles(): Array<unknown> })
-    ._getActiveHandles()
-    .flatMap((handle) =>
-      handle instanceof Net.Socket && handle.remoteAddress !== undefined && !handle.destroyed
-        ? [`${handle.remoteAddress}:${handle.remotePort}`]
-        : []
-    )
-  print(`still running: resources ${process.getActiveResourcesInfo().join(",")}; sockets to ${sockets.join(",")}`)
-}, reportAfter).unref()
+reportLeftovers()

@@ -11,20 +11,17 @@
  *   of its corrections on the driver; the caller then shuts the client down.
  *
  * Anything else that happened is printed as `failed: <why>` (exit status 1). Should something keep the process alive
- * after its client was shut down, it prints the sockets and timers left after `reportAfter`.
+ * after its client was shut down, it prints the sockets and timers left after 45 seconds.
  *
  *   node --conditions=effect-cassandra/source test/cluster/programs/closeOverCallersClient.ts
  */
-import * as Net from "node:net"
 import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Session from "effect-cassandra/Session"
+import { print, reportLeftovers } from "./leftovers.ts"
 
-const reportAfter = 45_000
 /** How long the caller waits for its client to answer again once the node was resumed. */
 const answerAgainWithin = 45_000
-
-const print = (line: string) => process.stdout.write(`${line}\n`)
 
 /** Resolves when the driver starts a new control connection from the contact points after its node went down. */
 const reconnectingFromScratch = (client: Cassandra.Client) =>
@@ -118,13 +115,4 @@ try {
 }
 await client.shutdown()
 
-setTimeout(() => {
-  const sockets = (process as unknown as { _getActiveHandles(): Array<unknown> })
-    ._getActiveHandles()
-    .flatMap((handle) =>
-      handle instanceof Net.Socket && handle.remoteAddress !== undefined && !handle.destroyed
-        ? [`${handle.remoteAddress}:${handle.remotePort}`]
-        : []
-    )
-  print(`still running: resources ${process.getActiveResourcesInfo().join(",")}; sockets to ${sockets.join(",")}`)
-}, reportAfter).unref()
+reportLeftovers()

@@ -8,18 +8,14 @@
  *   only node is down) and the session was closed while that connection attempt waited for the frozen node; the test
  *   then resumes the node, which answers the attempt.
  *
- * Once closed, nothing may keep the process alive. Should something still do so after `reportAfter`, it prints the
+ * Once closed, nothing may keep the process alive. Should something still do so after 45 seconds, it prints the
  * sockets and timers left (on a timer that does not keep the process alive itself).
  *
  *   node --conditions=effect-cassandra/source test/cluster/programs/closeWhileReconnecting.ts
  */
-import * as Net from "node:net"
 import * as Effect from "effect/Effect"
 import * as Session from "effect-cassandra/Session"
-
-const reportAfter = 45_000
-
-const print = (line: string) => process.stdout.write(`${line}\n`)
+import { print, reportLeftovers } from "./leftovers.ts"
 
 /** Resolves when the driver starts a new control connection from the contact points after its node went down. */
 const reconnectingFromScratch = (client: Session.Session["client"]) =>
@@ -52,13 +48,4 @@ const program = Effect.gen(function* () {
 await Effect.runPromise(program)
 print("closed")
 
-setTimeout(() => {
-  const sockets = (process as unknown as { _getActiveHandles(): Array<unknown> })
-    ._getActiveHandles()
-    .flatMap((handle) =>
-      handle instanceof Net.Socket && handle.remoteAddress !== undefined && !handle.destroyed
-        ? [`${handle.remoteAddress}:${handle.remotePort}`]
-        : []
-    )
-  print(`still running: resources ${process.getActiveResourcesInfo().join(",")}; sockets to ${sockets.join(",")}`)
-}, reportAfter).unref()
+reportLeftovers()
