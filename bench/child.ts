@@ -90,6 +90,10 @@ const loopingFibers = <R>(
     })
   })
 
+/** Effect's floor: the raw driver in the same looping fibers, one `Effect.promise` per request and nothing else. */
+const effectFloor = (count: number, concurrency: number, request: RawRequest) =>
+  Effect.runPromise(loopingFibers(count, concurrency, (i) => Effect.promise(() => request(i))))
+
 /** The same with one fiber forked per item, as `Effect.forEach` over every request does. */
 const forEachItem = (count: number, concurrency: number, request: Request) =>
   Effect.suspend(() =>
@@ -255,9 +259,7 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
   }
   if (variant === "effect-floor") {
     const read = rawRequests(stub.client).read
-    return sampleWith((count) =>
-      Effect.runPromise(loopingFibers(count, concurrency, (i) => Effect.promise(() => read(i))))
-    )
+    return sampleWith((count) => effectFloor(count, concurrency, read))
   }
   const request: Request =
     variant === "findAll-10-columns"
@@ -333,9 +335,7 @@ const realNodeSample = async (job: Exclude<Job, { kind: "clientOnly" | "inFlight
         const client = await rawClient(job.contactPoints)
         const request = rawRequests(client)[job.operation]
         const sample = await warmedAndMeasured(job.requests, (count) =>
-          job.side === "raw"
-            ? loopingWorkers(count, job.concurrency, request)
-            : Effect.runPromise(loopingFibers(count, job.concurrency, (i) => Effect.promise(() => request(i))))
+          (job.side === "raw" ? loopingWorkers : effectFloor)(count, job.concurrency, request)
         )
         await client.shutdown()
         return sample
@@ -400,5 +400,6 @@ const sample =
       ? await inFlightSample(job)
       : await realNodeSample(job)
 // Exits once the sample is written rather than when the event loop empties: after overload (a fixed-load run past
-// the client's peak) a driver connection can stay open past the session's close, and would keep this child alive.
+// the client's peak) a driver connect attempt to the swamped node can outlive the session's close until its connect
+// timeout, as no driver call cancels it, and would hold up the next round.
 process.stdout.write(`${JSON.stringify(sample)}\n`, () => process.exit(0))

@@ -100,25 +100,26 @@ const compareSides = async (label: string, baseline: Job, subject: Job, floor?: 
     cpuMicrosPerItem: estimate(rounds.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
     throughput: estimate(rounds.map((round) => throughput(round.samples[index] as Sample)))
   })
-  const cpuRatio = (over: number, under: number) =>
+  /** The per-round ratio of side `over`'s figure to side `under`'s. */
+  const ratioOf = (figure: (sample: Sample) => number, over: number, under: number) =>
     pairedRatio(
-      rounds.map((round) => cpuMicrosPerItem(round.samples[under] as Sample)),
-      rounds.map((round) => cpuMicrosPerItem(round.samples[over] as Sample))
+      rounds.map((round) => figure(round.samples[under] as Sample)),
+      rounds.map((round) => figure(round.samples[over] as Sample))
     )
   return {
     label,
     baseline: sideFigures(0),
     subject: sideFigures(1),
-    ratio: {
-      cpuPerItem: cpuRatio(1, 0),
-      throughput: pairedRatio(
-        rounds.map((round) => throughput(round.samples[0] as Sample)),
-        rounds.map((round) => throughput(round.samples[1] as Sample))
-      )
-    },
+    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughput, 1, 0) },
     ...(floor === undefined
       ? {}
-      : { floor: { ...sideFigures(2), cpuOverBaseline: cpuRatio(2, 0), subjectCpuOverFloor: cpuRatio(1, 2) } }),
+      : {
+          floor: {
+            ...sideFigures(2),
+            cpuOverBaseline: ratioOf(cpuMicrosPerItem, 2, 0),
+            subjectCpuOverFloor: ratioOf(cpuMicrosPerItem, 1, 2)
+          }
+        }),
     load: loadOf(rounds)
   }
 }
