@@ -116,6 +116,16 @@ const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> =>
     client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [i % readKeys, "written"], { prepare: true })
 })
 
+/**
+ * One row of the insert job, as each side holds it until it is sent: the driver's parameter array, the library's
+ * statement (the same values, bound).
+ */
+const imports = Query.identifier("bench", "imports")
+const insertInputs = {
+  raw: (k: number): Array<unknown> => [k, `row-${k}`, BigInt(k)],
+  library: (k: number) => Query.cql`INSERT INTO ${imports} (k, v, n) VALUES (${k}, ${`row-${k}`}, ${BigInt(k)})`
+}
+
 const WideRow = Schema.Struct({
   p: CqlType.Int,
   c: CqlType.Int,
@@ -324,7 +334,33 @@ const inFlightSample = async (job: Extract<Job, { kind: "inFlight" }>): Promise<
   )
 }
 
-const realNodeSample = async (job: Exclude<Job, { kind: "clientOnly" | "inFlight" }>): Promise<Sample> => {
+/**
+ * Heap held per input of an insert job waiting to run: `count` of them built and held, the heap after a forced GC less
+ * the heap before, divided by the count. A job holds every input until it ends, and the collector copies what it
+ * holds. Run twice; the first warms up.
+ */
+const heldInputsSample = async (job: Extract<Job, { kind: "heldInputs" }>): Promise<Sample> => {
+  const build = insertInputs[job.side]
+  const heldPerInput = () => {
+    forceGc()
+    const before = V8.getHeapStatistics().used_heap_size
+    const inputs = Array.from({ length: job.count }, (_, k) => build(k))
+    forceGc()
+    const held = V8.getHeapStatistics().used_heap_size - before
+    // Read after measuring, so that the inputs are alive (not collected) when the heap is measured.
+    return inputs.length === job.count ? held / job.count : Number.NaN
+  }
+  heldPerInput()
+  let heapBytesPerRequest = 0
+  const sample = await measure(job.count, async () => {
+    heapBytesPerRequest = heldPerInput()
+  })
+  return { ...sample, heapBytesPerRequest }
+}
+
+const realNodeSample = async (
+  job: Exclude<Job, { kind: "clientOnly" | "inFlight" | "heldInputs" }>
+): Promise<Sample> => {
   const warmedAndMeasured = async (count: number, run: (count: number) => Promise<unknown>) => {
     await run(Math.max(1, Math.round(count / 2)))
     return measure(count, () => run(count))
@@ -356,21 +392,22 @@ const realNodeSample = async (job: Exclude<Job, { kind: "clientOnly" | "inFlight
           Cassandra.concurrent.executeConcurrent(
             client,
             `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`,
-            rows(count).map((k) => [k, `row-${k}`, BigInt(k)]),
-            { concurrencyLevel: 256 }
+            rows(count).map(insertInputs.raw),
+            { concurrencyLevel: 256, collectResults: job.outcomes === "kept" }
           )
         )
         await client.shutdown()
         return sample
       }
-      const imports = Query.identifier("bench", "imports")
       return withSession(Session.make({ contactPoints: [...job.contactPoints], localDataCenter }), Layer.empty, (run) =>
         warmedAndMeasured(job.rows, async (count) => {
-          const statements = rows(count).map(
-            (k) => Query.cql`INSERT INTO ${imports} (k, v, n) VALUES (${k}, ${`row-${k}`}, ${BigInt(k)})`
+          const statements = rows(count).map(insertInputs.library)
+          const { failures } = await run(
+            job.outcomes === "counted"
+              ? BatchJob.run(statements, { concurrency: 256, summary: true })
+              : BatchJob.run(statements, { concurrency: 256 })
           )
-          const report = await run(BatchJob.run(statements, { concurrency: 256 }))
-          if (report.failures.length > 0) throw report.failures[0]?.error
+          if (failures.length > 0) throw failures[0]?.error
         })
       )
     }
@@ -398,7 +435,9 @@ const sample =
     ? await clientOnlySample(job)
     : job.kind === "inFlight"
       ? await inFlightSample(job)
-      : await realNodeSample(job)
+      : job.kind === "heldInputs"
+        ? await heldInputsSample(job)
+        : await realNodeSample(job)
 // Exits once the sample is written rather than when the event loop empties: after overload (a fixed-load run past
 // the client's peak) a driver connect attempt to the swamped node can outlive the session's close until its connect
 // timeout, as no driver call cancels it, and would hold up the next round.

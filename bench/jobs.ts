@@ -57,6 +57,11 @@ export type Job =
   | {
       readonly kind: "insertJob"
       readonly side: "raw" | "library"
+      /**
+       * What each side keeps of the rows' outcomes. `counted`: counts and errors (the driver's `executeConcurrent` by
+       * default, a BatchJob `summary`); `kept`: every row's result (`collectResults: true`, a BatchJob report).
+       */
+      readonly outcomes: InsertOutcomes
       readonly rows: number
       readonly contactPoints: ReadonlyArray<string>
     }
@@ -76,6 +81,17 @@ export type Job =
       readonly requests: number
     }
   | { readonly kind: "inFlight"; readonly side: "raw" | EffectFloor | "library"; readonly count: number }
+  | { readonly kind: "heldInputs"; readonly side: "raw" | "library"; readonly count: number }
+
+/** What an insert job keeps of its rows' outcomes (see the `insertJob` job). */
+export type InsertOutcomes = "counted" | "kept"
+
+/** Both ways of keeping an insert job's outcomes, the like-for-like one (and the target's) first. */
+export const insertOutcomes: ReadonlyArray<InsertOutcomes> = ["counted", "kept"]
+
+/** The row of an insert job in the tables and the JSON. */
+export const insertJobLabel = (rows: number, outcomes: InsertOutcomes) =>
+  `insert job ${rows} rows, ${outcomes === "counted" ? "outcomes counted" : "every outcome kept"}`
 
 /** One measured run of a child. Fields a job does not measure are absent. */
 export interface Sample {
@@ -96,7 +112,7 @@ export interface Sample {
   readonly latencyMillis?: { readonly p50: number; readonly p99: number; readonly p999: number }
   /** Requests of a fixed-load run that failed (counted in the latencies with the time they took to fail). */
   readonly failedRequests?: number
-  /** Heap held per in-flight request, after a forced GC. */
+  /** Heap held per in-flight request (or per input of a job waiting to run, for `heldInputs`), after a forced GC. */
   readonly heapBytesPerRequest?: number
 }
 

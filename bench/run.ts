@@ -18,7 +18,15 @@ import * as Cassandra from "cassandra-driver"
 import { Effect } from "effect"
 import { Session } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
-import { type ClientOnlyVariant, clientOnlyVariants, type Job, runChild, type Sample } from "./jobs.ts"
+import {
+  type ClientOnlyVariant,
+  clientOnlyVariants,
+  insertJobLabel,
+  insertOutcomes,
+  type Job,
+  runChild,
+  type Sample
+} from "./jobs.ts"
 import { loadAverage, machine, type RoundLoad, roundLoad } from "./machine.ts"
 import { type Estimate, estimate, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
@@ -43,7 +51,8 @@ const clientOnlyPlan = {
   requests: 10_000,
   concurrency: 32,
   inFlightRequests: 10_000,
-  inFlightRounds: 3
+  inFlightRounds: 3,
+  heldInputs: 100_000
 }
 const loadLevels = [0.25, 0.5, 0.75] as const
 const streamRows = 1_000_000
@@ -204,13 +213,26 @@ const clientOnly = async () => {
     ["", "raw driver", "Effect floor", "library"],
     [["heap B/request", shown(inFlight.raw, 0), shown(inFlight.effectFloor, 0), shown(inFlight.library, 0)]]
   )
+  const heldInputsJobs = (["raw", "library"] as const).map(
+    (side): Job => ({ kind: "heldInputs", side, count: clientOnlyPlan.heldInputs })
+  )
+  const heldInputsRounds = await runRounds("inputs held", clientOnlyPlan.inFlightRounds, heldInputsJobs)
+  const heldInputBytes = (index: number) =>
+    estimate(heldInputsRounds.map((round) => round.samples[index]?.heapBytesPerRequest ?? Number.NaN))
+  const heldInputs = { inputs: clientOnlyPlan.heldInputs, raw: heldInputBytes(0), library: heldInputBytes(1) }
+  printTable(
+    `Memory per input an insert job holds: ${clientOnlyPlan.heldInputs} rows built, heap after GC / count (${legend})`,
+    ["", "raw driver (parameter array)", "library (statement)"],
+    [["heap B/input", shown(heldInputs.raw, 0), shown(heldInputs.library, 0)]]
+  )
   const overheadOf = (variant: ClientOnlyVariant) =>
     figures.find((row) => row.variant === variant)?.overheadNanosPerRequest
   return {
     plan: clientOnlyPlan,
     rows: figures,
     inFlight,
-    load: { rows: loadOf(rounds), inFlight: loadOf(inFlightRounds) },
+    heldInputs,
+    load: { rows: loadOf(rounds), inFlight: loadOf(inFlightRounds), heldInputs: loadOf(heldInputsRounds) },
     targets: {
       plainReadOverheadNanos: target(overheadOf("read"), 1000, "atMost"),
       readWithMetricsAndTracerOverheadNanos: target(overheadOf("read+metrics+tracer"), 2500, "atMost")
@@ -287,13 +309,18 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
         requestsJob("forEach", operation, 256)
       )
     )
-  const insertJob = (side: "raw" | "library"): Job => ({
-    kind: "insertJob",
-    side,
-    rows: plan.insertRows,
-    contactPoints
-  })
-  comparisons.push(await compareSides(`insert job ${plan.insertRows} rows`, insertJob("raw"), insertJob("library")))
+  for (const outcomes of insertOutcomes) {
+    const insertJob = (side: "raw" | "library"): Job => ({
+      kind: "insertJob",
+      side,
+      outcomes,
+      rows: plan.insertRows,
+      contactPoints
+    })
+    comparisons.push(
+      await compareSides(insertJobLabel(plan.insertRows, outcomes), insertJob("raw"), insertJob("library"))
+    )
+  }
   comparisons.push(
     await compareSides(
       "observability off -> on, write c=256",
@@ -434,7 +461,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
           target(byLabel(label)?.ratio.throughput, 0.95, "atLeast")
         ])
       ),
-      insertJobCpuPerRow: target(byLabel(`insert job ${plan.insertRows} rows`)?.ratio.cpuPerItem, 1.1, "atMost"),
+      insertJobCpuPerRow: target(byLabel(insertJobLabel(plan.insertRows, "counted"))?.ratio.cpuPerItem, 1.1, "atMost"),
       observabilityCpu: target(byLabel("observability off -> on, write c=256")?.ratio.cpuPerItem, 1.1, "atMost"),
       latencyP99At50Percent: target(latency.find((entry) => entry.level === 0.5)?.p99Ratio, 1.1, "atMost")
     }
@@ -461,6 +488,7 @@ const program = Effect.gen(function* () {
   const busyRounds = [
     clientOnlyResults.load.rows,
     clientOnlyResults.load.inFlight,
+    clientOnlyResults.load.heldInputs,
     ...(realNodeResults?.comparisons.map((entry) => entry.load) ?? []),
     ...(realNodeResults?.latency.map((entry) => entry.load) ?? [])
   ].reduce((sum, load) => ({ busy: sum.busy + load.busyRounds, all: sum.all + load.rounds.length }), {

@@ -481,6 +481,9 @@ class BuiltStatement extends BuiltFragment {
 // The Effect members (and the statement's own printed form) go on the class's prototype as they are, getters included.
 Object.defineProperties(BuiltStatement.prototype, Object.getOwnPropertyDescriptors(statementMembers))
 
+/** The options of every statement built with none: one frozen object, since statements may be built by the million. */
+const noOptions: StatementOptions = Object.freeze({})
+
 const makeStatement = <A, R>(
   text: string,
   params: ReadonlyArray<unknown>,
@@ -546,6 +549,8 @@ const isValueFree = (value: unknown) =>
  */
 interface BuiltTemplate {
   readonly inlined: ReadonlyArray<unknown>
+  /** How many of its values are bound: a statement's parameters are allocated at their size, as it may be kept long. */
+  readonly boundCount: number
   readonly text: string
   readonly unsendable: Unsendable | undefined
 }
@@ -590,18 +595,19 @@ const build = <A, R>(
       const value = values[index]
       if (value instanceof Uint8Array) values[index] = toBuffer(value)
     }
-    return makeStatement(parameterText(strings), values, {}, undefined, session)
+    return makeStatement(parameterText(strings), values, noOptions, undefined, session)
   }
   const kept = builtTemplates.get(strings)
   if (kept !== undefined && inlinesTheSame(kept.inlined, values)) {
     // The same names and value-free fragments as the call that built the text: only the bound values are new.
-    const params: Array<unknown> = []
+    const params = new Array<unknown>(kept.boundCount)
+    let bound = 0
     for (let index = 0; index < values.length; index++) {
       if (kept.inlined[index] !== undefined) continue
       const value = values[index]
-      params.push(value instanceof Uint8Array ? toBuffer(value) : value)
+      params[bound++] = value instanceof Uint8Array ? toBuffer(value) : value
     }
-    return makeStatement(kept.text, params, {}, kept.unsendable, session)
+    return makeStatement(kept.text, params, noOptions, kept.unsendable, session)
   }
   const builder = new Builder()
   builder.text = strings[0] ?? ""
@@ -612,11 +618,12 @@ const build = <A, R>(
   if (Object.isFrozen(strings) && values.every(isValueFree)) {
     builtTemplates.set(strings, {
       inlined: values.map((value) => (isInlined(value) ? value : undefined)),
+      boundCount: values.filter((value) => !isInlined(value)).length,
       text: builder.text,
       unsendable: builder.unsendable
     })
   }
-  return makeStatement(builder.text, builder.params, {}, builder.unsendable, session)
+  return makeStatement(builder.text, builder.params, noOptions, builder.unsendable, session)
 }
 
 /**
