@@ -271,7 +271,10 @@ export interface Statement<A = Row, R = Session>
   extends Fragment,
     Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError, R> {
   readonly [StatementTypeId]: typeof StatementTypeId
-  /** The per-statement options. */
+  /**
+   * The per-statement options, read-only: statements built with none share one frozen object, and `withOptions`
+   * returns a new statement.
+   */
   readonly options: StatementOptions
   /** The same statement with these options added (later values win). */
   readonly withOptions: (options: StatementOptions) => Statement<A, R>
