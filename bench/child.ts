@@ -340,6 +340,8 @@ const inFlightSample = async (job: Extract<Job, { kind: "inFlight" }>): Promise<
  * holds. Run twice; the first warms up.
  */
 const heldInputsSample = async (job: Extract<Job, { kind: "heldInputs" }>): Promise<Sample> => {
+  // Without a forced GC, the heap would still hold the garbage of building the inputs: a figure, but a wrong one.
+  if ((globalThis as { gc?: () => void }).gc === undefined) throw new Error("heldInputs needs node --expose-gc")
   const build = insertInputs[job.side]
   const heldPerInput = () => {
     forceGc()

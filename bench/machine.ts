@@ -1,7 +1,26 @@
 /** The machine a run came from, and whether something else kept it busy. */
+import { execFileSync } from "node:child_process"
 import * as Os from "node:os"
 import type { Sample } from "./jobs.ts"
 
+/**
+ * The code a run measured: its commit, and whether the library or the benchmark differed from it when the run started
+ * (the children read the source as it is on disk). Undefined outside a git checkout.
+ */
+export const revision = () => {
+  const git = (...args: Array<string>) =>
+    execFileSync("git", args, { cwd: new URL("..", import.meta.url), encoding: "utf8", stdio: "pipe" }).trim()
+  try {
+    return {
+      commit: git("rev-parse", "HEAD"),
+      uncommittedChanges: git("status", "--porcelain", "--", "src", "bench", ":!bench/results") !== ""
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/** The machine a run came from. */
 export const machine = () => ({
   cpuModel: Os.cpus()[0]?.model ?? "unknown",
   cores: Os.cpus().length,

@@ -24,10 +24,10 @@ import {
   insertJobLabel,
   insertOutcomes,
   type Job,
-  runChild,
   type Sample
 } from "./jobs.ts"
-import { loadAverage, machine, type RoundLoad, roundLoad } from "./machine.ts"
+import { loadAverage, machine, revision } from "./machine.ts"
+import { compareRounds, loadOf, runRounds, step } from "./rounds.ts"
 import { type Estimate, estimate, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
 import { kvTable, readKeys, schema } from "./tables.ts"
@@ -52,86 +52,16 @@ const clientOnlyPlan = {
   concurrency: 32,
   inFlightRequests: 10_000,
   inFlightRounds: 3,
-  heldInputs: 100_000
+  heldInputs: 100_000,
+  heldInputsRounds: 3
 }
 const loadLevels = [0.25, 0.5, 0.75] as const
 const streamRows = 1_000_000
 const streamRounds = 3
 
-/** What the run is doing, on stderr, so that a slow run shows where it is. */
-const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
-
-interface Round {
-  /** One sample per job, in the order the jobs were given (not the order they ran in). */
-  readonly samples: ReadonlyArray<Sample>
-  readonly load: RoundLoad
-}
-
-/**
- * Runs every job once per round, each in its own child; odd rounds run the jobs in reverse order, so that with two
- * jobs the sequence is A B B A A B …
- */
-const runRounds = async (label: string, rounds: number, jobs: ReadonlyArray<Job>): Promise<Array<Round>> => {
-  const result: Array<Round> = []
-  for (let round = 0; round < rounds; round++) {
-    step(`${label}: round ${round + 1} of ${rounds}`)
-    const order = jobs.map((_, index) => index)
-    if (round % 2 === 1) order.reverse()
-    const before = loadAverage()
-    const samples = new Array<Sample>(jobs.length)
-    for (const index of order) samples[index] = await runChild(jobs[index] as Job)
-    result.push({ samples, load: roundLoad(before, loadAverage(), samples) })
-  }
-  return result
-}
-
-const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
-const throughput = (sample: Sample) => sample.count / sample.seconds
-
-/** How many rounds ran on a machine busier than the client, and every round's load averages. */
-const loadOf = (rounds: ReadonlyArray<Round>) => ({
-  busyRounds: rounds.filter((round) => round.load.busy).length,
-  rounds: rounds.map((round) => round.load)
-})
-
-/**
- * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a
- * `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in the same rounds, the ratios
- * floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime and the library's own.
- */
-const compareSides = async (label: string, baseline: Job, subject: Job, floor?: Job) => {
-  const rounds = await runRounds(
-    label,
-    plan.rounds,
-    floor === undefined ? [baseline, subject] : [baseline, subject, floor]
-  )
-  const sideFigures = (index: number) => ({
-    cpuMicrosPerItem: estimate(rounds.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
-    throughput: estimate(rounds.map((round) => throughput(round.samples[index] as Sample)))
-  })
-  /** The per-round ratio of side `over`'s figure to side `under`'s. */
-  const ratioOf = (figure: (sample: Sample) => number, over: number, under: number) =>
-    pairedRatio(
-      rounds.map((round) => figure(round.samples[under] as Sample)),
-      rounds.map((round) => figure(round.samples[over] as Sample))
-    )
-  return {
-    label,
-    baseline: sideFigures(0),
-    subject: sideFigures(1),
-    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughput, 1, 0) },
-    ...(floor === undefined
-      ? {}
-      : {
-          floor: {
-            ...sideFigures(2),
-            cpuOverBaseline: ratioOf(cpuMicrosPerItem, 2, 0),
-            subjectCpuOverFloor: ratioOf(cpuMicrosPerItem, 1, 2)
-          }
-        }),
-    load: loadOf(rounds)
-  }
-}
+/** Two sides compared round by round over the plan's rounds (see `compareRounds`). */
+const compareSides = (label: string, baseline: Job, subject: Job, floor?: Job) =>
+  compareRounds(label, plan.rounds, baseline, subject, floor)
 type Comparison = Awaited<ReturnType<typeof compareSides>>
 
 const digits = (value: number, places: number) =>
@@ -216,7 +146,7 @@ const clientOnly = async () => {
   const heldInputsJobs = (["raw", "library"] as const).map(
     (side): Job => ({ kind: "heldInputs", side, count: clientOnlyPlan.heldInputs })
   )
-  const heldInputsRounds = await runRounds("inputs held", clientOnlyPlan.inFlightRounds, heldInputsJobs)
+  const heldInputsRounds = await runRounds("inputs held", clientOnlyPlan.heldInputsRounds, heldInputsJobs)
   const heldInputBytes = (index: number) =>
     estimate(heldInputsRounds.map((round) => round.samples[index]?.heapBytesPerRequest ?? Number.NaN))
   const heldInputs = { inputs: clientOnlyPlan.heldInputs, raw: heldInputBytes(0), library: heldInputBytes(1) }
@@ -475,6 +405,7 @@ const contactPointsGiven = () => {
 
 const program = Effect.gen(function* () {
   const startedAt = new Date()
+  const measured = revision()
   const loadBefore = loadAverage()
   const clientOnlyResults = yield* Effect.promise(clientOnly)
   let realNodeResults: Awaited<ReturnType<typeof realNode>> | undefined
@@ -502,6 +433,7 @@ const program = Effect.gen(function* () {
     seconds: (Date.now() - startedAt.getTime()) / 1000,
     mode,
     machine: { ...machine(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
+    revision: measured,
     busy: { flagged: busy, busyRounds: busyRounds.busy, rounds: busyRounds.all },
     statistics: "median over rounds; interval: 95% percentile bootstrap of the median, 10,000 resamples, seed 13",
     clientOnly: clientOnlyResults,

@@ -1,0 +1,79 @@
+/**
+ * Rounds of child processes and the paired comparison of their sides: what bench/run.ts and bench/insertJob.ts both
+ * measure with.
+ */
+import { type Job, runChild, type Sample } from "./jobs.ts"
+import { loadAverage, type RoundLoad, roundLoad } from "./machine.ts"
+import { estimate, pairedRatio } from "./stats.ts"
+
+/** What the run is doing, on stderr, so that a slow run shows where it is. */
+export const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
+
+/** One round: every job's sample, and the machine's load around it. */
+export interface Round {
+  /** One sample per job, in the order the jobs were given (not the order they ran in). */
+  readonly samples: ReadonlyArray<Sample>
+  readonly load: RoundLoad
+}
+
+/**
+ * Runs every job once per round, each in its own child; odd rounds run the jobs in reverse order, so that with two
+ * jobs the sequence is A B B A A B …
+ */
+export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArray<Job>): Promise<Array<Round>> => {
+  const result: Array<Round> = []
+  for (let round = 0; round < rounds; round++) {
+    step(`${label}: round ${round + 1} of ${rounds}`)
+    const order = jobs.map((_, index) => index)
+    if (round % 2 === 1) order.reverse()
+    const before = loadAverage()
+    const samples = new Array<Sample>(jobs.length)
+    for (const index of order) samples[index] = await runChild(jobs[index] as Job)
+    result.push({ samples, load: roundLoad(before, loadAverage(), samples) })
+  }
+  return result
+}
+
+const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
+const throughput = (sample: Sample) => sample.count / sample.seconds
+
+/** How many rounds ran on a machine busier than the client, and every round's load averages. */
+export const loadOf = (rounds: ReadonlyArray<Round>) => ({
+  busyRounds: rounds.filter((round) => round.load.busy).length,
+  rounds: rounds.map((round) => round.load)
+})
+
+/**
+ * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a
+ * `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in the same rounds, the ratios
+ * floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime and the library's own.
+ */
+export const compareRounds = async (label: string, rounds: number, baseline: Job, subject: Job, floor?: Job) => {
+  const sampled = await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor])
+  const sideFigures = (index: number) => ({
+    cpuMicrosPerItem: estimate(sampled.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
+    throughput: estimate(sampled.map((round) => throughput(round.samples[index] as Sample)))
+  })
+  /** The per-round ratio of side `over`'s figure to side `under`'s. */
+  const ratioOf = (figure: (sample: Sample) => number, over: number, under: number) =>
+    pairedRatio(
+      sampled.map((round) => figure(round.samples[under] as Sample)),
+      sampled.map((round) => figure(round.samples[over] as Sample))
+    )
+  return {
+    label,
+    baseline: sideFigures(0),
+    subject: sideFigures(1),
+    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughput, 1, 0) },
+    ...(floor === undefined
+      ? {}
+      : {
+          floor: {
+            ...sideFigures(2),
+            cpuOverBaseline: ratioOf(cpuMicrosPerItem, 2, 0),
+            subjectCpuOverFloor: ratioOf(cpuMicrosPerItem, 1, 2)
+          }
+        }),
+    load: loadOf(sampled)
+  }
+}
