@@ -116,11 +116,11 @@ const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> =>
     client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [i % readKeys, "written"], { prepare: true })
 })
 
+const imports = Query.identifier("bench", "imports")
 /**
  * One row of the insert job, as each side holds it until it is sent: the driver's parameter array, the library's
  * statement (the same values, bound).
  */
-const imports = Query.identifier("bench", "imports")
 const insertInputs = {
   raw: (k: number): Array<unknown> => [k, `row-${k}`, BigInt(k)],
   library: (k: number) => Query.cql`INSERT INTO ${imports} (k, v, n) VALUES (${k}, ${`row-${k}`}, ${BigInt(k)})`
