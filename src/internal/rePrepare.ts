@@ -56,11 +56,11 @@ const unpreparedEverywhere = (error: unknown) => {
 const defaultPrepareWaitMillis = 12_000
 
 /**
- * How long the PREPARE sent only to learn a failure's cause is waited for: the driver's per-attempt read timeout,
- * which bounds that PREPARE too, or the driver's default where attempts have none (an infinite `attemptTimeout`),
- * since a frozen node would otherwise hold the failed request forever.
+ * How long a PREPARE the library sends itself (to learn a failure's cause, or past a node that refused it) is waited
+ * for: the driver's per-attempt read timeout, which bounds that PREPARE too, or the driver's default where attempts
+ * have none (an infinite `attemptTimeout`), since a frozen node would otherwise hold the request forever.
  */
-const prepareWaitMillis = (client: Cassandra.Client): number => {
+export const prepareWaitMillis = (client: Cassandra.Client): number => {
   const readTimeout = (client as unknown as DriverInternals).options?.socketOptions?.readTimeout
   return typeof readTimeout === "number" && readTimeout > 0 ? readTimeout : defaultPrepareWaitMillis
 }

@@ -32,6 +32,7 @@ import {
   spanName
 } from "./metricsAttributes.ts"
 import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsRecorder.ts"
+import { isPrepareRefusal, prepareElsewhere } from "./prepareFailover.ts"
 import { classifyFailure } from "./rePrepare.ts"
 import { makeThrottle, type Throttle } from "./throttle.ts"
 
@@ -355,6 +356,8 @@ class PendingRequest implements Expiring {
   previousExpiring: Expiring | undefined = undefined
   nextExpiring: Expiring | undefined = undefined
   private waiting = true
+  /** Whether it was sent again after a node refused to prepare it: a request is only ever sent twice for that. */
+  private preparedElsewhere = false
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void = noResume
@@ -412,8 +415,12 @@ class PendingRequest implements Expiring {
   }
 
   private begin() {
+    this.sender.sent()
+    this.dispatch()
+  }
+
+  private dispatch() {
     const { sender, call, prepared } = this
-    sender.sent()
     // The driver reads only the options it knows, each one being absent or undefined alike.
     const options = new DriverOptions(
       prepared.queryOptions,
@@ -467,6 +474,9 @@ class PendingRequest implements Expiring {
   }
 
   private failed(error: unknown) {
+    if (this.waiting && !this.preparedElsewhere && isPrepareRefusal(error) && this.prepared.queryOptions.prepare) {
+      return this.prepareElsewhere(error)
+    }
     this.sender.settled()
     if (!this.waiting) return
     this.waiting = false
@@ -478,6 +488,21 @@ class PendingRequest implements Expiring {
         ? failure
         : Effect.onExit(failure, (exit) => Effect.sync(() => this.record(exit)))
     )
+  }
+
+  /**
+   * A node refused to prepare the statement, so it ran nowhere: prepared on another node, it is sent again, keeping
+   * its place in flight and in the throttle meanwhile. Its deadline still runs, and an interrupt still ends the wait.
+   */
+  private prepareElsewhere(refusal: unknown) {
+    this.preparedElsewhere = true
+    const call = this.call
+    const queries = call.statements === undefined ? [this.plan.query] : call.statements.map(({ query }) => query)
+    const profile = this.prepared.queryOptions.executionProfile
+    void prepareElsewhere(this.sender.client, queries, refusal, profile).then((failure) => {
+      if (failure === undefined && this.waiting) this.dispatch()
+      else this.failed(failure ?? refusal)
+    })
   }
 
   /** Its deadline passed. */

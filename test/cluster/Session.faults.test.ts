@@ -1,7 +1,8 @@
 /**
  * Faults beyond clean maintenance, on one real 3-node cluster (RF 3, LOCAL_QUORUM) under fiber-concurrent idempotent
  * writes of fresh keys and reads: a frozen node (SIGSTOP), the frozen control-connection node, a node cut off by
- * firewall rules, quorum lost, the whole cluster restarted, and an interrupted batch import resumed. Each scenario
+ * firewall rules, statements first run while a node shuts down, quorum lost, the whole cluster restarted, and an
+ * interrupted batch import resumed. Each scenario
  * prints one line with the latencies of the requests started during the fault, the topology events seen and how long
  * the session took to recover, then checks what the scenario requires.
  */
@@ -10,10 +11,13 @@ import type * as Cassandra from "cassandra-driver"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import * as BatchJob from "effect-cassandra/BatchJob"
 import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Logging from "effect-cassandra/Logging"
 import * as Session from "effect-cassandra/Session"
 import * as Topology from "effect-cassandra/Topology"
 import { defaults } from "../../src/internal/clientOptions.ts"
@@ -176,6 +180,74 @@ const unresponsiveNode = (
     assert.isDefined(up, `no NodeUp for node ${index} once it answered again`)
   })
 
+/** Stops and restarts a node under first runs at most this often, until it refused to prepare a statement. */
+const shutdownCycles = 5
+const firstRunFibers = 32
+/** The line the session's log bridge reports for a statement a node refused to prepare and another one prepared. */
+const preparedElsewhere = "another node refused to prepare"
+
+/**
+ * Fibers running statements never run before, each prepared first, while a node other than the control connection's
+ * shuts down gracefully: in its last moments the node answers PREPAREs with OVERLOADED ("Server is shutting down").
+ * Repeated until the session reported such a refusal (it does not happen at every shutdown); every run must succeed.
+ */
+const firstRunsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
+  const logged: Array<string> = []
+  const capture = Logger.layer([
+    Logger.map(Logger.formatStructured, (line) => {
+      if (String(line.message).includes(preparedElsewhere)) logged.push(String(line.message))
+    })
+  ])
+  const session = CassandraLayer.layer({
+    contactPoints: cluster.contactPoints,
+    localDataCenter: cluster.localDataCenter,
+    keyspace,
+    // Every text is new: the driver's cache must not drop the ones prepared earlier, warning at each new one.
+    driverOptions: { maxPrepared: 1_000_000 }
+  }).pipe(Layer.provide(Logging.layer("info")), Layer.fresh)
+  return Effect.gen(function* () {
+    const { execute } = yield* Session.Session
+    const topology = yield* Topology.Topology
+    const index = ((yield* controlConnectionNode) % 3) + 1
+    const failures: Array<string> = []
+    let next = 0
+    let ran = 0
+    let cycles = 0
+    while (cycles < shutdownCycles && logged.length === 0) {
+      cycles++
+      yield* topology.awaitNodesUp(3, "180 seconds")
+      let running = true
+      const firstRun = Effect.gen(function* () {
+        while (running) {
+          // A column alias makes each text new, so the driver prepares it before running it.
+          const query = `SELECT v AS first_run_${next++} FROM kv WHERE k = ?`
+          const result = yield* Effect.result(execute({ query, params: [0], options: {} }))
+          if (result._tag === "Success") ran++
+          else failures.push(result.failure.message)
+        }
+      })
+      const runs = yield* Effect.forkChild(
+        Effect.all(
+          Array.from({ length: firstRunFibers }, () => firstRun),
+          { concurrency: "unbounded", discard: true }
+        )
+      )
+      const from = ran
+      yield* awaitCondition(() => ran >= from + 100, "60 seconds")
+      yield* cluster.stopNode(index)
+      running = false
+      yield* Fiber.join(runs)
+      yield* cluster.startNode(index)
+    }
+    console.log(
+      `faults shutdown-prepare: requests=${ran + failures.length} failed=${failures.length} node=${index} ` +
+        `shutdowns=${cycles} prepared_elsewhere=${logged.length}`
+    )
+    assert.deepStrictEqual(failures.slice(0, 5), [], `${failures.length} first runs failed`)
+    assert.isAbove(logged.length, 0, `the node refused no PREPARE in ${cycles} shutdowns: nothing was tested`)
+  }).pipe(Effect.provide(session), Effect.provide(capture))
+}
+
 /** Node handles the process holds, by kind (Timeout, TCPSocketWrap, …). */
 const activeResources = (): Map<string, number> => {
   const counts = new Map<string, number>()
@@ -261,6 +333,16 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
         }).pipe(Effect.provide(sessionLayer(cluster)), Effect.ensuring(Effect.ignore(heal(cluster))))
       }),
     600_000
+  )
+
+  it.effect(
+    "shutdown-prepare: statements first run while a node shuts down all succeed, though it refuses to prepare some",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* ClusterUnderTest
+        yield* firstRunsWhileShuttingDown(cluster).pipe(Effect.ensuring(Effect.ignore(heal(cluster))))
+      }),
+    900_000
   )
 
   it.effect(

@@ -1,0 +1,342 @@
+/**
+ * A PREPARE refused by a node that cannot serve for now, tried on the next node. The driver prepares a statement
+ * through a query plan the first time it runs it (lib/prepare-handler.js `_prepareWithQueryPlan`), and moves to the
+ * next node only after a socket error or a timeout. A node in graceful shutdown answers OVERLOADED ("Server is
+ * shutting down") and a joining one IS_BOOTSTRAPPING: that answer fails the request, and every request waiting on the
+ * same preparation, although none of them ran. A rolling restart, or a deploy during one, then fails requests that
+ * any other node would have served.
+ *
+ * Such a refusal is recognized by what only the prepare path leaves: a server error with no coordinator (every
+ * failure of an attempt gets one, lib/request-execution.js `_handleError`). The statement is then prepared here, on
+ * the nodes of a fresh query plan of the request's execution profile in turn, past every node that refuses or cannot
+ * be reached (then on the plan's other nodes too, when the driver prepares on all hosts), and the result is handed to
+ * the driver's cache of prepared statements the way its own preparation does, so the request is sent again and later
+ * requests reuse it. Requests arriving meanwhile wait on that preparation, as they wait on the driver's.
+ */
+import * as Cassandra from "cassandra-driver"
+import { prepareWaitMillis } from "./rePrepare.ts"
+
+const codes = Cassandra.types.responseErrorCodes
+const ignoredDistance = Cassandra.types.distance.ignored
+
+/** The driver's record of one prepared statement (lib/metadata/index.js `PreparedQueries`), an `EventEmitter`. */
+interface PreparedInfo {
+  queryId?: unknown
+  meta?: unknown
+  preparing?: unknown
+  readonly once: (event: "prepared", listener: (error: unknown) => void) => unknown
+  readonly emit: (event: "prepared", error: unknown, info?: PreparedInfo) => boolean
+}
+
+interface PoolConnection {
+  readonly keyspace?: unknown
+  readonly changeKeyspace: (keyspace: string) => Promise<void>
+  readonly prepareOnceAsync: (query: string, keyspace: string | undefined) => Promise<{ id: unknown; meta: unknown }>
+}
+
+interface PoolHost {
+  readonly address: string
+  readonly isUp: () => boolean
+  readonly borrowConnection: () => PoolConnection
+}
+
+/** The driver's cache of prepared statements (lib/metadata/index.js). */
+interface PreparedCache {
+  readonly getPreparedInfo?: (keyspace: string | undefined, query: string) => PreparedInfo
+  readonly setPreparedById?: (info: PreparedInfo) => void
+}
+
+/** The driver's load-balancing policy, which gives the nodes to try in turn. */
+interface QueryPlanner {
+  readonly newQueryPlan: (
+    keyspace: string | undefined,
+    executionOptions: null,
+    callback: (error: unknown, plan: Iterator<PoolHost>) => void
+  ) => void
+}
+
+/** The driver internals this uses, untyped in its typings and checked before use. */
+interface DriverInternals {
+  readonly keyspace?: unknown
+  readonly metadata?: PreparedCache
+  readonly options?: {
+    readonly policies?: { readonly loadBalancing?: QueryPlanner }
+    readonly prepareOnAllHosts?: unknown
+  }
+  readonly profileManager?: {
+    readonly getDistance?: (host: PoolHost) => number
+    readonly getProfile?: (name: unknown) => { readonly loadBalancing?: QueryPlanner } | undefined
+  }
+}
+
+/** A node's answer that it cannot serve for now, another node may. */
+const isRefusal = (error: unknown): error is Cassandra.errors.ResponseError =>
+  error instanceof Cassandra.errors.ResponseError &&
+  (error.code === codes.overloaded || error.code === codes.isBootstrapping)
+
+/**
+ * Whether `error` is a node's refusal of the PREPARE the driver sent to run a statement for the first time: the
+ * statement did not run anywhere.
+ */
+export const isPrepareRefusal = (error: unknown): boolean => {
+  try {
+    return isRefusal(error) && (error as { readonly coordinator?: unknown }).coordinator === undefined
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether a node's failure to prepare says nothing about the statement, so the next node is tried: a refusal, a
+ * connection that failed or timed out, no connection to borrow, or a failure that cannot even be read.
+ */
+const isNodeFailure = (error: unknown) => {
+  try {
+    return (
+      isRefusal(error) ||
+      !(error instanceof Cassandra.errors.ResponseError) ||
+      (error as { readonly isSocketError?: unknown }).isSocketError === true
+    )
+  } catch {
+    return true
+  }
+}
+
+/** `error` with the node that answered it and the statement, as the driver marks its own; as it is if it cannot be. */
+const answeredBy = (error: unknown, address: string, query: string) => {
+  try {
+    if (error !== null && typeof error === "object") Object.assign(error, { coordinator: address, query })
+  } catch {
+    // A frozen or otherwise hostile error is reported unmarked rather than in place of the node's failure.
+  }
+  return error ?? "Failed without an error"
+}
+
+const queryPlan = (policy: QueryPlanner, keyspace: string | undefined) =>
+  new Promise<Iterator<PoolHost>>((resolve, reject) => {
+    policy.newQueryPlan(keyspace, null, (error, plan) => (error ? reject(error) : resolve(plan)))
+  })
+
+/**
+ * Prepares `query` on the first node of a fresh plan that accepts it: its answer (the prepared id and metadata), or
+ * the error to fail with (the statement's own problem, as a node answered it, or every node's failure).
+ */
+const prepareOnFirstServing = async (
+  internals: DriverInternals,
+  policy: QueryPlanner,
+  query: string,
+  keyspace: string | undefined,
+  waitMillis: number
+): Promise<
+  { readonly id: unknown; readonly meta: unknown; readonly address: string } | { readonly failure: unknown }
+> => {
+  const plan = await queryPlan(policy, keyspace)
+  const tried: Record<string, unknown> = {}
+  for (let host = nextUsable(internals, plan, tried); host !== undefined; host = nextUsable(internals, plan, tried)) {
+    let prepared: { readonly id: unknown; readonly meta: unknown }
+    try {
+      prepared = await prepareOn(host, query, keyspace, waitMillis)
+    } catch (error) {
+      const failure = answeredBy(error, host.address, query)
+      if (!isNodeFailure(error)) return { failure }
+      tried[host.address] = failure
+      continue
+    }
+    // As the driver's own preparation with `prepareOnAllHosts`, so the request finds it prepared on its node; but in
+    // the background, since the node that prepared it is enough to release the requests waiting, and another node
+    // may be frozen.
+    if (internals.options?.prepareOnAllHosts === true)
+      startPreparingOnRest(internals, plan, query, keyspace, waitMillis)
+    return { id: prepared.id, meta: prepared.meta, address: host.address }
+  }
+  return { failure: new Cassandra.errors.NoHostAvailableError(tried) }
+}
+
+/**
+ * The plan's next node that is not ignored and is up, as the driver picks one (lib/prepare-handler.js `getNextHost`),
+ * each down node skipped noted in `tried`.
+ */
+const nextUsable = (internals: DriverInternals, plan: Iterator<PoolHost>, tried?: Record<string, unknown>) => {
+  for (let next = plan.next(); next.done !== true; next = plan.next()) {
+    const host = next.value
+    if (internals.profileManager?.getDistance?.(host) === ignoredDistance) continue
+    if (host.isUp()) return host
+    if (tried !== undefined) tried[host.address] = "Host considered as DOWN"
+  }
+  return undefined
+}
+
+/**
+ * The node's answer to preparing `query`, waited for at most `waitMillis`: a node that does not answer by then fails
+ * as one that timed out, so the next node is tried and the statement is never held by a frozen node.
+ */
+const prepareOn = (host: PoolHost, query: string, keyspace: string | undefined, waitMillis: number) => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const unanswered = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Cassandra.errors.OperationTimedOutError(
+            `The node did not answer the PREPARE within ${waitMillis} ms`,
+            host.address
+          )
+        ),
+      waitMillis
+    )
+  })
+  const answer = (async () => {
+    const connection = host.borrowConnection()
+    if (keyspace !== undefined && connection.keyspace !== keyspace) await connection.changeKeyspace(keyspace)
+    return connection.prepareOnceAsync(query, keyspace)
+  })()
+  return Promise.race([answer, unanswered]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Starts preparing `query` on the plan's remaining nodes, each failure ignored. A node that fails to (or a plan that
+ * fails) is left alone, as the driver leaves it: a request such a node coordinates gets UNPREPARED, and the driver
+ * prepares the statement there and then.
+ */
+const startPreparingOnRest = (
+  internals: DriverInternals,
+  plan: Iterator<PoolHost>,
+  query: string,
+  keyspace: string | undefined,
+  waitMillis: number
+) => {
+  try {
+    for (let host = nextUsable(internals, plan); host !== undefined; host = nextUsable(internals, plan)) {
+      prepareOn(host, query, keyspace, waitMillis).catch(() => undefined)
+    }
+  } catch {
+    // The statement is prepared on one node already; the nodes planned so far are still prepared on.
+  }
+}
+
+/** Waits for the driver's (or another request's) preparation of `info`: undefined when prepared, else its error. */
+const preparedBySomeoneElse = (info: PreparedInfo) =>
+  new Promise<unknown>((resolve) => info.once("prepared", (error) => resolve(error ?? undefined)))
+
+/**
+ * Prepares `query` after a node refused it, unless it is prepared (or being prepared) meanwhile: undefined once the
+ * driver holds it prepared, else the error the request fails with.
+ */
+const prepareAfterRefusal = async (
+  client: Cassandra.Client,
+  driver: PreparingDriver,
+  query: string,
+  refusal: unknown
+): Promise<unknown> => {
+  const { metadata, getPreparedInfo, setPreparedById, policy, keyspace } = driver
+  const info = getPreparedInfo.call(metadata, keyspace, query)
+  if (info.queryId) return undefined
+  while (info.preparing) {
+    const error = await preparedBySomeoneElse(info)
+    // Refused by the node another preparation picked: unless yet another is under way, this one goes past that node.
+    if (!isPrepareRefusal(error)) return error
+    if (info.queryId) return undefined
+  }
+  info.preparing = true
+  let failure: unknown
+  let address: string | undefined
+  try {
+    const outcome = await prepareOnFirstServing(driver.internals, policy, query, keyspace, driver.waitMillis)
+    if ("failure" in outcome) failure = outcome.failure
+    else {
+      info.queryId = outcome.id
+      info.meta = outcome.meta
+      setPreparedById.call(metadata, info)
+      address = outcome.address
+    }
+  } catch (error) {
+    failure = error ?? refusal
+  }
+  // As the driver's own preparation ends (lib/prepare-handler.js `_prepare`): every request waiting on it learns.
+  info.preparing = false
+  if (failure !== undefined) {
+    info.emit("prepared", failure)
+    return failure
+  }
+  info.emit("prepared", null, info)
+  try {
+    // Through the driver's log events, so the session's log bridge reports it like the driver's own re-preparing.
+    client.emit(
+      "log",
+      "info",
+      "PrepareFailover",
+      `Prepared on ${address} a statement another node refused to prepare`,
+      refusal
+    )
+  } catch {
+    // A log listener that throws must not fail a request, nor the requests waiting on this preparation.
+  }
+  return undefined
+}
+
+/** The driver internals a preparation uses, read once and checked. */
+interface PreparingDriver {
+  readonly internals: DriverInternals
+  readonly metadata: PreparedCache
+  readonly getPreparedInfo: NonNullable<PreparedCache["getPreparedInfo"]>
+  readonly setPreparedById: NonNullable<PreparedCache["setPreparedById"]>
+  readonly policy: QueryPlanner
+  /** The session's keyspace, which the driver prepares in; undefined for none (the driver reads "" as none). */
+  readonly keyspace: string | undefined
+  /** How long one node's answer to a PREPARE is waited for. */
+  readonly waitMillis: number
+}
+
+/** The internals `prepareElsewhere` uses, or undefined for a driver without them (another version, a stand-in). */
+const preparingDriver = (client: Cassandra.Client, executionProfile: unknown): PreparingDriver | undefined => {
+  const internals = client as unknown as DriverInternals
+  const metadata = internals.metadata
+  const getPreparedInfo = metadata?.getPreparedInfo
+  const setPreparedById = metadata?.setPreparedById
+  // The nodes the request may use, as the driver picks them to prepare it (lib/client.js `_execute`).
+  const policy =
+    internals.profileManager?.getProfile?.(executionProfile)?.loadBalancing ??
+    internals.options?.policies?.loadBalancing
+  if (
+    metadata === undefined ||
+    typeof getPreparedInfo !== "function" ||
+    typeof setPreparedById !== "function" ||
+    typeof policy?.newQueryPlan !== "function"
+  ) {
+    return undefined
+  }
+  const keyspace = typeof internals.keyspace === "string" && internals.keyspace !== "" ? internals.keyspace : undefined
+  return {
+    internals,
+    metadata,
+    getPreparedInfo,
+    setPreparedById,
+    policy,
+    keyspace,
+    waitMillis: prepareWaitMillis(client)
+  }
+}
+
+/**
+ * Prepares each of `queries` that a node refused to prepare, on the other nodes of the request's execution profile:
+ * undefined once all are prepared (the request can be sent again), else the error the request fails with. It never
+ * rejects.
+ */
+export const prepareElsewhere = async (
+  client: Cassandra.Client,
+  queries: ReadonlyArray<string>,
+  refusal: unknown,
+  executionProfile?: unknown
+): Promise<unknown> => {
+  try {
+    const driver = preparingDriver(client, executionProfile)
+    // Without the internals it needs, the request fails as the driver failed it.
+    if (driver === undefined) return refusal
+    for (const query of queries) {
+      const failure = await prepareAfterRefusal(client, driver, query, refusal)
+      if (failure !== undefined) return failure
+    }
+    return undefined
+  } catch (error) {
+    return error ?? refusal
+  }
+}

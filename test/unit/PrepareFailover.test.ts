@@ -1,0 +1,999 @@
+import { EventEmitter } from "node:events"
+import { assert, describe, it } from "@effect/vitest"
+import * as Cassandra from "cassandra-driver"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import type * as CassandraError from "effect-cassandra/CassandraError"
+import type * as Session from "effect-cassandra/Session"
+import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
+import { isPrepareRefusal, prepareElsewhere } from "../../src/internal/prepareFailover.ts"
+import { request, runnerOver, until } from "../support/requestRunner.ts"
+
+const codes = Cassandra.types.responseErrorCodes
+const { distance } = Cassandra.types
+
+const query = "SELECT v FROM kv WHERE k = ?"
+const shuttingDown = () => new Cassandra.errors.ResponseError(codes.overloaded, "Server is shutting down")
+const bootstrapping = () =>
+  new Cassandra.errors.ResponseError(codes.isBootstrapping, "Cannot prepare while bootstrapping")
+const syntaxError = () => new Cassandra.errors.ResponseError(codes.syntaxError, "line 1:0 no viable alternative")
+
+/** The driver's record of a prepared statement (lib/metadata/index.js `PreparedQueries`): an EventEmitter. */
+class Info extends EventEmitter {
+  queryId: unknown = undefined
+  meta: unknown = undefined
+  preparing = false
+  readonly keyspace: string | undefined
+  readonly query: string
+  constructor(keyspace: string | undefined, query: string) {
+    super()
+    this.keyspace = keyspace
+    this.query = query
+    this.setMaxListeners(0)
+  }
+}
+
+type Answer = { readonly id: unknown; readonly meta: unknown } | { readonly error: unknown }
+
+/** A node of the stand-in driver: what its connection answers to a PREPARE, and what was asked of it. */
+interface StubHost {
+  readonly address: string
+  up: boolean
+  distance: number
+  connectionKeyspace: string | undefined
+  borrow: () => void
+  answer: (query: string) => Answer | Promise<Answer>
+  readonly prepared: Array<{ readonly query: string; readonly keyspace: string | undefined }>
+  readonly keyspaceChanges: Array<string>
+  readonly borrowed: { count: number }
+}
+
+const stubHost = (address: string, answer: StubHost["answer"]): StubHost => ({
+  address,
+  up: true,
+  distance: distance.local,
+  connectionKeyspace: undefined,
+  borrow: () => {},
+  answer,
+  prepared: [],
+  keyspaceChanges: [],
+  borrowed: { count: 0 }
+})
+
+const serving = (address: string) =>
+  stubHost(address, (query) => ({ id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }))
+const refusing = (address: string, error: () => unknown = shuttingDown) => stubHost(address, () => ({ error: error() }))
+
+/** The driver-shaped object `prepareElsewhere` reads: its prepared-statement cache, load-balancing plan and hosts. */
+const stubDriver = (hosts: ReadonlyArray<StubHost>, keyspace?: string) => {
+  const infos = new Map<string, Info>()
+  const byId = new Map<string, Info>()
+  const logs: Array<ReadonlyArray<unknown>> = []
+  const plans = { count: 0 }
+  const driver = new EventEmitter() as EventEmitter & Record<string, unknown>
+  driver.keyspace = keyspace
+  driver.metadata = {
+    getPreparedInfo: (keyspace: string | undefined, query: string) => {
+      const key = (keyspace || "") + query
+      let info = infos.get(key)
+      if (info === undefined) {
+        info = new Info(keyspace, query)
+        infos.set(key, info)
+      }
+      return info
+    },
+    setPreparedById: (info: Info) => {
+      byId.set(String(info.queryId), info)
+    }
+  }
+  /** The nodes of `hosts` as the driver's query plan gives them. */
+  const planOver = (hosts: ReadonlyArray<StubHost>) =>
+    hosts
+      .map((host) => ({
+        address: host.address,
+        isUp: () => host.up,
+        borrowConnection: () => {
+          host.borrowed.count++
+          host.borrow()
+          return {
+            keyspace: host.connectionKeyspace,
+            changeKeyspace: async (keyspace: string) => {
+              host.keyspaceChanges.push(keyspace)
+              host.connectionKeyspace = keyspace
+            },
+            prepareOnceAsync: async (query: string, keyspace: string | undefined) => {
+              host.prepared.push({ query, keyspace })
+              const answer = await host.answer(query)
+              if ("error" in answer) throw answer.error
+              return answer
+            }
+          }
+        },
+        distance: host.distance
+      }))
+      [Symbol.iterator]()
+  let newQueryPlan = (_keyspace: unknown, _options: unknown, callback: (error: unknown, plan: unknown) => void) => {
+    plans.count++
+    callback(null, planOver(hosts))
+  }
+  driver.options = {
+    policies: {
+      loadBalancing: {
+        newQueryPlan: (keyspace: unknown, options: unknown, callback: (error: unknown, plan: unknown) => void) =>
+          newQueryPlan(keyspace, options, callback)
+      }
+    }
+  }
+  const profiles = new Map<string, ReadonlyArray<StubHost>>()
+  driver.profileManager = {
+    getDistance: (host: { readonly distance: number }) => host.distance,
+    // As the driver's: the default profile's policy is the client's.
+    getProfile: (name: string | undefined) => {
+      if (name === undefined || name === "default")
+        return { loadBalancing: (driver.options as { policies?: { loadBalancing?: unknown } }).policies?.loadBalancing }
+      const hosts = profiles.get(name)
+      return hosts === undefined
+        ? undefined
+        : {
+            loadBalancing: {
+              newQueryPlan: (
+                _keyspace: unknown,
+                _options: unknown,
+                callback: (error: unknown, plan: unknown) => void
+              ) => callback(null, planOver(hosts))
+            }
+          }
+    }
+  }
+  driver.on("log", (...args: ReadonlyArray<unknown>) => logs.push(args))
+  const info = (query: string) =>
+    (driver.metadata as { getPreparedInfo: (keyspace: string | undefined, query: string) => Info }).getPreparedInfo(
+      keyspace,
+      query
+    )
+  return {
+    client: driver as unknown as Cassandra.Client,
+    driver,
+    info,
+    byId,
+    logs,
+    plans,
+    replacePlan: (plan: typeof newQueryPlan) => {
+      newQueryPlan = plan
+    },
+    planOver,
+    /** An execution profile whose load-balancing policy plans over `hosts`. */
+    addProfile: (name: string, hosts: ReadonlyArray<StubHost>) => {
+      profiles.set(name, hosts)
+    },
+    prepareOnAllHosts: (value: boolean) => {
+      ;(driver.options as Record<string, unknown>).prepareOnAllHosts = value
+    }
+  }
+}
+
+/** What a request waiting on the driver's preparation of `info` learns (lib/promise-utils.js `fromEvent`). */
+const driverWaiter = (info: Info) =>
+  new Promise<{ readonly error: unknown; readonly result: unknown }>((resolve) =>
+    info.once("prepared", (error: unknown, result: unknown) => resolve({ error, result }))
+  )
+
+const innerErrorsOf = (error: unknown) => {
+  assert.instanceOf(error, Cassandra.errors.NoHostAvailableError)
+  return (error as Cassandra.errors.NoHostAvailableError).innerErrors as Record<string, unknown>
+}
+
+describe("isPrepareRefusal", () => {
+  it("recognizes OVERLOADED and IS_BOOTSTRAPPING answers that no attempt of a request got", () => {
+    assert.isTrue(isPrepareRefusal(shuttingDown()))
+    assert.isTrue(isPrepareRefusal(bootstrapping()))
+    // The driver sets the coordinator of every attempt's failure to a host's address, never to undefined.
+    assert.isTrue(isPrepareRefusal(Object.assign(shuttingDown(), { coordinator: undefined })))
+  })
+
+  it("rejects a refusal an attempt got, other codes, other errors and non-errors", () => {
+    assert.isFalse(isPrepareRefusal(Object.assign(shuttingDown(), { coordinator: "127.0.0.1:9042" })))
+    assert.isFalse(isPrepareRefusal(syntaxError()))
+    assert.isFalse(isPrepareRefusal(new Cassandra.errors.ResponseError(codes.unprepared, "unprepared")))
+    assert.isFalse(isPrepareRefusal(new Cassandra.errors.NoHostAvailableError({})))
+    assert.isFalse(isPrepareRefusal(Object.assign(new Error("Server is shutting down"), { code: codes.overloaded })))
+    for (const value of [undefined, null, "overloaded", codes.overloaded, {}]) assert.isFalse(isPrepareRefusal(value))
+  })
+
+  it("answers false for a hostile error whose fields or prototype throw when read", () => {
+    const throwingCode = shuttingDown()
+    Object.defineProperty(throwingCode, "code", {
+      get: () => {
+        throw new Error("code")
+      }
+    })
+    const throwingCoordinator = shuttingDown()
+    Object.defineProperty(throwingCoordinator, "coordinator", {
+      get: () => {
+        throw new Error("coordinator")
+      }
+    })
+    const throwingPrototype = new Proxy(shuttingDown(), {
+      getPrototypeOf: () => {
+        throw new Error("prototype")
+      }
+    })
+    assert.isFalse(isPrepareRefusal(throwingCode))
+    assert.isFalse(isPrepareRefusal(throwingCoordinator))
+    assert.isFalse(isPrepareRefusal(throwingPrototype))
+  })
+})
+
+describe("prepareElsewhere", () => {
+  it("prepares on the next node after one refuses, and hands the result to the driver's cache and waiters", async () => {
+    const first = refusing("10.0.0.1:9042")
+    const second = serving("10.0.0.2:9042")
+    const third = serving("10.0.0.3:9042")
+    const stub = stubDriver([first, second, third])
+    const refusal = shuttingDown()
+    const pending = prepareElsewhere(stub.client, [query], refusal)
+    const info = stub.info(query)
+    // A request arriving meanwhile waits on this preparation, as on the driver's own.
+    assert.isTrue(info.preparing)
+    const waiter = driverWaiter(info)
+    assert.isUndefined(await pending)
+    assert.deepStrictEqual(info.queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+    assert.deepStrictEqual(info.meta, { columns: [] })
+    assert.isFalse(info.preparing)
+    assert.strictEqual(stub.byId.get(String(info.queryId)), info)
+    const { error, result } = await waiter
+    assert.isNull(error)
+    assert.strictEqual(result, info)
+    assert.strictEqual(first.prepared.length, 1)
+    assert.strictEqual(second.prepared.length, 1)
+    assert.strictEqual(third.prepared.length, 0)
+    assert.strictEqual(stub.logs.length, 1)
+    const [level, , message, reason] = stub.logs[0]!
+    assert.strictEqual(level, "info")
+    assert.include(message as string, "10.0.0.2:9042")
+    assert.strictEqual(reason, refusal)
+  })
+
+  it("fails with NoHostAvailable naming each node's refusal when every node refuses, and releases the waiters", async () => {
+    const stub = stubDriver([refusing("10.0.0.1:9042"), refusing("10.0.0.2:9042", bootstrapping)])
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const info = stub.info(query)
+    const waiter = driverWaiter(info)
+    const failure = await pending
+    const inner = innerErrorsOf(failure)
+    assert.deepStrictEqual(Object.keys(inner), ["10.0.0.1:9042", "10.0.0.2:9042"])
+    assert.strictEqual((inner["10.0.0.1:9042"] as Cassandra.errors.ResponseError).code, codes.overloaded)
+    assert.strictEqual((inner["10.0.0.2:9042"] as Cassandra.errors.ResponseError).code, codes.isBootstrapping)
+    for (const [address, error] of Object.entries(inner)) {
+      assert.strictEqual((error as { coordinator?: unknown }).coordinator, address)
+      // Each is a node's answer now: the request fails with it, and does not take it for a new refusal.
+      assert.isFalse(isPrepareRefusal(error))
+    }
+    assert.isFalse(isPrepareRefusal(failure))
+    assert.strictEqual((await waiter).error, failure)
+    assert.isFalse(info.preparing)
+    assert.isUndefined(info.queryId)
+  })
+
+  it("stops at a statement error, with the node that answered it and the statement", async () => {
+    const first = stubHost("10.0.0.1:9042", () => ({ error: syntaxError() }))
+    const second = serving("10.0.0.2:9042")
+    const stub = stubDriver([first, second])
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const waiter = driverWaiter(stub.info(query))
+    const failure = (await pending) as Cassandra.errors.ResponseError & { coordinator?: unknown; query?: unknown }
+    assert.instanceOf(failure, Cassandra.errors.ResponseError)
+    assert.strictEqual(failure.code, codes.syntaxError)
+    assert.strictEqual(failure.coordinator, "10.0.0.1:9042")
+    assert.strictEqual(failure.query, query)
+    assert.strictEqual(second.prepared.length, 0)
+    assert.strictEqual((await waiter).error, failure)
+    assert.isFalse(stub.info(query).preparing)
+  })
+
+  it("skips ignored and down nodes, and moves past a node with no connection or a lost one", async () => {
+    const ignored = serving("10.0.0.1:9042")
+    ignored.distance = distance.ignored
+    const down = serving("10.0.0.2:9042")
+    down.up = false
+    const busy = serving("10.0.0.3:9042")
+    busy.borrow = () => {
+      throw new Cassandra.errors.BusyConnectionError("10.0.0.3:9042", 2048, 1)
+    }
+    const lost = stubHost("10.0.0.4:9042", () => ({
+      error: Object.assign(new Error("socket hang up"), { isSocketError: true })
+    }))
+    const timedOut = stubHost("10.0.0.5:9042", () => ({
+      error: new Cassandra.errors.OperationTimedOutError("timed out", "10.0.0.5:9042")
+    }))
+    const last = serving("10.0.0.6:9042")
+    const stub = stubDriver([ignored, down, busy, lost, timedOut, last])
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.strictEqual(ignored.borrowed.count, 0)
+    assert.strictEqual(down.borrowed.count, 0)
+    assert.strictEqual(last.prepared.length, 1)
+    assert.deepStrictEqual(stub.info(query).queryId, Buffer.from(`10.0.0.6:9042:${query}`))
+  })
+
+  it("lists down nodes but not ignored ones when no node can prepare", async () => {
+    const ignored = serving("10.0.0.1:9042")
+    ignored.distance = distance.ignored
+    const down = serving("10.0.0.2:9042")
+    down.up = false
+    const stub = stubDriver([ignored, down, refusing("10.0.0.3:9042")])
+    const inner = innerErrorsOf(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.deepStrictEqual(Object.keys(inner), ["10.0.0.2:9042", "10.0.0.3:9042"])
+  })
+
+  it("changes the connection's keyspace to the session's when it differs, and only then", async () => {
+    const other = serving("10.0.0.1:9042")
+    other.connectionKeyspace = "other"
+    other.answer = () => ({ error: shuttingDown() })
+    const same = serving("10.0.0.2:9042")
+    same.connectionKeyspace = "app"
+    const stub = stubDriver([other, same], "app")
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.deepStrictEqual(other.keyspaceChanges, ["app"])
+    assert.deepStrictEqual(same.keyspaceChanges, [])
+    assert.deepStrictEqual(same.prepared, [{ query, keyspace: "app" }])
+    assert.isDefined(stub.info(query).queryId)
+  })
+
+  it("leaves the connection's keyspace alone in a session with no keyspace", async () => {
+    for (const keyspace of [undefined, ""]) {
+      const host = serving("10.0.0.1:9042")
+      host.connectionKeyspace = "other"
+      const stub = stubDriver([host], keyspace)
+      assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+      assert.deepStrictEqual(host.keyspaceChanges, [])
+    }
+  })
+
+  it("prepares only the statements of a batch not prepared yet, each once", async () => {
+    const host = serving("10.0.0.1:9042")
+    const stub = stubDriver([host])
+    const insert = "INSERT INTO kv (k, v) VALUES (?, ?)"
+    const done = stub.info(insert)
+    done.queryId = Buffer.from("known")
+    assert.isUndefined(await prepareElsewhere(stub.client, [insert, query, query], shuttingDown()))
+    assert.deepStrictEqual(
+      host.prepared.map((p) => p.query),
+      [query]
+    )
+    assert.deepStrictEqual(done.queryId, Buffer.from("known"))
+  })
+
+  it("waits on a preparation under way instead of sending another, and succeeds with it", async () => {
+    const host = serving("10.0.0.1:9042")
+    const stub = stubDriver([host])
+    const info = stub.info(query)
+    info.preparing = true
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    await Promise.resolve()
+    info.preparing = false
+    info.queryId = Buffer.from("by the driver")
+    info.emit("prepared", null, info)
+    assert.isUndefined(await pending)
+    assert.strictEqual(host.prepared.length, 0)
+    assert.strictEqual(stub.plans.count, 0)
+  })
+
+  it("fails with the error of a preparation under way that failed on the statement", async () => {
+    const host = serving("10.0.0.1:9042")
+    const stub = stubDriver([host])
+    const info = stub.info(query)
+    info.preparing = true
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const invalid = Object.assign(syntaxError(), { query })
+    info.preparing = false
+    info.emit("prepared", invalid)
+    assert.strictEqual(await pending, invalid)
+    assert.strictEqual(host.prepared.length, 0)
+  })
+
+  it("prepares past a node that refused a preparation under way", async () => {
+    const host = serving("10.0.0.2:9042")
+    const stub = stubDriver([refusing("10.0.0.1:9042"), host])
+    const info = stub.info(query)
+    info.preparing = true
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    info.preparing = false
+    info.emit("prepared", Object.assign(shuttingDown(), { query }))
+    assert.isUndefined(await pending)
+    assert.deepStrictEqual(info.queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+  })
+
+  it("keeps going while every preparation under way it waits on is refused, then prepares itself", async () => {
+    const host = serving("10.0.0.2:9042")
+    const stub = stubDriver([refusing("10.0.0.1:9042"), host])
+    const info = stub.info(query)
+    info.preparing = true
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    // The driver's preparation is refused, and another request's starts at once, to be refused by the same node.
+    info.preparing = false
+    info.emit("prepared", Object.assign(shuttingDown(), { query }))
+    info.preparing = true
+    await new Promise((resolve) => setImmediate(resolve))
+    info.preparing = false
+    info.emit("prepared", Object.assign(shuttingDown(), { query }))
+    assert.isUndefined(await pending)
+    assert.deepStrictEqual(info.queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+  })
+
+  it("fails, releasing the waiters, when the query plan cannot be had", async () => {
+    const broken = new Error("plan")
+    const plans: Array<(keyspace: unknown, options: unknown, callback: (e: unknown, p: unknown) => void) => void> = [
+      () => {
+        throw broken
+      },
+      (_keyspace, _options, callback) => callback(broken, undefined),
+      (_keyspace, _options, callback) =>
+        callback(null, {
+          next: () => {
+            throw broken
+          }
+        })
+    ]
+    for (const plan of plans) {
+      const stub = stubDriver([serving("10.0.0.1:9042")])
+      stub.replacePlan(plan)
+      const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+      const waiter = driverWaiter(stub.info(query))
+      assert.strictEqual(await pending, broken)
+      assert.strictEqual((await waiter).error, broken)
+      assert.isFalse(stub.info(query).preparing)
+    }
+  })
+
+  it("never takes a thrown undefined for success", async () => {
+    const stub = stubDriver([serving("10.0.0.1:9042")])
+    ;(stub.driver.metadata as Record<string, unknown>).getPreparedInfo = () => {
+      throw undefined
+    }
+    const refusal = shuttingDown()
+    assert.strictEqual(await prepareElsewhere(stub.client, [query], refusal), refusal)
+  })
+
+  it("fails with the refusal itself on a driver without the internals it needs", async () => {
+    const refusal = shuttingDown()
+    const withoutCache = stubDriver([serving("10.0.0.1:9042")])
+    withoutCache.driver.metadata = {}
+    assert.strictEqual(await prepareElsewhere(withoutCache.client, [query], refusal), refusal)
+    const withoutPolicy = stubDriver([serving("10.0.0.1:9042")])
+    withoutPolicy.driver.options = {}
+    assert.strictEqual(await prepareElsewhere(withoutPolicy.client, [query], refusal), refusal)
+    // Nothing was started that a later request could wait on.
+    assert.isFalse(withoutPolicy.info(query).preparing)
+  })
+
+  it("moves past a node whose failure cannot be read or annotated, and past non-object failures", async () => {
+    const unreadable = stubHost("10.0.0.1:9042", () => {
+      const error = shuttingDown()
+      Object.defineProperty(error, "code", {
+        get: () => {
+          throw new Error("code")
+        }
+      })
+      return { error }
+    })
+    const frozen = stubHost("10.0.0.2:9042", () => ({ error: Object.freeze(shuttingDown()) }))
+    const text = stubHost("10.0.0.3:9042", () => ({ error: "connection reset" }))
+    const nothing = stubHost("10.0.0.4:9042", () => ({ error: undefined }))
+    const last = serving("10.0.0.5:9042")
+    const stub = stubDriver([unreadable, frozen, text, nothing, last])
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.strictEqual(last.prepared.length, 1)
+  })
+
+  it("names each node's non-object failure when no node can prepare", async () => {
+    const stub = stubDriver([
+      stubHost("10.0.0.1:9042", () => ({ error: "connection reset" })),
+      stubHost("10.0.0.2:9042", () => ({ error: undefined }))
+    ])
+    const inner = innerErrorsOf(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.deepStrictEqual(Object.keys(inner), ["10.0.0.1:9042", "10.0.0.2:9042"])
+    assert.strictEqual(inner["10.0.0.1:9042"], "connection reset")
+    assert.isDefined(inner["10.0.0.2:9042"])
+  })
+
+  it("prepares on the nodes of the request's execution profile, not the default one's", async () => {
+    const local = refusing("10.0.0.1:9042")
+    const remote = serving("10.1.0.1:9042")
+    const stub = stubDriver([local, serving("10.0.0.2:9042")])
+    stub.addProfile("remote", [remote])
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown(), "remote"))
+    assert.strictEqual(remote.prepared.length, 1)
+    assert.strictEqual(local.prepared.length, 0)
+    assert.strictEqual(stub.plans.count, 0)
+  })
+
+  it("also prepares on the plan's other nodes when the driver prepares on all hosts, as the driver does", async () => {
+    for (const onAll of [true, false]) {
+      const first = refusing("10.0.0.1:9042")
+      const second = serving("10.0.0.2:9042")
+      const refusingToo = refusing("10.0.0.3:9042")
+      const down = serving("10.0.0.4:9042")
+      down.up = false
+      const ignored = serving("10.0.0.5:9042")
+      ignored.distance = distance.ignored
+      const last = serving("10.0.0.6:9042")
+      const stub = stubDriver([first, second, refusingToo, down, ignored, last])
+      stub.prepareOnAllHosts(onAll)
+      assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+      assert.deepStrictEqual(stub.info(query).queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+      assert.strictEqual(first.prepared.length, 1)
+      assert.strictEqual(second.prepared.length, 1)
+      assert.strictEqual(down.borrowed.count + ignored.borrowed.count, 0)
+      assert.strictEqual(refusingToo.prepared.length, onAll ? 1 : 0)
+      assert.strictEqual(last.prepared.length, onAll ? 1 : 0)
+    }
+  })
+
+  it("releases the waiters once one node prepared it, while the plan's other nodes have not answered", async () => {
+    const silent = stubHost("10.0.0.3:9042", () => new Promise<Answer>(() => {}))
+    const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042"), silent])
+    stub.prepareOnAllHosts(true)
+    const recovering = prepareElsewhere(stub.client, [query], shuttingDown())
+    assert.isTrue(stub.info(query).preparing)
+    const waiter = driverWaiter(stub.info(query))
+    assert.isUndefined(await recovering)
+    assert.strictEqual((await waiter).result, stub.info(query))
+    assert.strictEqual(silent.prepared.length, 1)
+    assert.deepStrictEqual(stub.info(query).queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+  })
+
+  it("moves past a node that does not answer the PREPARE within the driver's read timeout", async () => {
+    const frozen = stubHost("10.0.0.1:9042", () => new Promise<Answer>(() => {}))
+    const stub = stubDriver([frozen, serving("10.0.0.2:9042")])
+    ;(stub.driver.options as Record<string, unknown>).socketOptions = { readTimeout: 50 }
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.strictEqual(frozen.prepared.length, 1)
+    assert.deepStrictEqual(stub.info(query).queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+  })
+
+  it("fails with every node's failure, a frozen one's timeout included, when none prepares it", async () => {
+    const frozen = stubHost("10.0.0.1:9042", () => new Promise<Answer>(() => {}))
+    const stub = stubDriver([frozen, refusing("10.0.0.2:9042")])
+    ;(stub.driver.options as Record<string, unknown>).socketOptions = { readTimeout: 50 }
+    const inner = innerErrorsOf(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.instanceOf(inner["10.0.0.1:9042"], Cassandra.errors.OperationTimedOutError)
+    assert.strictEqual((inner["10.0.0.2:9042"] as Cassandra.errors.ResponseError).code, codes.overloaded)
+    assert.isFalse(stub.info(query).preparing)
+  })
+
+  it("succeeds once prepared on one node, though the plan fails while preparing on the others", async () => {
+    const first = refusing("10.0.0.1:9042")
+    const second = serving("10.0.0.2:9042")
+    const stub = stubDriver([first, second])
+    stub.prepareOnAllHosts(true)
+    stub.replacePlan((_keyspace, _options, callback) => {
+      const planned = stub.planOver([first, second])
+      callback(null, {
+        next: () => {
+          const next = planned.next()
+          if (next.done) throw new Error("plan")
+          return next
+        }
+      })
+    })
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.deepStrictEqual(stub.info(query).queryId, Buffer.from(`10.0.0.2:9042:${query}`))
+    assert.strictEqual(second.prepared.length, 1)
+  })
+
+  it("succeeds, and releases the waiters with the statement prepared, even when a log listener throws", async () => {
+    const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042")])
+    stub.driver.on("log", () => {
+      throw new Error("listener")
+    })
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const waiter = driverWaiter(stub.info(query))
+    assert.isUndefined(await pending)
+    assert.isNull((await waiter).error)
+    assert.isDefined(stub.info(query).queryId)
+  })
+})
+
+/** A promise the test settles. */
+const deferred = <A>() => {
+  let resolve!: (value: A) => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<A>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+const emptyResult = { rows: [], rowLength: 0, columns: null, info: { speculativeExecutions: 0 } }
+
+/**
+ * A real driver client (its prepared-statement cache, profiles and log events) over two stand-in nodes, the first
+ * refusing every PREPARE, the second preparing when `serve` says; `execute` and `batch` are answered by the test.
+ */
+const refusingCluster = () => {
+  const prepares: Array<{ readonly address: string; readonly query: string }> = []
+  let serve: (query: string) => Promise<void> = async () => {}
+  const node = (address: string, answer: (query: string) => Promise<void>) => ({
+    address,
+    isUp: () => true,
+    setDistance: () => {},
+    borrowConnection: () => ({
+      keyspace: undefined,
+      changeKeyspace: async () => {},
+      prepareOnceAsync: async (query: string) => {
+        prepares.push({ address, query })
+        await answer(query)
+        return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
+      }
+    })
+  })
+  const nodes = [
+    node("10.0.0.1:9042", async () => {
+      throw shuttingDown()
+    }),
+    node("10.0.0.2:9042", (query) => serve(query))
+  ]
+  const plans = { count: 0 }
+  /** A policy planning over `planned`, every node local. */
+  const planning = (planned: ReadonlyArray<ReturnType<typeof node>>) =>
+    new (class extends Cassandra.policies.loadBalancing.LoadBalancingPolicy {
+      override getDistance() {
+        return distance.local
+      }
+      override newQueryPlan(
+        _keyspace: string,
+        _options: unknown,
+        callback: (error: Error, plan: Iterator<Cassandra.Host>) => void
+      ) {
+        plans.count++
+        // The driver's callback convention: no error is null.
+        callback(null as unknown as Error, planned[Symbol.iterator]() as unknown as Iterator<Cassandra.Host>)
+      }
+    })()
+  const client = new Cassandra.Client({
+    contactPoints: ["192.0.2.1"],
+    localDataCenter: "dc1",
+    policies: { loadBalancing: planning(nodes) },
+    // Its own node, which prepares as the second one does.
+    profiles: [
+      new Cassandra.ExecutionProfile("remote", {
+        loadBalancing: planning([node("10.1.0.1:9042", (query) => serve(query))])
+      })
+    ]
+  })
+  const calls: Array<{
+    readonly queries: ReadonlyArray<string>
+    readonly options: Cassandra.QueryOptions
+    readonly answer: () => void
+    readonly fail: (error: unknown) => void
+  }> = []
+  const call = (queries: ReadonlyArray<string>, options: Cassandra.QueryOptions) =>
+    new Promise((resolve, reject) => {
+      calls.push({ queries, options, answer: () => resolve(emptyResult), fail: reject })
+    })
+  Object.assign(client, {
+    execute: (query: string, _params: unknown, options: Cassandra.QueryOptions) => call([query], options),
+    batch: (statements: ReadonlyArray<{ readonly query: string }>, options: Cassandra.QueryOptions) =>
+      call(
+        statements.map((statement) => statement.query),
+        options
+      )
+  })
+  return {
+    client,
+    calls,
+    prepares,
+    plans,
+    serveWith: (answer: (query: string) => Promise<void>) => {
+      serve = answer
+    },
+    prepared: (query: string) =>
+      (client.metadata as unknown as { getPreparedInfo: (keyspace: undefined, query: string) => Info }).getPreparedInfo(
+        undefined,
+        query
+      )
+  }
+}
+
+/** A runner over `client` whose requests are counted by a metrics layer, and that layer's summary. */
+const countedRunner = (client: Cassandra.Client, options: Session.ClientSessionOptions = {}) =>
+  Effect.gen(function* () {
+    const hub = yield* makeMetricsHub("1 hour")
+    const runner = yield* Effect.provideService(runnerOver(client, options), MetricsHub, hub)
+    return { runner, summary: hub.summary }
+  }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+
+const callsReach = (calls: ReadonlyArray<unknown>, count: number) =>
+  until(
+    Effect.sync(() => calls.length),
+    (n) => n >= count
+  )
+
+const reasonOf = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
+  assert.isTrue(Exit.isFailure(exit))
+  const error = Exit.findErrorOption(exit as Exit.Exit<never, CassandraError.CassandraError>)
+  assert.isTrue(Option.isSome(error))
+  return (error as Option.Some<CassandraError.CassandraError>).value.reason
+}
+
+describe("a request whose statement a node refused to prepare", () => {
+  it.live("is prepared on another node and sent again once, counted as one success", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.calls, 2)
+      assert.isDefined(cluster.prepared(query).queryId)
+      assert.deepStrictEqual(cluster.prepares, [
+        { address: "10.0.0.1:9042", query },
+        { address: "10.0.0.2:9042", query }
+      ])
+      // Sent again with the same options: its deadline and attempt timeout still bound it.
+      assert.strictEqual(cluster.calls[1]!.options.prepare, true)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      const counted = yield* summary
+      assert.strictEqual(counted.requests, 1)
+      assert.strictEqual(counted.succeeded, 1)
+      assert.strictEqual(counted.failed, 0)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails with the second refusal when the statement is refused again once sent, without a loop", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.calls, 2)
+      // The driver's cache was emptied meanwhile (a schema change): the node it picks refuses again.
+      cluster.calls[1]!.fail(shuttingDown())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "Overloaded")
+      assert.strictEqual(cluster.calls.length, 2)
+      assert.strictEqual(cluster.plans.count, 1)
+      const counted = yield* summary
+      assert.strictEqual(counted.failed, 1)
+      assert.strictEqual(counted.succeeded, 0)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails at once, unprepared elsewhere, for a refusal an attempt got, without prepare, or unreadable", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const unreadable = shuttingDown()
+      Object.defineProperty(unreadable, "code", {
+        get: () => {
+          throw new Error("code")
+        }
+      })
+      const cases: ReadonlyArray<readonly [error: unknown, options: Session.RequestOptions]> = [
+        [Object.assign(shuttingDown(), { coordinator: "10.0.0.1:9042" }), {}],
+        [shuttingDown(), { prepare: false }],
+        [unreadable, {}],
+        ["shutting down", {}],
+        [undefined, {}],
+        [null, {}]
+      ]
+      for (const [error, options] of cases) {
+        const sent = cluster.calls.length
+        const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request(options))))
+        yield* callsReach(cluster.calls, sent + 1)
+        cluster.calls[sent]!.fail(error)
+        assert.isTrue(Exit.isFailure(yield* Fiber.join(fiber)))
+        assert.strictEqual(cluster.calls.length, sent + 1)
+      }
+      assert.strictEqual(cluster.plans.count, 0)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("prepares a refusal with its coordinator left undefined elsewhere, as one with none", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(Object.assign(shuttingDown(), { coordinator: undefined }))
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("ends an interrupted request at once, never sends it again, and counts it until preparing ends", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(yield* runner.inFlight, 1)
+      preparing.resolve()
+      yield* until(runner.inFlight, (n) => n === 0)
+      assert.strictEqual(cluster.calls.length, 1)
+      // Prepared all the same, for the requests to come.
+      assert.isDefined(cluster.prepared(query).queryId)
+      const counted = yield* summary
+      assert.strictEqual(counted.interrupted, 1)
+      assert.strictEqual(counted.failed + counted.succeeded, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("times a request out at its deadline while it is prepared elsewhere, counted once", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const { runner, summary } = yield* countedRunner(cluster.client, { requestTimeout: "300 millis" })
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      const exit = yield* Fiber.join(fiber)
+      assert.strictEqual(reasonOf(exit)._tag, "ClientTimeout")
+      assert.strictEqual(yield* runner.inFlight, 1)
+      preparing.resolve()
+      yield* until(runner.inFlight, (n) => n === 0)
+      assert.strictEqual(cluster.calls.length, 1)
+      const counted = yield* summary
+      assert.strictEqual(counted.requests, 1)
+      assert.strictEqual(counted.failed, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("keeps its throttle place while prepared elsewhere and gives it back exactly once", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const { runner } = yield* countedRunner(cluster.client, { throttle: { maxInFlight: 1, maxQueued: 10 } })
+      const refused = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      const queued = yield* Effect.forEach([1, 2], () => Effect.forkChild(runner.execute(request())))
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual(cluster.calls.length, 1)
+      preparing.resolve()
+      for (let sent = 2; sent <= 4; sent++) {
+        yield* callsReach(cluster.calls, sent)
+        // One place: never a second request sent while one is in flight.
+        yield* Effect.sleep("20 millis")
+        assert.strictEqual(cluster.calls.length, sent)
+        cluster.calls[sent - 1]!.answer()
+      }
+      yield* Fiber.join(refused)
+      yield* Fiber.joinAll(queued)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is waited for by a closing session, which closes once it is answered", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client), scope)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.sleep("50 millis")
+      assert.isUndefined(closing.pollUnsafe())
+      preparing.resolve()
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(closing)
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
+  )
+
+  it.live("prepares once a statement refused to several requests at once, and sends each again", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const { runner } = yield* countedRunner(cluster.client)
+      const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(runner.execute(request())))
+      yield* callsReach(cluster.calls, 3)
+      for (const call of cluster.calls) call.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      yield* Effect.sleep("20 millis")
+      preparing.resolve()
+      yield* callsReach(cluster.calls, 6)
+      for (const call of cluster.calls.slice(3)) call.answer()
+      yield* Fiber.joinAll(fibers)
+      assert.deepStrictEqual(
+        cluster.prepares.map((p) => p.address),
+        ["10.0.0.1:9042", "10.0.0.2:9042"]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("prepares each statement of a batch not prepared yet once, then sends the batch again", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const insert = "INSERT INTO kv (k, v) VALUES (?, ?)"
+      cluster.prepared(insert).queryId = Buffer.from("known")
+      const update = "UPDATE kv SET v = ? WHERE k = ?"
+      const fiber = yield* Effect.forkChild(
+        runner.batch(
+          [
+            { query: insert, params: [1, 2] },
+            { query: update, params: [3, 1] },
+            { query: update, params: [4, 2] },
+            { query, params: [1] }
+          ] as never,
+          { type: "logged" } as never
+        )
+      )
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(bootstrapping())
+      yield* callsReach(cluster.calls, 2)
+      assert.deepStrictEqual(cluster.calls[1]!.queries, [insert, update, update, query])
+      assert.deepStrictEqual(
+        cluster.prepares.filter((p) => p.address === "10.0.0.2:9042").map((p) => p.query),
+        [update, query]
+      )
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is prepared on the nodes of its execution profile", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request({ executionProfile: "remote" })))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.calls, 2)
+      assert.deepStrictEqual(cluster.prepares, [{ address: "10.1.0.1:9042", query }])
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("ends a traced request in one span, with the outcome of the request sent again", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const spans: Array<Tracer.Span> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = Tracer.nativeTracer.span(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()).pipe(Effect.withTracer(tracer)))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(spans.length, 1)
+      assert.strictEqual(spans[0]!.status._tag, "Ended")
+      assert.isFalse(spans[0]!.attributes.has("error.type"))
+    }).pipe(Effect.scoped)
+  )
+})
