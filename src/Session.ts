@@ -218,7 +218,11 @@ export interface Options {
   readonly serialConsistency?: SerialConsistency | undefined
   /** Rows fetched per page (default 5000). */
   readonly pageSize?: number | undefined
-  /** The driver's retry policy: its default one, one that never retries, or any policy object. */
+  /**
+   * The driver's retry policy: its default one, one that never retries, or any policy object. Whatever its
+   * idempotence, a request refused by a node shutting down (which ran nowhere) is sent once more to another node,
+   * except under `"never"`.
+   */
   readonly retry?: "default" | "never" | Cassandra.policies.retry.RetryPolicy | undefined
   /** Speculative execution for idempotent requests (default: none). */
   readonly speculativeExecution?: SpeculativeExecutionOptions | undefined

@@ -27,6 +27,18 @@ export class HealthAwarePolicy extends Cassandra.policies.loadBalancing.LoadBala
   /** Replaced as a whole by the health monitor, so a plan being built never sees it change. */
   avoided: ReadonlySet<Cassandra.Host> = noNode
 
+  /**
+   * The nodes that refused a request because they are shutting down, with when (`performance.now()`): avoided at once,
+   * and by the health monitor until it forgets them.
+   */
+  readonly stopping = new Map<Cassandra.Host, number>()
+
+  /** Avoids `host` from now on: it refused a request because it is shutting down. */
+  avoidStopping(host: Cassandra.Host) {
+    this.stopping.set(host, performance.now())
+    if (!this.avoided.has(host)) this.avoided = new Set([...this.avoided, host])
+  }
+
   readonly child: LoadBalancingPolicy
 
   constructor(child: LoadBalancingPolicy) {
@@ -62,6 +74,13 @@ export class HealthAwarePolicy extends Cassandra.policies.loadBalancing.LoadBala
   override getOptions(): Map<string, object> {
     return this.child.getOptions()
   }
+}
+
+/** Moves the node at `address` to the back of the session's query plans, when its policy is the health-aware one. */
+export const avoidStoppingNode = (client: Cassandra.Client, address: string) => {
+  const policy = (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.policies?.loadBalancing
+  const host = client.hosts.get(address)
+  if (policy instanceof HealthAwarePolicy && host !== undefined) policy.avoidStopping(host)
 }
 
 /**

@@ -32,7 +32,7 @@ import {
   spanName
 } from "./metricsAttributes.ts"
 import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsRecorder.ts"
-import { isPrepareRefusal, prepareElsewhere } from "./prepareFailover.ts"
+import { avoidStopping, isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "./refusals.ts"
 import { classifyFailure } from "./rePrepare.ts"
 import { makeThrottle, type Throttle } from "./throttle.ts"
 
@@ -337,6 +337,8 @@ interface Sender {
   /** The deadlines of requests under the session's default timeout, when it is finite. */
   readonly deadlines: DeadlineList | undefined
   readonly defaultTimeoutMillis: number
+  /** Whether a request refused by a node shutting down is sent again: not under the retry policy that never retries. */
+  readonly resendsRefused: boolean
   readonly sent: () => void
   readonly settled: () => void
 }
@@ -356,8 +358,8 @@ class PendingRequest implements Expiring {
   previousExpiring: Expiring | undefined = undefined
   nextExpiring: Expiring | undefined = undefined
   private waiting = true
-  /** Whether it was sent again after a node refused to prepare it: a request is only ever sent twice for that. */
-  private preparedElsewhere = false
+  /** Whether it was sent again after a node refused it without running it: a request is only ever sent twice. */
+  private resent = false
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void = noResume
@@ -474,8 +476,10 @@ class PendingRequest implements Expiring {
   }
 
   private failed(error: unknown) {
-    if (this.waiting && !this.preparedElsewhere && isPrepareRefusal(error) && this.prepared.queryOptions.prepare) {
-      return this.prepareElsewhere(error)
+    if (this.waiting && !this.resent) {
+      if (isPrepareRefusal(error) && this.prepared.queryOptions.prepare) return this.prepareElsewhere(error)
+      const stopping = this.sender.resendsRefused ? shuttingDownNode(error) : undefined
+      if (stopping !== undefined) return this.sendPast(stopping, error)
     }
     this.sender.settled()
     if (!this.waiting) return
@@ -495,7 +499,7 @@ class PendingRequest implements Expiring {
    * its place in flight and in the throttle meanwhile. Its deadline still runs, and an interrupt still ends the wait.
    */
   private prepareElsewhere(refusal: unknown) {
-    this.preparedElsewhere = true
+    this.resent = true
     const call = this.call
     const queries = call.statements === undefined ? [this.plan.query] : call.statements.map(({ query }) => query)
     const profile = this.prepared.queryOptions.executionProfile
@@ -503,6 +507,16 @@ class PendingRequest implements Expiring {
       if (failure === undefined && this.waiting) this.dispatch()
       else this.failed(failure ?? refusal)
     })
+  }
+
+  /**
+   * The node at `address` refused the request because it is shutting down, before running it: it is sent again at
+   * once, keeping its place in flight and in the throttle, with that node at the back of query plans from now on.
+   */
+  private sendPast(address: string, refusal: unknown) {
+    this.resent = true
+    avoidStopping(this.sender.client, address, refusal)
+    this.dispatch()
   }
 
   /** Its deadline passed. */
@@ -602,6 +616,10 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     throttle,
     deadlines,
     defaultTimeoutMillis: settings.requestTimeoutMillis,
+    resendsRefused: !(
+      (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.policies?.retry instanceof
+      Cassandra.policies.retry.FallthroughRetryPolicy
+    ),
     sent: () => {
       inFlight++
     },

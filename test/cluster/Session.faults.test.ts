@@ -1,8 +1,8 @@
 /**
  * Faults beyond clean maintenance, on one real 3-node cluster (RF 3, LOCAL_QUORUM) under fiber-concurrent idempotent
  * writes of fresh keys and reads: a frozen node (SIGSTOP), the frozen control-connection node, a node cut off by
- * firewall rules, statements first run while a node shuts down, quorum lost, the whole cluster restarted, and an
- * interrupted batch import resumed. Each scenario
+ * firewall rules, statements first run and non-idempotent writes while a node shuts down, quorum lost, the whole
+ * cluster restarted, and an interrupted batch import resumed. Each scenario
  * prints one line with the latencies of the requests started during the fault, the topology events seen and how long
  * the session took to recover, then checks what the scenario requires.
  */
@@ -67,6 +67,7 @@ const clusterLayer = Layer.effect(
         )
         yield* ddl(`CREATE TABLE ${keyspace}.kv (k int PRIMARY KEY, v text)`)
         yield* ddl(`CREATE TABLE ${keyspace}.imported (p int, k int, v text, PRIMARY KEY (p, k))`)
+        yield* ddl(`CREATE TABLE ${keyspace}.counts (k int PRIMARY KEY, c counter)`)
       })
     )
     return cluster
@@ -180,22 +181,30 @@ const unresponsiveNode = (
     assert.isDefined(up, `no NodeUp for node ${index} once it answered again`)
   })
 
-/** Stops and restarts a node under first runs at most this often, until it refused to prepare a statement. */
+/** Stops and restarts a node under traffic at most this often, until it refused both kinds of request. */
 const shutdownCycles = 5
 const firstRunFibers = 32
-/** The line the session's log bridge reports for a statement a node refused to prepare and another one prepared. */
+const writerFibers = 16
+const counterKeys = 100
+/** The lines the session's log bridge reports for requests a node refused without running them, sent again. */
 const preparedElsewhere = "another node refused to prepare"
+const sentPastShutdown = "refused as it is shutting down"
 
 /**
- * Fibers running statements never run before, each prepared first, while a node other than the control connection's
- * shuts down gracefully: in its last moments the node answers PREPAREs with OVERLOADED ("Server is shutting down").
- * Repeated until the session reported such a refusal (it does not happen at every shutdown); every run must succeed.
+ * While a node other than the control connection's shuts down gracefully, fibers run statements never run before
+ * (each prepared first) and others increment counters (not idempotent). In its last moments the node answers every
+ * request with OVERLOADED ("Server is shutting down") before running it. Repeated until the session reported both a
+ * refused PREPARE and a refused write (not every shutdown has both). Every first run must succeed; a write may fail
+ * only with an outcome the client cannot know (its connection closed, a replica timed out), never with the refusal,
+ * and the counters must hold every acknowledged increment and at most the unknown ones besides.
  */
-const firstRunsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
-  const logged: Array<string> = []
+const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
+  const logged = { preparedElsewhere: 0, sentPastShutdown: 0 }
   const capture = Logger.layer([
     Logger.map(Logger.formatStructured, (line) => {
-      if (String(line.message).includes(preparedElsewhere)) logged.push(String(line.message))
+      const message = String(line.message)
+      if (message.includes(preparedElsewhere)) logged.preparedElsewhere++
+      if (message.includes(sentPastShutdown)) logged.sentPastShutdown++
     })
   ])
   const session = CassandraLayer.layer({
@@ -209,11 +218,13 @@ const firstRunsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
     const { execute } = yield* Session.Session
     const topology = yield* Topology.Topology
     const index = ((yield* controlConnectionNode) % 3) + 1
-    const failures: Array<string> = []
+    const firstRunFailures: Array<string> = []
+    const writeFailures: Array<string> = []
     let next = 0
     let ran = 0
+    let written = 0
     let cycles = 0
-    while (cycles < shutdownCycles && logged.length === 0) {
+    while (cycles < shutdownCycles && (logged.preparedElsewhere === 0 || logged.sentPastShutdown === 0)) {
       cycles++
       yield* topology.awaitNodesUp(3, "180 seconds")
       let running = true
@@ -223,28 +234,61 @@ const firstRunsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
           const query = `SELECT v AS first_run_${next++} FROM kv WHERE k = ?`
           const result = yield* Effect.result(execute({ query, params: [0], options: {} }))
           if (result._tag === "Success") ran++
-          else failures.push(result.failure.message)
+          else firstRunFailures.push(result.failure.message)
         }
       })
-      const runs = yield* Effect.forkChild(
+      const writer = Effect.gen(function* () {
+        while (running) {
+          const query = "UPDATE counts SET c = c + 1 WHERE k = ?"
+          const key = Math.floor(Math.random() * counterKeys)
+          const result = yield* Effect.result(execute({ query, params: [key], options: {} }))
+          if (result._tag === "Success") written++
+          else writeFailures.push(`${result.failure.reason._tag}: ${result.failure.message}`)
+        }
+      })
+      const clients = yield* Effect.forkChild(
         Effect.all(
-          Array.from({ length: firstRunFibers }, () => firstRun),
+          [
+            ...Array.from({ length: firstRunFibers }, () => firstRun),
+            ...Array.from({ length: writerFibers }, () => writer)
+          ],
           { concurrency: "unbounded", discard: true }
         )
       )
-      const from = ran
-      yield* awaitCondition(() => ran >= from + 100, "60 seconds")
+      const from = ran + written
+      yield* awaitCondition(() => ran + written >= from + 200, "60 seconds")
       yield* cluster.stopNode(index)
       running = false
-      yield* Fiber.join(runs)
+      yield* Fiber.join(clients)
       yield* cluster.startNode(index)
     }
+    yield* topology.awaitNodesUp(3, "180 seconds")
+    let counted = 0
+    for (let key = 0; key < counterKeys; key++) {
+      const rows = yield* execute({
+        query: "SELECT c FROM counts WHERE k = ?",
+        params: [key],
+        options: { consistency: "QUORUM" }
+      })
+      counted += Number(rows.first()?.get("c") ?? 0)
+    }
     console.log(
-      `faults shutdown-prepare: requests=${ran + failures.length} failed=${failures.length} node=${index} ` +
-        `shutdowns=${cycles} prepared_elsewhere=${logged.length}`
+      `faults shutdown: requests=${ran + firstRunFailures.length + written + writeFailures.length} ` +
+        `first_runs=${ran} first_runs_failed=${firstRunFailures.length} writes=${written} ` +
+        `writes_unknown=${writeFailures.length} counted=${counted} node=${index} shutdowns=${cycles} ` +
+        `prepared_elsewhere=${logged.preparedElsewhere} sent_past_shutdown=${logged.sentPastShutdown} ` +
+        `write_failures=${[...new Set(writeFailures.map((failure) => failure.split(":")[0]))].join(",") || "none"}`
     )
-    assert.deepStrictEqual(failures.slice(0, 5), [], `${failures.length} first runs failed`)
-    assert.isAbove(logged.length, 0, `the node refused no PREPARE in ${cycles} shutdowns: nothing was tested`)
+    assert.deepStrictEqual(firstRunFailures.slice(0, 5), [], `${firstRunFailures.length} first runs failed`)
+    assert.deepStrictEqual(
+      writeFailures.filter((failure) => failure.startsWith("Overloaded")).slice(0, 5),
+      [],
+      "a write the node refused without running it failed"
+    )
+    assert.isAtLeast(counted, written, "an acknowledged increment is missing")
+    assert.isAtMost(counted, written + writeFailures.length, "more increments than sent")
+    assert.isAbove(logged.preparedElsewhere, 0, `the node refused no PREPARE in ${cycles} shutdowns`)
+    assert.isAbove(logged.sentPastShutdown, 0, `the node refused no write in ${cycles} shutdowns`)
   }).pipe(Effect.provide(session), Effect.provide(capture))
 }
 
@@ -336,11 +380,11 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
   )
 
   it.effect(
-    "shutdown-prepare: statements first run while a node shuts down all succeed, though it refuses to prepare some",
+    "shutdown: first runs and non-idempotent writes while a node shuts down succeed, though it refuses some of them",
     () =>
       Effect.gen(function* () {
         const cluster = yield* ClusterUnderTest
-        yield* firstRunsWhileShuttingDown(cluster).pipe(Effect.ensuring(Effect.ignore(heal(cluster))))
+        yield* requestsWhileShuttingDown(cluster).pipe(Effect.ensuring(Effect.ignore(heal(cluster))))
       }),
     900_000
   )

@@ -111,7 +111,7 @@ describe("a statement whose PREPARE a node refused, on the real node", () => {
         yield* session.execute({ query: insert, params: [1, "one"], options: {} })
         // The driver's PREPARE, then this recovery's own plan, both meeting the refusing node first.
         assert.deepStrictEqual(refused, [insert, insert])
-        const recovered = logs.filter((log) => log.className === "PrepareFailover")
+        const recovered = logs.filter((log) => log.className === "RequestRefusal")
         assert.strictEqual(recovered.length, 1)
         assert.include(recovered[0]!.message, testConnection().contactPoints[0]!.split(":")[0]!)
         yield* session.execute({ query: insert, params: [2, "two"], options: {} })

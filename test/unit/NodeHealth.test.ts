@@ -322,6 +322,46 @@ describe("nodeHealth.watchNodeHealth", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live(
+    "keeps a node that refused a request as it shuts down at the back of plans until it is down, or downAfter",
+    () =>
+      Effect.gen(function* () {
+        let up = true
+        const stopping = { address: "127.0.0.1:9042", isUp: () => up, pool: { connections: [] } }
+        /** A session's policy with the monitor watching the stopping node under `thresholds`. */
+        const monitored = (thresholds: HealthThresholds) =>
+          Effect.gen(function* () {
+            const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
+            const client = Object.assign(new EventEmitter(), {
+              hosts: { values: () => [stopping] },
+              options: { policies: { loadBalancing: policy } }
+            })
+            yield* watchNodeHealth(client as unknown as Cassandra.Client, thresholds)
+            return policy
+          })
+        const host = stopping as unknown as Cassandra.Host
+        const checks = (count: number) => Effect.sleep(Duration.millis(count * quick.checkIntervalMillis))
+        const forgotten = (policy: HealthAwarePolicy) =>
+          Effect.sleep("10 millis").pipe(
+            Effect.repeat({ until: () => !policy.avoided.has(host) && policy.stopping.size === 0 }),
+            Effect.timeout("20 seconds")
+          )
+
+        const lasting = yield* monitored({ ...quick, downAfterMillis: 60_000 })
+        lasting.avoidStopping(host)
+        assert.isTrue(lasting.avoided.has(host), "avoided at once, before the monitor's next check")
+        yield* checks(4)
+        assert.isTrue(lasting.avoided.has(host), "forgotten by the monitor while up and within downAfter")
+        up = false
+        yield* forgotten(lasting)
+
+        up = true
+        const brief = yield* monitored(quick)
+        brief.avoidStopping(host)
+        yield* forgotten(brief)
+      }).pipe(Effect.scoped)
+  )
+
   it.live("leaves no listener and no timer behind once its scope closes, at whatever moment", () =>
     Effect.gen(function* () {
       const node = yield* socketNode((answer) => answer())

@@ -10,8 +10,9 @@ import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
+import { HealthAwarePolicy } from "../../src/internal/healthAwarePolicy.ts"
 import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
-import { isPrepareRefusal, prepareElsewhere } from "../../src/internal/prepareFailover.ts"
+import { isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "../../src/internal/refusals.ts"
 import { request, runnerOver, until } from "../support/requestRunner.ts"
 
 const codes = Cassandra.types.responseErrorCodes
@@ -616,7 +617,7 @@ const emptyResult = { rows: [], rowLength: 0, columns: null, info: { speculative
  * A real driver client (its prepared-statement cache, profiles and log events) over two stand-in nodes, the first
  * refusing every PREPARE, the second preparing when `serve` says; `execute` and `batch` are answered by the test.
  */
-const refusingCluster = () => {
+const refusingCluster = (policies: Cassandra.ClientOptions["policies"] = {}) => {
   const prepares: Array<{ readonly address: string; readonly query: string }> = []
   let serve: (query: string) => Promise<void> = async () => {}
   const node = (address: string, answer: (query: string) => Promise<void>) => ({
@@ -659,7 +660,7 @@ const refusingCluster = () => {
   const client = new Cassandra.Client({
     contactPoints: ["192.0.2.1"],
     localDataCenter: "dc1",
-    policies: { loadBalancing: planning(nodes) },
+    policies: { loadBalancing: planning(nodes), ...policies },
     // Its own node, which prepares as the second one does.
     profiles: [
       new Cassandra.ExecutionProfile("remote", {
@@ -779,7 +780,12 @@ describe("a request whose statement a node refused to prepare", () => {
         }
       })
       const cases: ReadonlyArray<readonly [error: unknown, options: Session.RequestOptions]> = [
-        [Object.assign(shuttingDown(), { coordinator: "10.0.0.1:9042" }), {}],
+        [
+          Object.assign(new Cassandra.errors.ResponseError(codes.overloaded, "Too many in flight hints: 10"), {
+            coordinator: "10.0.0.1:9042"
+          }),
+          {}
+        ],
         [shuttingDown(), { prepare: false }],
         [unreadable, {}],
         ["shutting down", {}],
@@ -994,6 +1000,86 @@ describe("a request whose statement a node refused to prepare", () => {
       assert.strictEqual(spans.length, 1)
       assert.strictEqual(spans[0]!.status._tag, "Ended")
       assert.isFalse(spans[0]!.attributes.has("error.type"))
+    }).pipe(Effect.scoped)
+  )
+})
+
+/** A node's answer to an attempt, as the driver hands it on: the refusal of a node shutting down, with its address. */
+const refusedAttempt = (address = "10.0.0.1:9042") => Object.assign(shuttingDown(), { coordinator: address })
+
+describe("a request a node refused because it is shutting down", () => {
+  it("is recognized by the server's text and the attempt's coordinator only", () => {
+    assert.strictEqual(shuttingDownNode(refusedAttempt()), "10.0.0.1:9042")
+    assert.isUndefined(shuttingDownNode(shuttingDown()))
+    const hints = new Cassandra.errors.ResponseError(codes.overloaded, "Too many in flight hints: 10")
+    assert.isUndefined(shuttingDownNode(Object.assign(hints, { coordinator: "10.0.0.1:9042" })))
+    const unreadable = refusedAttempt()
+    Object.defineProperty(unreadable, "message", {
+      get: () => {
+        throw new Error("message")
+      }
+    })
+    assert.isUndefined(shuttingDownNode(unreadable))
+    assert.isUndefined(shuttingDownNode("Server is shutting down"))
+  })
+
+  it.live("is sent again once, whatever its idempotence, and that node goes to the back of query plans", () =>
+    Effect.gen(function* () {
+      const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
+      const cluster = refusingCluster({ loadBalancing: policy })
+      // The driver's own entry for the node, as far as the session reads it; its typings do not export Host.
+      const stopping = {
+        address: "10.0.0.1:9042",
+        isUp: () => true,
+        pool: { connections: [] }
+      } as unknown as Cassandra.Host
+      ;(cluster.client.hosts as unknown as { set: (key: string, host: Cassandra.Host) => void }).set(
+        stopping.address,
+        stopping
+      )
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const write = { query: "UPDATE counts SET c = c + 1 WHERE k = ?", params: [1], options: {} }
+      const fiber = yield* Effect.forkChild(runner.execute(write))
+      yield* callsReach(cluster.calls, 1)
+      assert.isFalse(cluster.calls[0]!.options.isIdempotent)
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* callsReach(cluster.calls, 2)
+      assert.isTrue(policy.avoided.has(stopping))
+      assert.strictEqual(yield* runner.inFlight, 1)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
+      assert.strictEqual(cluster.calls.length, 2)
+      assert.strictEqual(cluster.plans.count, 0)
+      assert.strictEqual((yield* summary).requests, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails when refused again after it was sent again: it is never sent a third time", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.fail(refusedAttempt("10.0.0.2:9042"))
+      const reason = reasonOf(yield* Fiber.join(fiber))
+      assert.strictEqual(reason._tag, "Overloaded")
+      assert.strictEqual(cluster.calls.length, 2)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails at once under the retry policy that never retries", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster({ retry: new Cassandra.policies.retry.FallthroughRetryPolicy() })
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "Overloaded")
+      assert.strictEqual(cluster.calls.length, 1)
     }).pipe(Effect.scoped)
   )
 })

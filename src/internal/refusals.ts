@@ -1,10 +1,16 @@
 /**
- * A PREPARE refused by a node that cannot serve for now, tried on the next node. The driver prepares a statement
- * through a query plan the first time it runs it (lib/prepare-handler.js `_prepareWithQueryPlan`), and moves to the
- * next node only after a socket error or a timeout. A node in graceful shutdown answers OVERLOADED ("Server is
- * shutting down") and a joining one IS_BOOTSTRAPPING: that answer fails the request, and every request waiting on the
- * same preparation, although none of them ran. A rolling restart, or a deploy during one, then fails requests that
- * any other node would have served.
+ * Requests a node refused without running them, sent again to another node.
+ *
+ * A node shutting down answers every request with OVERLOADED "Server is shutting down" before it reads it (Cassandra's
+ * transport `Dispatcher`, 5.0 and 6.0), so the request ran nowhere. The driver retries an idempotent one on the next
+ * node, but fails any other one. Such a request is sent again once, whatever its idempotence, with that node moved to
+ * the back of query plans ({@link shuttingDownNode}).
+ *
+ * The driver prepares a statement through a query plan the first time it runs it (lib/prepare-handler.js
+ * `_prepareWithQueryPlan`), and moves to the next node only after a socket error or a timeout. A node in graceful
+ * shutdown answers OVERLOADED and a joining one IS_BOOTSTRAPPING: that answer fails the request, and every request
+ * waiting on the same preparation, although none of them ran. A rolling restart, or a deploy during one, then fails
+ * requests that any other node would have served.
  *
  * Such a refusal is recognized by what only the prepare path leaves: a server error with no coordinator (every
  * failure of an attempt gets one, lib/request-execution.js `_handleError`). The statement is then prepared here, on
@@ -14,6 +20,7 @@
  * requests reuse it. Requests arriving meanwhile wait on that preparation, as they wait on the driver's.
  */
 import * as Cassandra from "cassandra-driver"
+import { avoidStoppingNode } from "./healthAwarePolicy.ts"
 import { prepareWaitMillis } from "./rePrepare.ts"
 
 const codes = Cassandra.types.responseErrorCodes
@@ -83,6 +90,24 @@ export const isPrepareRefusal = (error: unknown): boolean => {
     return isRefusal(error) && (error as { readonly coordinator?: unknown }).coordinator === undefined
   } catch {
     return false
+  }
+}
+
+/** The server's text of a refusal by a node that is shutting down (Cassandra's transport `Dispatcher`). */
+const shuttingDown = "Server is shutting down"
+
+/**
+ * The node that refused a request's attempt because it is shutting down, before running it; undefined for any other
+ * failure, including one whose fields throw when read.
+ */
+export const shuttingDownNode = (error: unknown): string | undefined => {
+  try {
+    if (!(error instanceof Cassandra.errors.ResponseError) || error.code !== codes.overloaded) return undefined
+    if (error.message !== shuttingDown) return undefined
+    const { coordinator } = error as { readonly coordinator?: unknown }
+    return typeof coordinator === "string" ? coordinator : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -258,19 +283,29 @@ const prepareAfterRefusal = async (
     return failure
   }
   info.emit("prepared", null, info)
-  try {
-    // Through the driver's log events, so the session's log bridge reports it like the driver's own re-preparing.
-    client.emit(
-      "log",
-      "info",
-      "PrepareFailover",
-      `Prepared on ${address} a statement another node refused to prepare`,
-      refusal
-    )
-  } catch {
-    // A log listener that throws must not fail a request, nor the requests waiting on this preparation.
-  }
+  logResent(client, `Prepared on ${address} a statement another node refused to prepare`, refusal)
   return undefined
+}
+
+/**
+ * Logs a request sent again past a refusal through the driver's log events, so the session's log bridge reports it
+ * like the driver's own retries, at `info`.
+ */
+const logResent = (client: Cassandra.Client, message: string, refusal: unknown) => {
+  try {
+    client.emit("log", "info", "RequestRefusal", message, refusal)
+  } catch {
+    // A log listener that throws must not fail a request, nor the requests waiting on the same preparation.
+  }
+}
+
+/**
+ * Moves the node at `address`, which refused a request because it is shutting down, to the back of query plans, and
+ * logs that the request is sent again.
+ */
+export const avoidStopping = (client: Cassandra.Client, address: string, refusal: unknown) => {
+  avoidStoppingNode(client, address)
+  logResent(client, `Sending again a request ${address} refused as it is shutting down`, refusal)
 }
 
 /** The driver internals a preparation uses, read once and checked. */
