@@ -221,7 +221,7 @@ export interface Options {
   /**
    * The driver's retry policy: its default one, one that never retries, or any policy object. Whatever its
    * idempotence, a request refused by a node shutting down (which ran nowhere) is sent once more to another node,
-   * except under `"never"`.
+   * except under `"never"` (or an execution profile whose retry policy never retries).
    */
   readonly retry?: "default" | "never" | Cassandra.policies.retry.RetryPolicy | undefined
   /** Speculative execution for idempotent requests (default: none). */

@@ -39,6 +39,17 @@ export class HealthAwarePolicy extends Cassandra.policies.loadBalancing.LoadBala
     if (!this.avoided.has(host)) this.avoided = new Set([...this.avoided, host])
   }
 
+  /**
+   * No longer avoids `host`, which refused requests as it shut down and is up again (restarted): the health monitor
+   * may not have seen it down, and a node just up has no health record to distrust it for.
+   */
+  restarted(host: Cassandra.Host) {
+    if (!this.stopping.delete(host) || !this.avoided.has(host)) return
+    const avoided = new Set(this.avoided)
+    avoided.delete(host)
+    this.avoided = avoided.size === 0 ? noNode : avoided
+  }
+
   readonly child: LoadBalancingPolicy
 
   constructor(child: LoadBalancingPolicy) {
@@ -76,11 +87,20 @@ export class HealthAwarePolicy extends Cassandra.policies.loadBalancing.LoadBala
   }
 }
 
-/** Moves the node at `address` to the back of the session's query plans, when its policy is the health-aware one. */
+/**
+ * Moves the node at `address` to the back of the session's query plans, when its policy is the health-aware one and
+ * the client knows the node. Never throws: it runs in a request's callback, where a throw would reach no fiber.
+ */
 export const avoidStoppingNode = (client: Cassandra.Client, address: string) => {
-  const policy = (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.policies?.loadBalancing
-  const host = client.hosts.get(address)
-  if (policy instanceof HealthAwarePolicy && host !== undefined) policy.avoidStopping(host)
+  try {
+    const policy = (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.policies
+      ?.loadBalancing
+    if (!(policy instanceof HealthAwarePolicy)) return
+    const host = client.hosts.get(address)
+    if (host !== undefined) policy.avoidStopping(host)
+  } catch {
+    // A client whose nodes cannot be read avoids none; the request is sent again all the same.
+  }
 }
 
 /**

@@ -237,6 +237,14 @@ export const watchNodeHealth = Effect.fnUntraced(function* (
     Effect.sync(() => client.on("log", onLog)),
     () => Effect.sync(() => client.off("log", onLog))
   )
+  if (avoidance !== undefined) {
+    // A node restarted between two checks was never seen down: its coming up ends its refusals.
+    const onUp = (host: Cassandra.Host) => avoidance.restarted(host)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => client.on("hostUp", onUp)),
+      () => Effect.sync(() => client.off("hostUp", onUp))
+    )
+  }
 
   const probe = (connections: ReadonlyArray<DriverConnection>) => {
     if (optionsRequest === undefined) return

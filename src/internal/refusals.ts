@@ -67,12 +67,14 @@ interface DriverInternals {
   readonly keyspace?: unknown
   readonly metadata?: PreparedCache
   readonly options?: {
-    readonly policies?: { readonly loadBalancing?: QueryPlanner }
+    readonly policies?: { readonly loadBalancing?: QueryPlanner; readonly retry?: unknown }
     readonly prepareOnAllHosts?: unknown
   }
   readonly profileManager?: {
     readonly getDistance?: (host: PoolHost) => number
-    readonly getProfile?: (name: unknown) => { readonly loadBalancing?: QueryPlanner } | undefined
+    readonly getProfile?: (
+      name: unknown
+    ) => { readonly loadBalancing?: QueryPlanner; readonly retry?: unknown } | undefined
   }
 }
 
@@ -96,18 +98,44 @@ export const isPrepareRefusal = (error: unknown): boolean => {
 /** The server's text of a refusal by a node that is shutting down (Cassandra's transport `Dispatcher`). */
 const shuttingDown = "Server is shutting down"
 
+/** Whether `error` is a node's refusal because it is shutting down; the caller guards against throwing fields. */
+const refusesAsStopping = (error: unknown): error is Cassandra.errors.ResponseError =>
+  error instanceof Cassandra.errors.ResponseError && error.code === codes.overloaded && error.message === shuttingDown
+
 /**
  * The node that refused a request's attempt because it is shutting down, before running it; undefined for any other
  * failure, including one whose fields throw when read.
  */
 export const shuttingDownNode = (error: unknown): string | undefined => {
   try {
-    if (!(error instanceof Cassandra.errors.ResponseError) || error.code !== codes.overloaded) return undefined
-    if (error.message !== shuttingDown) return undefined
+    if (!refusesAsStopping(error)) return undefined
     const { coordinator } = error as { readonly coordinator?: unknown }
     return typeof coordinator === "string" ? coordinator : undefined
   } catch {
     return undefined
+  }
+}
+
+/**
+ * Whether a request under `executionProfile` refused by a node shutting down is sent again: not when the retry policy
+ * the driver applies to it (its profile's, else the client's) is the one that never retries. Read on a refusal only.
+ */
+export const resendsRefused = (client: Cassandra.Client, executionProfile: unknown): boolean => {
+  try {
+    const internals = client as unknown as DriverInternals
+    const retry = internals.profileManager?.getProfile?.(executionProfile)?.retry ?? internals.options?.policies?.retry
+    return !(retry instanceof Cassandra.policies.retry.FallthroughRetryPolicy)
+  } catch {
+    return true
+  }
+}
+
+/** Whether `error` is a node's refusal because it is shutting down, false when it cannot be read. */
+const isStopping = (error: unknown) => {
+  try {
+    return refusesAsStopping(error)
+  } catch {
+    return false
   }
 }
 
@@ -164,6 +192,8 @@ const prepareOnFirstServing = async (
     } catch (error) {
       const failure = answeredBy(error, host.address, query)
       if (!isNodeFailure(error)) return { failure }
+      // The request, sent again once prepared, goes past it too: the driver's plan could pick it again.
+      if (isStopping(error)) avoidStoppingNode(internals as unknown as Cassandra.Client, host.address)
       tried[host.address] = failure
       continue
     }

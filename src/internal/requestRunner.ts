@@ -32,7 +32,7 @@ import {
   spanName
 } from "./metricsAttributes.ts"
 import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsRecorder.ts"
-import { avoidStopping, isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "./refusals.ts"
+import { avoidStopping, isPrepareRefusal, prepareElsewhere, resendsRefused, shuttingDownNode } from "./refusals.ts"
 import { classifyFailure } from "./rePrepare.ts"
 import { makeThrottle, type Throttle } from "./throttle.ts"
 
@@ -337,8 +337,6 @@ interface Sender {
   /** The deadlines of requests under the session's default timeout, when it is finite. */
   readonly deadlines: DeadlineList | undefined
   readonly defaultTimeoutMillis: number
-  /** Whether a request refused by a node shutting down is sent again: not under the retry policy that never retries. */
-  readonly resendsRefused: boolean
   readonly sent: () => void
   readonly settled: () => void
 }
@@ -358,8 +356,13 @@ class PendingRequest implements Expiring {
   previousExpiring: Expiring | undefined = undefined
   nextExpiring: Expiring | undefined = undefined
   private waiting = true
-  /** Whether it was sent again after a node refused it without running it: a request is only ever sent twice. */
-  private resent = false
+  /**
+   * Whether it was sent again after a node refused to prepare it, and after a node refused it as it shuts down: each
+   * at most once, so a request is sent at most three times, and only when it ran nowhere. Both happen in one rolling
+   * restart: the node shutting down refuses the PREPARE, then the driver's plan picks it again for the request.
+   */
+  private preparedElsewhere = false
+  private sentPast = false
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void = noResume
@@ -476,10 +479,14 @@ class PendingRequest implements Expiring {
   }
 
   private failed(error: unknown) {
-    if (this.waiting && !this.resent) {
-      if (isPrepareRefusal(error) && this.prepared.queryOptions.prepare) return this.prepareElsewhere(error)
-      const stopping = this.sender.resendsRefused ? shuttingDownNode(error) : undefined
-      if (stopping !== undefined) return this.sendPast(stopping, error)
+    if (this.waiting) {
+      if (!this.preparedElsewhere && isPrepareRefusal(error) && this.prepared.queryOptions.prepare) {
+        return this.prepareElsewhere(error)
+      }
+      const stopping = this.sentPast ? undefined : shuttingDownNode(error)
+      if (stopping !== undefined && resendsRefused(this.sender.client, this.prepared.queryOptions.executionProfile)) {
+        return this.sendPast(stopping, error)
+      }
     }
     this.sender.settled()
     if (!this.waiting) return
@@ -499,7 +506,7 @@ class PendingRequest implements Expiring {
    * its place in flight and in the throttle meanwhile. Its deadline still runs, and an interrupt still ends the wait.
    */
   private prepareElsewhere(refusal: unknown) {
-    this.resent = true
+    this.preparedElsewhere = true
     const call = this.call
     const queries = call.statements === undefined ? [this.plan.query] : call.statements.map(({ query }) => query)
     const profile = this.prepared.queryOptions.executionProfile
@@ -514,7 +521,7 @@ class PendingRequest implements Expiring {
    * once, keeping its place in flight and in the throttle, with that node at the back of query plans from now on.
    */
   private sendPast(address: string, refusal: unknown) {
-    this.resent = true
+    this.sentPast = true
     avoidStopping(this.sender.client, address, refusal)
     this.dispatch()
   }
@@ -616,10 +623,6 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     throttle,
     deadlines,
     defaultTimeoutMillis: settings.requestTimeoutMillis,
-    resendsRefused: !(
-      (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.policies?.retry instanceof
-      Cassandra.policies.retry.FallthroughRetryPolicy
-    ),
     sent: () => {
       inFlight++
     },

@@ -376,3 +376,55 @@ describe("nodeHealth.watchNodeHealth", () => {
     }).pipe(Effect.scoped)
   )
 })
+
+describe("a node that refused requests as it shut down, restarted", () => {
+  /** A session's policy, with the monitor checking `hosts` under `thresholds`, and the client it watches. */
+  const monitored = (hosts: ReadonlyArray<unknown>, thresholds: HealthThresholds) =>
+    Effect.gen(function* () {
+      const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
+      const client = Object.assign(new EventEmitter(), {
+        hosts: { values: () => hosts },
+        options: { policies: { loadBalancing: policy } }
+      })
+      yield* watchNodeHealth(client as unknown as Cassandra.Client, thresholds)
+      return { policy, client }
+    })
+  // Checks far apart: a restart fits between two of them.
+  const seldom: HealthThresholds = { checkIntervalMillis: 60_000, suspectAfterMillis: 60_000, downAfterMillis: 120_000 }
+
+  it.live("is no longer avoided once the driver has it up again, though no check saw it down", () =>
+    Effect.gen(function* () {
+      const restarted = { address: "127.0.0.1:9042", isUp: () => true, pool: { connections: [] } }
+      const other = { address: "127.0.0.2:9042", isUp: () => true, pool: { connections: [] } }
+      const { policy, client } = yield* monitored([restarted, other], seldom)
+      policy.avoidStopping(restarted as unknown as Cassandra.Host)
+      policy.avoidStopping(other as unknown as Cassandra.Host)
+      client.emit("hostUp", restarted)
+      assert.isFalse(policy.avoided.has(restarted as unknown as Cassandra.Host))
+      assert.isFalse(policy.stopping.has(restarted as unknown as Cassandra.Host))
+      // Another node still shutting down stays avoided.
+      assert.isTrue(policy.avoided.has(other as unknown as Cassandra.Host))
+      // Refusing again as it shuts down once more, it is avoided again.
+      policy.avoidStopping(restarted as unknown as Cassandra.Host)
+      assert.isTrue(policy.avoided.has(restarted as unknown as Cassandra.Host))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("stops listening for nodes coming up once the monitor's scope closes", () =>
+    Effect.gen(function* () {
+      const { client } = yield* Effect.scoped(monitored([], seldom))
+      assert.strictEqual(client.listenerCount("hostUp"), 0)
+    })
+  )
+
+  it("avoids a node once however many requests it refuses, copying the avoided nodes once", () => {
+    const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
+    const host = { address: "127.0.0.1:9042" } as unknown as Cassandra.Host
+    policy.avoidStopping(host)
+    const avoided = policy.avoided
+    for (let i = 0; i < 1000; i++) policy.avoidStopping(host)
+    assert.strictEqual(policy.avoided, avoided)
+    assert.strictEqual(policy.avoided.size, 1)
+    assert.strictEqual(policy.stopping.size, 1)
+  })
+})

@@ -617,7 +617,10 @@ const emptyResult = { rows: [], rowLength: 0, columns: null, info: { speculative
  * A real driver client (its prepared-statement cache, profiles and log events) over two stand-in nodes, the first
  * refusing every PREPARE, the second preparing when `serve` says; `execute` and `batch` are answered by the test.
  */
-const refusingCluster = (policies: Cassandra.ClientOptions["policies"] = {}) => {
+const refusingCluster = (
+  policies: Cassandra.ClientOptions["policies"] = {},
+  profiles: ReadonlyArray<Cassandra.ExecutionProfile> = []
+) => {
   const prepares: Array<{ readonly address: string; readonly query: string }> = []
   let serve: (query: string) => Promise<void> = async () => {}
   const node = (address: string, answer: (query: string) => Promise<void>) => ({
@@ -665,7 +668,8 @@ const refusingCluster = (policies: Cassandra.ClientOptions["policies"] = {}) => 
     profiles: [
       new Cassandra.ExecutionProfile("remote", {
         loadBalancing: planning([node("10.1.0.1:9042", (query) => serve(query))])
-      })
+      }),
+      ...profiles
     ]
   })
   const calls: Array<{
@@ -691,6 +695,7 @@ const refusingCluster = (policies: Cassandra.ClientOptions["policies"] = {}) => 
     calls,
     prepares,
     plans,
+    nodes,
     serveWith: (answer: (query: string) => Promise<void>) => {
       serve = answer
     },
@@ -1080,6 +1085,213 @@ describe("a request a node refused because it is shutting down", () => {
       cluster.calls[0]!.fail(refusedAttempt())
       assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "Overloaded")
       assert.strictEqual(cluster.calls.length, 1)
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("a request refused by a node shutting down, attacked", () => {
+  /** The driver's own entry for a node of `cluster`, as far as the session reads it. */
+  const knownHost = (cluster: ReturnType<typeof refusingCluster>, address: string) => {
+    const host = { address, isUp: () => true, pool: { connections: [] } } as unknown as Cassandra.Host
+    ;(cluster.client.hosts as unknown as { set: (key: string, host: Cassandra.Host) => void }).set(address, host)
+    return host
+  }
+
+  it.live(
+    "after a node refused to prepare it as it shuts down, is sent past that node, which then refuses it too",
+    () =>
+      Effect.gen(function* () {
+        let planned: ReadonlyArray<unknown> = []
+        const policy = new HealthAwarePolicy(
+          new (class extends Cassandra.policies.loadBalancing.LoadBalancingPolicy {
+            override getDistance() {
+              return distance.local
+            }
+            override newQueryPlan(
+              _keyspace: string,
+              _options: unknown,
+              callback: (error: Error, plan: Iterator<Cassandra.Host>) => void
+            ) {
+              callback(null as unknown as Error, planned[Symbol.iterator]() as Iterator<Cassandra.Host>)
+            }
+          })()
+        )
+        const cluster = refusingCluster({ loadBalancing: policy })
+        planned = cluster.nodes
+        const stopping = knownHost(cluster, "10.0.0.1:9042")
+        const { runner, summary } = yield* countedRunner(cluster.client)
+        const write = { query: "UPDATE counts SET c = c + 1 WHERE k = ?", params: [1], options: {} }
+        const fiber = yield* Effect.forkChild(runner.execute(write))
+        yield* callsReach(cluster.calls, 1)
+        cluster.calls[0]!.fail(shuttingDown())
+        yield* callsReach(cluster.calls, 2)
+        // It refused the PREPARE sent here too, as shutting down: later plans try it last.
+        assert.isTrue(policy.avoided.has(stopping))
+        // The driver's plan, built before, still picked it.
+        cluster.calls[1]!.fail(refusedAttempt())
+        yield* callsReach(cluster.calls, 3)
+        assert.strictEqual(yield* runner.inFlight, 1)
+        cluster.calls[2]!.answer()
+        yield* Fiber.join(fiber)
+        assert.strictEqual(yield* runner.inFlight, 0)
+        const counted = yield* summary
+        assert.strictEqual(counted.requests, 1)
+        assert.strictEqual(counted.succeeded, 1)
+      }).pipe(Effect.scoped)
+  )
+
+  it.live("fails at once under an execution profile whose retry policy never retries", () =>
+    Effect.gen(function* () {
+      const never = new Cassandra.ExecutionProfile("never", {
+        retry: new Cassandra.policies.retry.FallthroughRetryPolicy()
+      })
+      const cluster = refusingCluster({}, [never])
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request({ executionProfile: "never" }))))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "Overloaded")
+      assert.strictEqual(cluster.calls.length, 1)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is sent again under an execution profile that retries, though the session's policy never retries", () =>
+    Effect.gen(function* () {
+      const retrying = new Cassandra.ExecutionProfile("retrying", {
+        retry: new Cassandra.policies.retry.RetryPolicy()
+      })
+      const cluster = refusingCluster({ retry: new Cassandra.policies.retry.FallthroughRetryPolicy() }, [retrying])
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request({ executionProfile: "retrying" })))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is sent again, and settles, over a client whose nodes and options cannot be read", () =>
+    Effect.gen(function* () {
+      const calls: Array<{ readonly answer: () => void; readonly fail: (error: unknown) => void }> = []
+      const client = {
+        keyspace: undefined,
+        get hosts(): never {
+          throw new Error("hosts")
+        },
+        execute: () =>
+          new Promise((resolve, reject) => {
+            calls.push({ answer: () => resolve(emptyResult), fail: reject })
+          })
+      } as unknown as Cassandra.Client
+      const runner = yield* runnerOver(client, {})
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(calls, 1)
+      calls[0]!.fail(refusedAttempt())
+      yield* callsReach(calls, 2)
+      calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is sent again when the node is unknown to the client, which avoids no other node", () =>
+    Effect.gen(function* () {
+      const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
+      const cluster = refusingCluster({ loadBalancing: policy })
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt("192.0.2.9:9042"))
+      yield* callsReach(cluster.calls, 2)
+      assert.strictEqual(policy.avoided.size, 0)
+      assert.strictEqual(policy.stopping.size, 0)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it("recognizes no refusal in a Proxy whose reads throw, nor an OVERLOADED with another text", () => {
+    const hostile = new Proxy(refusedAttempt(), {
+      get: () => {
+        throw new Error("read")
+      }
+    })
+    assert.isUndefined(shuttingDownNode(hostile))
+    const trapped = new Proxy(refusedAttempt(), {
+      getPrototypeOf: () => {
+        throw new Error("prototype")
+      }
+    })
+    assert.isUndefined(shuttingDownNode(trapped))
+    const coordinatorThrows = refusedAttempt()
+    Object.defineProperty(coordinatorThrows, "coordinator", {
+      get: () => {
+        throw new Error("coordinator")
+      }
+    })
+    assert.isUndefined(shuttingDownNode(coordinatorThrows))
+    for (const text of ["Too many in flight hints: 10", "Server is shutting down.", "server is shutting down", ""]) {
+      const other = new Cassandra.errors.ResponseError(codes.overloaded, text)
+      assert.isUndefined(shuttingDownNode(Object.assign(other, { coordinator: "10.0.0.1:9042" })), text)
+    }
+    const unavailable = new Cassandra.errors.ResponseError(codes.unavailableException, "Server is shutting down")
+    assert.isUndefined(shuttingDownNode(Object.assign(unavailable, { coordinator: "10.0.0.1:9042" })))
+  })
+
+  it.live("an interrupted request refused is not sent again, and settles once", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(runner.execute(request()))
+      yield* callsReach(cluster.calls, 1)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(yield* runner.inFlight, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* until(runner.inFlight, (n) => n === 0)
+      assert.strictEqual(cluster.calls.length, 1)
+      const counted = yield* summary
+      assert.strictEqual(counted.requests, 1)
+      assert.strictEqual(counted.failed, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a request whose deadline passed is not sent again, and fails once with its timeout", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner, summary } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request({ timeout: "50 millis" }))))
+      yield* callsReach(cluster.calls, 1)
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "ClientTimeout")
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* until(runner.inFlight, (n) => n === 0)
+      assert.strictEqual(cluster.calls.length, 1)
+      const counted = yield* summary
+      assert.strictEqual(counted.requests, 1)
+      assert.strictEqual(counted.failed, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a batch refused is sent again as a batch, with the same statements", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const { runner } = yield* countedRunner(cluster.client)
+      const statements = [
+        { query: "UPDATE counts SET c = c + 1 WHERE k = ?", params: [1] },
+        { query: "UPDATE counts SET c = c + 1 WHERE k = ?", params: [2] }
+      ]
+      const fiber = yield* Effect.forkChild(runner.batch(statements as never, { type: "counter" } as never))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(refusedAttempt())
+      yield* callsReach(cluster.calls, 2)
+      assert.deepStrictEqual(cluster.calls[1]!.queries, cluster.calls[0]!.queries)
+      assert.strictEqual(cluster.calls[1]!.options.counter, cluster.calls[0]!.options.counter)
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* runner.inFlight, 0)
     }).pipe(Effect.scoped)
   )
 })
