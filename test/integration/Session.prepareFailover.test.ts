@@ -11,6 +11,7 @@ import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Session from "effect-cassandra/Session"
 import { testConnection } from "../support/cassandra.ts"
 import { uniqueKeyspace } from "../support/session.ts"
+import { standInNode } from "../support/standInNode.ts"
 
 const refusingAddress = "192.0.2.1:9042"
 
@@ -20,22 +21,10 @@ const refusingAddress = "192.0.2.1:9042"
  */
 const refusingFirst = (localDataCenter: string) => {
   const refused: Array<string> = []
-  const refusing = {
-    address: refusingAddress,
-    isUp: () => true,
-    setDistance: () => {},
-    borrowConnection: () => ({
-      keyspace: undefined,
-      changeKeyspace: async () => {},
-      prepareOnceAsync: async (query: string) => {
-        refused.push(query)
-        throw new Cassandra.errors.ResponseError(
-          Cassandra.types.responseErrorCodes.overloaded,
-          "Server is shutting down"
-        )
-      }
-    })
-  }
+  const refusing = standInNode(refusingAddress, async (query) => {
+    refused.push(query)
+    throw new Cassandra.errors.ResponseError(Cassandra.types.responseErrorCodes.overloaded, "Server is shutting down")
+  })
   const child = new Cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy({ localDc: localDataCenter })
   class RefusingFirst extends Cassandra.policies.loadBalancing.LoadBalancingPolicy {
     override init(client: Cassandra.Client, hosts: Cassandra.HostMap, callback: (error: Error) => void) {

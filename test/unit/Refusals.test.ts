@@ -14,6 +14,7 @@ import { HealthAwarePolicy } from "../../src/internal/healthAwarePolicy.ts"
 import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
 import { isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "../../src/internal/refusals.ts"
 import { request, runnerOver, until } from "../support/requestRunner.ts"
+import { standInNode } from "../support/standInNode.ts"
 
 const codes = Cassandra.types.responseErrorCodes
 const { distance } = Cassandra.types
@@ -623,20 +624,12 @@ const refusingCluster = (
 ) => {
   const prepares: Array<{ readonly address: string; readonly query: string }> = []
   let serve: (query: string) => Promise<void> = async () => {}
-  const node = (address: string, answer: (query: string) => Promise<void>) => ({
-    address,
-    isUp: () => true,
-    setDistance: () => {},
-    borrowConnection: () => ({
-      keyspace: undefined,
-      changeKeyspace: async () => {},
-      prepareOnceAsync: async (query: string) => {
-        prepares.push({ address, query })
-        await answer(query)
-        return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
-      }
+  const node = (address: string, answer: (query: string) => Promise<void>) =>
+    standInNode(address, async (query) => {
+      prepares.push({ address, query })
+      await answer(query)
+      return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
     })
-  })
   const nodes = [
     node("10.0.0.1:9042", async () => {
       throw shuttingDown()

@@ -1,0 +1,14 @@
+/**
+ * A node the driver's preparation code can be handed in a query plan without a server behind it: as far as
+ * lib/prepare-handler.js and src/internal/refusals.ts read a host, with a connection whose PREPARE `prepare` answers.
+ */
+export const standInNode = (address: string, prepare: (query: string) => Promise<unknown>) => ({
+  address,
+  isUp: () => true,
+  setDistance: () => {},
+  borrowConnection: () => ({
+    keyspace: undefined,
+    changeKeyspace: async () => {},
+    prepareOnceAsync: prepare
+  })
+})
