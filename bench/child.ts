@@ -117,6 +117,8 @@ const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> =>
 })
 
 const imports = Query.identifier("bench", "imports")
+const insertText = `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`
+const insertConcurrency = 256
 /**
  * One row of the insert job, as each side holds it until it is sent: the driver's parameter array, the library's
  * statement (the same values, bound).
@@ -391,13 +393,25 @@ const realNodeSample = async (
       if (job.side === "raw") {
         const client = await rawClient(job.contactPoints)
         const sample = await warmedAndMeasured(job.rows, (count) =>
-          Cassandra.concurrent.executeConcurrent(
-            client,
-            `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`,
-            rows(count).map(insertInputs.raw),
-            { concurrencyLevel: 256, collectResults: job.outcomes === "kept" }
-          )
+          Cassandra.concurrent.executeConcurrent(client, insertText, rows(count).map(insertInputs.raw), {
+            concurrencyLevel: insertConcurrency,
+            collectResults: job.outcomes === "kept"
+          })
         )
+        await client.shutdown()
+        return sample
+      }
+      if (job.side === "effectFloor") {
+        const client = await rawClient(job.contactPoints)
+        const sample = await warmedAndMeasured(job.rows, (count) => {
+          const inputs = rows(count).map(insertInputs.raw)
+          // Kept as `collectResults` keeps them: every row's result set, in input order.
+          const kept = job.outcomes === "kept" ? new Array<Cassandra.types.ResultSet>(count) : undefined
+          return effectFloor(count, insertConcurrency, async (i) => {
+            const result = await client.execute(insertText, inputs[i], { prepare: true })
+            if (kept !== undefined) kept[i] = result
+          })
+        })
         await client.shutdown()
         return sample
       }
@@ -406,8 +420,8 @@ const realNodeSample = async (
           const statements = rows(count).map(insertInputs.library)
           const { failures } = await run(
             job.outcomes === "counted"
-              ? BatchJob.run(statements, { concurrency: 256, summary: true })
-              : BatchJob.run(statements, { concurrency: 256 })
+              ? BatchJob.run(statements, { concurrency: insertConcurrency, summary: true })
+              : BatchJob.run(statements, { concurrency: insertConcurrency })
           )
           if (failures.length > 0) throw failures[0]?.error
         })

@@ -3,7 +3,8 @@
  * same child, A B B A rounds, the same paired ratios with their intervals, for re-measuring BatchJob without the rest
  * of the run. Both ways of keeping the rows' outcomes are compared, one after the other: counts and errors only (the
  * driver's `executeConcurrent` by default against a BatchJob summary), and every row's outcome (`collectResults: true`
- * against a BatchJob report).
+ * against a BatchJob report). Effect's floor runs in the same rounds: the driver's requests in 256 looping fibers, one
+ * `Effect.promise` per row, so that the library's cost splits into Effect's share and its own.
  *
  *   node --conditions=effect-cassandra/source bench/insertJob.ts [--contact-points 127.0.0.50] [--rounds 15] [--rows 100000]
  *
@@ -30,8 +31,16 @@ const startedAt = new Date()
 const measured = revision()
 const comparisons = []
 for (const outcomes of insertOutcomes) {
-  const job = (side: "raw" | "library"): Job => ({ kind: "insertJob", side, outcomes, rows, contactPoints })
-  comparisons.push(await compareRounds(insertJobLabel(rows, outcomes), rounds, job("raw"), job("library")))
+  const job = (side: "raw" | "library" | "effectFloor"): Job => ({
+    kind: "insertJob",
+    side,
+    outcomes,
+    rows,
+    contactPoints
+  })
+  comparisons.push(
+    await compareRounds(insertJobLabel(rows, outcomes), rounds, job("raw"), job("library"), job("effectFloor"))
+  )
 }
 const report = {
   startedAt: startedAt.toISOString(),
@@ -52,6 +61,12 @@ for (const comparison of comparisons) {
       `${comparison.subject.cpuMicrosPerItem.median.toFixed(2)}), throughput ${shown(comparison.ratio.throughput)}; ` +
       `${comparison.load.busyRounds} of ${rounds} rounds busy`
   )
+  if (comparison.floor !== undefined) {
+    console.log(
+      `  Effect floor (the driver's requests in looping fibers): ${comparison.floor.cpuMicrosPerItem.median.toFixed(2)} µs, ` +
+        `floor / raw driver ${shown(comparison.floor.cpuOverBaseline)}, library / floor ${shown(comparison.floor.subjectCpuOverFloor)}`
+    )
+  }
 }
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
 writeFileSync(new URL("./results/insert-job.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)

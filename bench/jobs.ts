@@ -56,7 +56,8 @@ export type Job =
     }
   | {
       readonly kind: "insertJob"
-      readonly side: "raw" | "library"
+      /** `effectFloor`: the driver's requests in looping fibers, one `Effect.promise` per row (see {@link EffectFloor}). */
+      readonly side: "raw" | "library" | EffectFloor
       /**
        * What each side keeps of the rows' outcomes. `counted`: counts and errors (the driver's `executeConcurrent` by
        * default, a BatchJob `summary`); `kept`: every row's result (`collectResults: true`, a BatchJob report).

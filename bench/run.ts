@@ -228,7 +228,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
           `${operation} c=${concurrency}`,
           requestsJob("raw", operation, concurrency),
           requestsJob("fibers", operation, concurrency),
-          operation === "read" ? requestsJob("effectFloor", operation, concurrency) : undefined
+          requestsJob("effectFloor", operation, concurrency)
         )
       )
   for (const operation of ["read", "write"] as const)
@@ -240,7 +240,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       )
     )
   for (const outcomes of insertOutcomes) {
-    const insertJob = (side: "raw" | "library"): Job => ({
+    const insertJob = (side: "raw" | "library" | "effectFloor"): Job => ({
       kind: "insertJob",
       side,
       outcomes,
@@ -248,7 +248,12 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       contactPoints
     })
     comparisons.push(
-      await compareSides(insertJobLabel(plan.insertRows, outcomes), insertJob("raw"), insertJob("library"))
+      await compareSides(
+        insertJobLabel(plan.insertRows, outcomes),
+        insertJob("raw"),
+        insertJob("library"),
+        insertJob("effectFloor")
+      )
     )
   }
   comparisons.push(
