@@ -182,8 +182,6 @@ interface DriverHost {
 
 const internals = (host: Cassandra.Host) => host as unknown as DriverHost
 
-const noStopping: ReadonlyMap<Cassandra.Host, number> = new Map()
-
 /** The driver's OPTIONS request, the one its own heartbeat sends; undefined if a driver upgrade moved it. */
 const optionsRequest: unknown = (() => {
   try {
@@ -293,16 +291,16 @@ export const watchNodeHealth = Effect.fnUntraced(function* (
     reportedDown.clear()
     // A node that refused requests as it shuts down stays avoided until the driver marks it down, or for as long as a
     // node whose attempt timed out, should it stay up.
-    for (const [host, refusedAt] of avoidance?.stopping ?? noStopping) {
-      if (!host.isUp() || now - refusedAt >= thresholds.downAfterMillis) {
-        avoidance?.stopping.delete(host)
-        continue
+    if (avoidance !== undefined) {
+      for (const [host, refusedAt] of avoidance.stopping) {
+        if (!host.isUp() || now - refusedAt >= thresholds.downAfterMillis) {
+          avoidance.stopping.delete(host)
+          continue
+        }
+        avoided ??= new Set()
+        avoided.add(host)
       }
-      avoided ??= new Set()
-      avoided.add(host)
-    }
-    if (avoidance !== undefined && (avoided !== undefined || avoidance.avoided.size > 0)) {
-      avoidance.avoided = avoided ?? noNode
+      if (avoided !== undefined || avoidance.avoided.size > 0) avoidance.avoided = avoided ?? noNode
     }
     return markedDown === undefined
       ? Effect.void
