@@ -407,9 +407,13 @@ const realNodeSample = async (
           const inputs = rows(count).map(insertInputs.raw)
           // Kept as `collectResults` keeps them: every row's result set, in input order.
           const kept = job.outcomes === "kept" ? new Array<Cassandra.types.ResultSet>(count) : undefined
-          return effectFloor(count, insertConcurrency, async (i) => {
-            const result = await client.execute(insertText, inputs[i], { prepare: true })
-            if (kept !== undefined) kept[i] = result
+          return effectFloor(count, insertConcurrency, (i) => {
+            const sent = client.execute(insertText, inputs[i], { prepare: true })
+            return kept === undefined
+              ? sent
+              : sent.then((result) => {
+                  kept[i] = result
+                })
           })
         })
         await client.shutdown()
