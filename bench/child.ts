@@ -119,6 +119,8 @@ const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> =>
 const imports = Query.identifier("bench", "imports")
 const insertText = `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`
 const insertConcurrency = 256
+/** The options `executeConcurrent` sends every row with: one object for the whole job. */
+const insertOptions = { prepare: true }
 /**
  * One row of the insert job, as each side holds it until it is sent: the driver's parameter array, the library's
  * statement (the same values, bound).
@@ -405,16 +407,15 @@ const realNodeSample = async (
         const client = await rawClient(job.contactPoints)
         const sample = await warmedAndMeasured(job.rows, (count) => {
           const inputs = rows(count).map(insertInputs.raw)
-          // Kept as `collectResults` keeps them: every row's result set, in input order.
-          const kept = job.outcomes === "kept" ? new Array<Cassandra.types.ResultSet>(count) : undefined
-          return effectFloor(count, insertConcurrency, (i) => {
-            const sent = client.execute(insertText, inputs[i], { prepare: true })
-            return kept === undefined
-              ? sent
-              : sent.then((result) => {
-                  kept[i] = result
-                })
-          })
+          const send = (i: number) => Effect.promise(() => client.execute(insertText, inputs[i], insertOptions))
+          if (job.outcomes === "counted") return Effect.runPromise(loopingFibers(count, insertConcurrency, send))
+          // Kept as `collectResults` keeps them: every row's result set at its input's position.
+          const kept: Array<Cassandra.types.ResultSet> = []
+          const keep = (i: number) =>
+            Effect.map(send(i), (result) => {
+              kept[i] = result
+            })
+          return Effect.runPromise(loopingFibers(count, insertConcurrency, keep))
         })
         await client.shutdown()
         return sample

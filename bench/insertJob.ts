@@ -1,6 +1,6 @@
 /**
  * The insert-job comparisons of the full benchmark alone (bench/run.ts), measured the same way (`compareRounds`): the
- * same child, A B B A rounds, the same paired ratios with their intervals, for re-measuring BatchJob without the rest
+ * same child, rounds alternating A B C and C B A, the same paired ratios with their intervals, for re-measuring BatchJob without the rest
  * of the run. Both ways of keeping the rows' outcomes are compared, one after the other: counts and errors only (the
  * driver's `executeConcurrent` by default against a BatchJob summary), and every row's outcome (`collectResults: true`
  * against a BatchJob report). Effect's floor runs in the same rounds: the driver's requests in 256 looping fibers, one

@@ -286,7 +286,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
   )
 
   printTable(
-    `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request (Effect's floor), in the same rounds (${legend})`,
+    `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
     ["", "floor CPU µs/item", "floor / raw driver CPU", "library / floor CPU"],
     comparisons.flatMap((entry) =>
       entry.floor === undefined
