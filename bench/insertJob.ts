@@ -1,7 +1,7 @@
 /**
  * The insert-job comparisons of the full benchmark alone (bench/run.ts), measured the same way (`compareRounds`): the
- * same child, rounds alternating A B C and C B A, the same paired ratios with their intervals, for re-measuring BatchJob without the rest
- * of the run. Both ways of keeping the rows' outcomes are compared, one after the other: counts and errors only (the
+ * same child, rounds alternating A B C and C B A, the same paired ratios with their intervals, for re-measuring
+ * BatchJob without the rest of the run. Both ways of keeping the rows' outcomes are compared, one after the other: counts and errors only (the
  * driver's `executeConcurrent` by default against a BatchJob summary), and every row's outcome (`collectResults: true`
  * against a BatchJob report). Effect's floor runs in the same rounds: the driver's requests in 256 looping fibers, one
  * `Effect.promise` per row, so that the library's cost splits into Effect's share and its own.
@@ -12,7 +12,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
-import { insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
+import { type InsertJobSide, insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
 import { machine, revision } from "./machine.ts"
 import { compareRounds } from "./rounds.ts"
 
@@ -31,7 +31,7 @@ const startedAt = new Date()
 const measured = revision()
 const comparisons = []
 for (const outcomes of insertOutcomes) {
-  const job = (side: "raw" | "library" | "effectFloor"): Job => ({
+  const job = (side: InsertJobSide): Job => ({
     kind: "insertJob",
     side,
     outcomes,

@@ -56,8 +56,7 @@ export type Job =
     }
   | {
       readonly kind: "insertJob"
-      /** `effectFloor`: the driver's requests in looping fibers, one `Effect.promise` per row (see {@link EffectFloor}). */
-      readonly side: "raw" | "library" | EffectFloor
+      readonly side: InsertJobSide
       /**
        * What each side keeps of the rows' outcomes. `counted`: counts and errors (the driver's `executeConcurrent` by
        * default, a BatchJob `summary`); `kept`: every row's result (`collectResults: true`, a BatchJob report).
@@ -83,6 +82,12 @@ export type Job =
     }
   | { readonly kind: "inFlight"; readonly side: "raw" | EffectFloor | "library"; readonly count: number }
   | { readonly kind: "heldInputs"; readonly side: "raw" | "library"; readonly count: number }
+
+/**
+ * The sides of an insert job: the driver's `executeConcurrent`, a `BatchJob`, and Effect's floor (the driver's
+ * requests in looping fibers, one `Effect.promise` per row; see {@link EffectFloor}).
+ */
+export type InsertJobSide = "raw" | "library" | EffectFloor
 
 /** What an insert job keeps of its rows' outcomes (see the `insertJob` job). */
 export type InsertOutcomes = "counted" | "kept"

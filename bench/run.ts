@@ -21,6 +21,7 @@ import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
 import {
   type ClientOnlyVariant,
   clientOnlyVariants,
+  type InsertJobSide,
   insertJobLabel,
   insertOutcomes,
   type Job,
@@ -240,7 +241,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       )
     )
   for (const outcomes of insertOutcomes) {
-    const insertJob = (side: "raw" | "library" | "effectFloor"): Job => ({
+    const insertJob = (side: InsertJobSide): Job => ({
       kind: "insertJob",
       side,
       outcomes,
