@@ -10,6 +10,7 @@ import type * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
+import type * as Fiber from "effect/Fiber"
 import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -341,20 +342,29 @@ const invalidArgument = (detail: string, context: { readonly operation: string; 
   new CassandraError.CassandraError({ reason: new CassandraError.InvalidArgument({ detail }), ...context })
 
 /**
- * Runs one request for a statement and gives `project` of its result, failing before sending when it cannot be
- * sent. A value-free statement that cannot be sent needs no session to say so.
+ * Runs one request for a statement in `fiber` and gives `project` of its result, failing before sending when it
+ * cannot be sent. A value-free statement that cannot be sent needs no session to say so.
  */
 const send = <A>(
+  fiber: Fiber.Fiber<unknown, unknown>,
   statement: StatementState,
   options: StatementOptions,
   project: (result: Cassandra.types.ResultSet) => A
-): Effect.Effect<A, CassandraError.CassandraError, Session> => {
+): Effect.Effect<A, CassandraError.CassandraError> => {
   const unsendable = BuiltFragment.unsendableOf(statement)
   const text = BuiltFragment.textOf(statement)
   return unsendable === undefined
-    ? executeStatement(statement, text, BuiltFragment.paramsOf(statement) as Array<unknown>, options, project)
+    ? executeStatement(fiber, statement, text, BuiltFragment.paramsOf(statement) as Array<unknown>, options, project)
     : Effect.fail(unsendableError(unsendable, { operation: "execute", statement: text }))
 }
+
+/** `send` from outside the fiber: a statement run as an effect is given its fiber, its other ways need a `withFiber`. */
+const sendFromOutside = <A>(
+  statement: StatementState,
+  options: StatementOptions,
+  project: (result: Cassandra.types.ResultSet) => A
+): Effect.Effect<A, CassandraError.CassandraError, Session> =>
+  Effect.withFiber((fiber) => send(fiber, statement, options, project))
 
 const pageStateOf = (result: Cassandra.types.ResultSet) => Option.fromNullishOr(result.pageState ?? undefined)
 
@@ -406,7 +416,7 @@ const statementMembers = {
     )
   },
   page(this: StatementState, pageState?: string) {
-    return send(
+    return sendFromOutside(
       this,
       pageState === undefined ? this.options : { ...this.options, pageState },
       (result): Page<Row> => ({ rows: rowsOf(result), pageState: pageStateOf(result) })
@@ -420,7 +430,7 @@ const statementMembers = {
   },
   get result() {
     const self = this as unknown as StatementState
-    return send(self, self.options, (result) => ({
+    return sendFromOutside(self, self.options, (result) => ({
       rows: rowsOf(result),
       info: executionInfo(result),
       pageState: pageStateOf(result)
@@ -428,13 +438,13 @@ const statementMembers = {
   },
   get conditional() {
     const self = this as unknown as StatementState
-    return send(self, self.options, conditionalOf)
+    return sendFromOutside(self, self.options, conditionalOf)
   },
   ...Effectable.Prototype<Statement<unknown, unknown>>({
     label: "Statement",
-    evaluate() {
+    evaluate(fiber) {
       const self = this as unknown as StatementState
-      return send(self, self.options, rowsOf)
+      return send(fiber, self, self.options, rowsOf)
     }
   }),
   // Every printed form (`String`, `util.inspect`, Effect's formatter) goes through this: parameters and the options

@@ -5,6 +5,7 @@
 import type * as Cassandra from "cassandra-driver"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as CassandraError from "../CassandraError.ts"
 import { type RequestOptions, Session } from "../Session.ts"
 import { type FiberSender, sendInFiber } from "./requestRunner.ts"
@@ -30,25 +31,25 @@ export const useSession = <A, E, R, Requirement>(
 }
 
 /**
- * Runs one statement on the carrier's session (or the `Session` service) and gives `project` of its result: one
- * `withFiber` and one callback on a session of this library, else the session's own `execute` (a decorated session
- * keeps its decoration) and a `map`.
+ * Runs one statement in `fiber` on the carrier's session (or the `Session` service) and gives `project` of its result:
+ * one callback on a session of this library, else the session's own `execute` (a decorated session keeps its
+ * decoration) and a `map`.
  */
 export const executeStatement = <A>(
+  fiber: Fiber.Fiber<unknown, unknown>,
   carrier: object,
   query: string,
   params: Array<unknown>,
   options: RequestOptions,
   project: (result: Cassandra.types.ResultSet) => A
-): Effect.Effect<A, CassandraError.CassandraError, Session> =>
-  Effect.withFiber((fiber) => {
-    const session = (carrier as SessionCarrier)[boundSession] ?? Context.getUnsafe(fiber.context, Session)
-    const execute = session.execute
-    const own = ownSender(session, execute)
-    return own !== undefined
-      ? own.send(fiber, query, params, options, project)
-      : Effect.map(execute.call(session, { query, params, options }), project)
-  })
+): Effect.Effect<A, CassandraError.CassandraError> => {
+  const session = (carrier as SessionCarrier)[boundSession] ?? Context.getUnsafe(fiber.context, Session)
+  const execute = session.execute
+  const own = ownSender(session, execute)
+  return own !== undefined
+    ? own.send(fiber, query, params, options, project)
+    : Effect.map(execute.call(session, { query, params, options }), project)
+}
 
 /**
  * The session's own request path when `execute` is the one it belongs to. A session that is not this library's may

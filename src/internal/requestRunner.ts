@@ -2,6 +2,7 @@ import { types } from "node:util"
 import * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -325,10 +326,18 @@ interface StatementPlan {
   defaults: StatementDefaults | undefined
 }
 
-/** How a request reaches the driver: one statement with its values, or a batch of them. */
-type DriverCall =
-  | { readonly params: Array<unknown>; readonly statements?: undefined }
-  | { readonly params?: undefined; readonly statements: Array<{ query: string; params: Array<unknown> }> }
+/**
+ * How a request reaches the driver: a statement's values (as the caller gave them: the driver reads values of any
+ * shape), or a batch of statements.
+ */
+type DriverCall = Array<unknown> | BatchCall
+
+class BatchCall {
+  readonly statements: Array<{ query: string; params: Array<unknown> }>
+  constructor(statements: Array<{ query: string; params: Array<unknown> }>) {
+    this.statements = statements
+  }
+}
 
 /** What every request of a session shares: the driver client and the session's accounting. */
 interface Sender {
@@ -351,7 +360,7 @@ interface Sender {
  * throttle's place is given back when the promise settles. A request interrupted while it still waits for a place
  * withdraws it, so it is never sent. The end-to-end deadline counts time spent waiting for a place.
  */
-class PendingRequest implements Expiring {
+class PendingRequest extends Effectable.Class<void> implements Expiring {
   readonly expiresAt: number
   previousExpiring: Expiring | undefined = undefined
   nextExpiring: Expiring | undefined = undefined
@@ -386,6 +395,7 @@ class PendingRequest implements Expiring {
     startedAt: number,
     project: Projection | undefined
   ) {
+    super()
     this.sender = sender
     this.plan = plan
     this.prepared = prepared
@@ -416,7 +426,16 @@ class PendingRequest implements Expiring {
         return undefined
       }
     }
-    return Effect.sync(() => this.interrupted())
+    return this
+  }
+
+  /**
+   * What its fiber runs when interrupted while waiting for it (it is `register`'s interrupt handler): it stops waiting.
+   * The request is its own handler, so that no closure and no effect are built for it per request.
+   */
+  asEffect() {
+    this.interrupted()
+    return Effect.void
   }
 
   private begin() {
@@ -435,9 +454,9 @@ class PendingRequest implements Expiring {
     let pending: Promise<Cassandra.types.ResultSet>
     try {
       pending =
-        call.statements === undefined
-          ? sender.client.execute(this.plan.query, call.params, options)
-          : sender.client.batch(call.statements, options)
+        call instanceof BatchCall
+          ? sender.client.batch(call.statements, options)
+          : sender.client.execute(this.plan.query, call, options)
     } catch (error) {
       pending = Promise.reject(error)
     }
@@ -508,7 +527,7 @@ class PendingRequest implements Expiring {
   private prepareElsewhere(refusal: unknown) {
     this.preparedElsewhere = true
     const call = this.call
-    const queries = call.statements === undefined ? [this.plan.query] : call.statements.map(({ query }) => query)
+    const queries = call instanceof BatchCall ? call.statements.map(({ query }) => query) : [this.plan.query]
     const profile = this.prepared.queryOptions.executionProfile
     void prepareElsewhere(this.sender.client, queries, refusal, profile).then((failure) => {
       if (failure === undefined && this.waiting) this.dispatch()
@@ -786,7 +805,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     if (typeof query !== "string") {
       return Effect.fail(invalidOption("the statement has no CQL text", { operation: "execute" }))
     }
-    return run(planOf(query), requestOptions, undefined, undefined, { params })
+    return run(planOf(query), requestOptions, undefined, undefined, params)
   }
 
   const runner: RequestRunner = {
@@ -794,7 +813,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     [sendInFiber]: {
       execute,
       send: (fiber, query, params, options, project) =>
-        runIn(fiber, planOf(query), options, undefined, undefined, { params }, project) as Effect.Effect<
+        runIn(fiber, planOf(query), options, undefined, undefined, params, project) as Effect.Effect<
           ReturnType<typeof project>,
           CassandraError.CassandraError
         >
@@ -823,7 +842,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
         batchOptions,
         type,
         { "db.operation.batch.size": statements.length, "cassandra.batch.type": type },
-        { statements }
+        new BatchCall(statements)
       )
     },
     inFlight: Effect.sync(() => inFlight)
