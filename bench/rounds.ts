@@ -35,7 +35,8 @@ export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArr
 }
 
 const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
-const throughput = (sample: Sample) => sample.count / sample.seconds
+/** Requests (or rows) per second of a sample's measured run. */
+export const throughputOf = (sample: Sample) => sample.count / sample.seconds
 
 /** How many rounds ran on a machine busier than the client, and every round's load averages. */
 export const loadOf = (rounds: ReadonlyArray<Round>) => ({
@@ -52,7 +53,7 @@ export const compareRounds = async (label: string, rounds: number, baseline: Job
   const sampled = await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor])
   const sideFigures = (index: number) => ({
     cpuMicrosPerItem: estimate(sampled.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
-    throughput: estimate(sampled.map((round) => throughput(round.samples[index] as Sample)))
+    throughput: estimate(sampled.map((round) => throughputOf(round.samples[index] as Sample)))
   })
   /** The per-round ratio of side `over`'s figure to side `under`'s. */
   const ratioOf = (figure: (sample: Sample) => number, over: number, under: number) =>
@@ -64,7 +65,7 @@ export const compareRounds = async (label: string, rounds: number, baseline: Job
     label,
     baseline: sideFigures(0),
     subject: sideFigures(1),
-    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughput, 1, 0) },
+    ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughputOf, 1, 0) },
     ...(floor === undefined
       ? {}
       : {

@@ -28,7 +28,7 @@ import {
   type Sample
 } from "./jobs.ts"
 import { loadAverage, machine, revision } from "./machine.ts"
-import { compareRounds, loadOf, runRounds, step } from "./rounds.ts"
+import { compareRounds, loadOf, runRounds, step, throughputOf } from "./rounds.ts"
 import { type Estimate, estimate, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
 import { kvTable, readKeys, schema } from "./tables.ts"
@@ -43,8 +43,22 @@ const { values: flags } = parseArgs({
 const mode = flags["client-only"] === true ? "client-only" : flags.quick === true ? "quick" : "full"
 const plan =
   mode === "full"
-    ? { rounds: 15, requests: { 1: 3_000, 256: 60_000 }, insertRows: 100_000, latencyRounds: 7, latencySeconds: 10 }
-    : { rounds: 7, requests: { 1: 1_000, 256: 20_000 }, insertRows: 20_000, latencyRounds: 3, latencySeconds: 4 }
+    ? {
+        rounds: 15,
+        requests: { 1: 3_000, 256: 60_000 },
+        insertRows: 100_000,
+        latencyRounds: 7,
+        latencySeconds: 10,
+        peakRounds: 3
+      }
+    : {
+        rounds: 7,
+        requests: { 1: 1_000, 256: 20_000 },
+        insertRows: 20_000,
+        latencyRounds: 3,
+        latencySeconds: 4,
+        peakRounds: 3
+      }
 /** The client-only plan is the same in every mode: it must stay within a CI step's minute. */
 const clientOnlyPlan = {
   rounds: 5,
@@ -303,10 +317,15 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     )
   )
 
-  const peak = comparisons.find((entry) => entry.label === "read c=256")?.baseline.throughput.median ?? 0
   const latency = []
   for (const level of loadLevels) {
-    const ratePerSecond = Math.round(peak * level)
+    // The raw driver's peak is measured again right before each level's rounds: a peak measured earlier, on a machine
+    // that has since got busier, would set a level nearer saturation than it says, where tails grow with the queue.
+    const peakRounds = await runRounds(`peak before latency at ${level * 100}%`, plan.peakRounds, [
+      requestsJob("raw", "read", 256)
+    ])
+    const peak = estimate(peakRounds.map((round) => throughputOf(round.samples[0] as Sample)))
+    const ratePerSecond = Math.round(peak.median * level)
     const latencyJob = (side: "raw" | "library"): Job => ({
       kind: "latency",
       side,
@@ -327,6 +346,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     })
     latency.push({
       level,
+      peak: { ...peak, load: loadOf(peakRounds) },
       ratePerSecond,
       raw: sideLatency(0),
       library: sideLatency(1),
@@ -342,9 +362,10 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     })
   }
   printTable(
-    `Latency of reads at fixed load (from each request's intended send time, ms), peak = ${digits(peak, 0)} req/s (${legend})`,
+    `Latency of reads at fixed load (from each request's intended send time, ms), each level a share of the raw driver's read c=256 peak measured right before it (${legend})`,
     [
       "",
+      "peak req/s",
       "raw p50",
       "library p50",
       "raw p99",
@@ -356,6 +377,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     ],
     latency.map((entry) => [
       `${entry.level * 100}% (${entry.ratePerSecond}/s)`,
+      shown(entry.peak, 0),
       shown(entry.raw.p50, 2),
       shown(entry.library.p50, 2),
       shown(entry.raw.p99, 2),
