@@ -14,6 +14,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { constVoid } from "effect/Function"
@@ -510,17 +511,21 @@ const outcomesOf = <A, I, E>(
  * Runs the statements a worker sends alone and does not retry, one at a time, each in one step with nothing built
  * for it but the statement's request: its outcome, success or failure, is recorded in the step that learns it.
  */
-class AloneStatements<A, I, E> {
+class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, CassandraError.CassandraError, Session> {
   private readonly record: Recorder<A, I, E | CassandraError.CassandraError>
   private index = 0
   private input: I | undefined
   private statement: Query.Statement<A> | undefined
   // The driver cannot take a request back: it is waited for, and its outcome recorded before an interruption is seen.
-  private readonly attempt = Effect.uninterruptible(
-    Effect.suspend(() => Effect.match(this.statement as Query.Statement<A>, this))
-  )
+  // Built once per worker: the statement matched is this object, which runs as the statement of the current input.
+  private readonly attempt = Effect.uninterruptible(Effect.match(this, this))
   constructor(record: Recorder<A, I, E | CassandraError.CassandraError>) {
+    super()
     this.record = record
+  }
+  /** The statement of the input being run. */
+  asEffect() {
+    return this.statement as Query.Statement<A>
   }
   run(index: number, input: I, statement: Query.Statement<A>): Effect.Effect<void, never, Session> {
     this.index = index
