@@ -333,9 +333,19 @@ interface StatementPlan {
 type DriverCall = Array<unknown> | BatchCall
 
 class BatchCall {
-  readonly statements: Array<{ query: string; params: Array<unknown> }>
+  readonly #statements: Array<{ query: string; params: Array<unknown> }>
   constructor(statements: Array<{ query: string; params: Array<unknown> }>) {
-    this.statements = statements
+    this.#statements = statements
+  }
+  get statements(): Array<{ query: string; params: Array<unknown> }> {
+    return this.#statements
+  }
+  /**
+   * Whether `call` is a batch, asked by its brand: a statement's values are the caller's, and `instanceof` would run
+   * a Proxy's `getPrototypeOf` trap, which the driver never runs and which may throw (in the driver's callback too).
+   */
+  static is(call: DriverCall): call is BatchCall {
+    return typeof call === "object" && call !== null && #statements in call
   }
 }
 
@@ -453,10 +463,9 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     ) as Cassandra.QueryOptions
     let pending: Promise<Cassandra.types.ResultSet>
     try {
-      pending =
-        call instanceof BatchCall
-          ? sender.client.batch(call.statements, options)
-          : sender.client.execute(this.plan.query, call, options)
+      pending = BatchCall.is(call)
+        ? sender.client.batch(call.statements, options)
+        : sender.client.execute(this.plan.query, call, options)
     } catch (error) {
       pending = Promise.reject(error)
     }
@@ -527,7 +536,7 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   private prepareElsewhere(refusal: unknown) {
     this.preparedElsewhere = true
     const call = this.call
-    const queries = call instanceof BatchCall ? call.statements.map(({ query }) => query) : [this.plan.query]
+    const queries = BatchCall.is(call) ? call.statements.map(({ query }) => query) : [this.plan.query]
     const profile = this.prepared.queryOptions.executionProfile
     void prepareElsewhere(this.sender.client, queries, refusal, profile).then((failure) => {
       if (failure === undefined && this.waiting) this.dispatch()
