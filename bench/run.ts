@@ -449,7 +449,7 @@ const program = Effect.gen(function* () {
     clientOnlyResults.load.inFlight,
     clientOnlyResults.load.heldInputs,
     ...(realNodeResults?.comparisons.map((entry) => entry.load) ?? []),
-    ...(realNodeResults?.latency.map((entry) => entry.load) ?? [])
+    ...(realNodeResults?.latency.flatMap((entry) => [entry.peak.load, entry.load]) ?? [])
   ].reduce((sum, load) => ({ busy: sum.busy + load.busyRounds, all: sum.all + load.rounds.length }), {
     busy: 0,
     all: 0
