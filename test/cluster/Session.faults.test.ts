@@ -14,7 +14,6 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import * as Stream from "effect/Stream"
 import * as BatchJob from "effect-cassandra/BatchJob"
 import * as CassandraLayer from "effect-cassandra/Layer"
 import * as Logging from "effect-cassandra/Logging"
@@ -22,6 +21,7 @@ import * as Session from "effect-cassandra/Session"
 import * as Topology from "effect-cassandra/Topology"
 import { defaults } from "../../src/internal/clientOptions.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
+import { progressReaches } from "../support/batchJob.ts"
 import { importOptions as importJobOptions, importRowCount, importTable } from "../support/importData.ts"
 import { cqlReadyAt, loggedAt } from "../support/nodeLogs.ts"
 import {
@@ -512,10 +512,7 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
           Effect.gen(function* () {
             yield* (yield* Topology.Topology).awaitNodesUp(3, "120 seconds")
             const job = yield* BatchJob.start(statements, { ...importOptions, progressInterval: "10 millis" })
-            yield* job.progress.pipe(
-              Stream.takeUntil((progress) => progress.completed >= rowCount / 5),
-              Stream.runDrain
-            )
+            yield* progressReaches(job, rowCount / 5)
             return job
           })
         )

@@ -13,6 +13,7 @@ import * as BatchJob from "effect-cassandra/BatchJob"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
+import { progressReaches } from "../support/batchJob.ts"
 import { sessionWithKeyspace, testOptions, uniqueKeyspace } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -191,10 +192,7 @@ layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJ
           const job = yield* Effect.scoped(
             Effect.gen(function* () {
               const job = yield* start
-              yield* job.progress.pipe(
-                Stream.takeUntil((progress) => progress.completed >= rowCount / 5),
-                Stream.runDrain
-              )
+              yield* progressReaches(job, rowCount / 5)
               return job
             })
           )

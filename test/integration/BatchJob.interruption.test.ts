@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as BatchJob from "effect-cassandra/BatchJob"
 import * as Query from "effect-cassandra/Query"
+import { progressReaches } from "../support/batchJob.ts"
 import { testConnection } from "../support/cassandra.ts"
 import { importOptions, importRowCount, importTable } from "../support/importData.ts"
 import { sessionWithKeyspace } from "../support/session.ts"
@@ -62,10 +63,7 @@ layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJ
         const job = yield* Effect.scoped(
           Effect.gen(function* () {
             const job = yield* BatchJob.start(statements, { ...options, progressInterval: "10 millis" })
-            yield* job.progress.pipe(
-              Stream.takeUntil((progress) => progress.completed >= rowCount / 5),
-              Stream.runDrain
-            )
+            yield* progressReaches(job, rowCount / 5)
             return job
           })
         )
@@ -94,10 +92,7 @@ layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJ
         yield* cql`TRUNCATE ${imported}`
         const statements = Array.from({ length: 5000 }, (_, k) => importRow(k))
         const job = yield* BatchJob.start(statements, { ...options, progressInterval: "5 millis" })
-        yield* job.progress.pipe(
-          Stream.takeUntil((progress) => progress.completed > 0),
-          Stream.runDrain
-        )
+        yield* progressReaches(job, 1)
         const report = yield* job.interrupt
         assert.isTrue(report.interrupted)
         assert.strictEqual(report.total, 5000)

@@ -12,6 +12,7 @@ import * as CqlType from "effect-cassandra/CqlType"
 import * as CassandraLayer from "effect-cassandra/Layer"
 import * as Query from "effect-cassandra/Query"
 import { Session } from "effect-cassandra/Session"
+import { progressReaches } from "../support/batchJob.ts"
 import { sessionWithKeyspace, testOptions } from "../support/session.ts"
 
 const { cql, identifier } = Query
@@ -432,10 +433,7 @@ layer(sessionLayer, { excludeTestServices: true })("BatchJob", (it) => {
             retry: Schedule.spaced("1 hour"),
             progressInterval: "5 millis"
           })
-          yield* job.progress.pipe(
-            Stream.takeUntil((progress) => progress.completed > 0),
-            Stream.runDrain
-          )
+          yield* progressReaches(job, 1)
           return yield* job.interrupt
         })
       ).pipe(Effect.provide(throttled(1, 0)))

@@ -39,3 +39,10 @@ export const request = (options: Session.RequestOptions = {}): Session.Request =
 /** Repeats `effect` every 5 ms until `done` holds of its result. */
 export const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
   effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done }))
+
+/** Waits until `count` requests have reached the client that records them in `calls`. */
+export const sentCount = (calls: ReadonlyArray<unknown>, count: number) =>
+  until(
+    Effect.sync(() => calls.length),
+    (sent) => sent === count
+  )

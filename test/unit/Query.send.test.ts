@@ -15,7 +15,7 @@ import type * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import { sendInFiber } from "../../src/internal/requestRunner.ts"
-import { recordingClient, runnerOver, until } from "../support/requestRunner.ts"
+import { recordingClient, runnerOver, sentCount, until } from "../support/requestRunner.ts"
 
 const { cql } = Query
 
@@ -114,12 +114,6 @@ const resultOf = (rows: Array<Record<string, unknown>>, pageState?: string) => (
 
 const sessionOver = (client: Cassandra.Client, options: Session.ClientSessionOptions = {}) =>
   Effect.map(runnerOver(client, options), (runner): Session.Session => ({ client, keyspace: undefined, ...runner }))
-
-const sentCount = (calls: ReadonlyArray<unknown>, count: number) =>
-  until(
-    Effect.sync(() => calls.length),
-    (sent) => sent === count
-  )
 
 describe("a statement's request, attacked", () => {
   it.live("uses a session that is not this library's through `execute`, even one that answers no other question", () =>

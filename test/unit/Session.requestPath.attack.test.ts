@@ -12,7 +12,7 @@ import * as Stream from "effect/Stream"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
-import { recordingClient, runnerOver, until } from "../support/requestRunner.ts"
+import { recordingClient, runnerOver, sentCount, until } from "../support/requestRunner.ts"
 
 const { cql } = Query
 
@@ -123,12 +123,6 @@ const countedSession = (options: Session.ClientSessionOptions) =>
     const session: Session.Session = { client, keyspace: undefined, ...runner }
     return { calls, session, summary: hub.summary }
   }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
-
-const sentCount = (calls: ReadonlyArray<unknown>, count: number) =>
-  until(
-    Effect.sync(() => calls.length),
-    (n) => n === count
-  )
 
 describe("a statement run as an effect, interrupted", () => {
   it.live("counts each interruption once, queued or in flight, and gives its throttle place back exactly once", () =>
