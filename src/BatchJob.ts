@@ -35,6 +35,7 @@ import {
   mayShareBatch,
   refusedBeforeApplying
 } from "./internal/batchJob.ts"
+import { startUnwaited, type UnwaitedStart } from "./internal/boundSession.ts"
 import { isIdempotent as isIdempotentRequest } from "./internal/idempotence.ts"
 import * as Query from "./Query.ts"
 import type { Session } from "./Session.ts"
@@ -508,20 +509,57 @@ const outcomesOf = <A, I, E>(
   })
 
 /**
- * Runs the statements a worker sends alone and does not retry, one at a time, each in one step with nothing built
- * for it but the statement's request: its outcome, success or failure, is recorded in the step that learns it.
+ * Runs the statements a worker sends alone and does not retry, one at a time. Where it can, it sends each from the
+ * driver's callback that answered the one before, with no fiber suspended per statement: the worker's fiber waits
+ * once, until an input needs the fiber (one to group, encode or retry, or an answer that takes more than recording)
+ * or none is left. Where it cannot (a span of the fiber would be seen, a session that is not this library's own),
+ * each statement runs in the fiber, in one step with nothing built for it but the statement's request. Either way its
+ * outcome, success or failure, is recorded where it is learnt.
+ *
+ * The driver cannot take a request back: an interrupted worker sends nothing more, waits for the request in flight,
+ * and records its outcome before the interruption is seen.
  */
 class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, CassandraError.CassandraError, Session> {
   private readonly record: Recorder<A, I, E | CassandraError.CassandraError>
+  private readonly inputs: ReadonlyArray<I>
+  /** The position of the next input to send alone from a callback, taken from the job, or -1 when it has none. */
+  private readonly nextAlone: () => number
   private index = 0
   private input: I | undefined
   private statement: Query.Statement<A> | undefined
-  // The driver cannot take a request back: it is waited for, and its outcome recorded before an interruption is seen.
+  /** False from the first statement that could not be sent from a callback: the rest run in the fiber. */
+  private fromCallbacks = true
+  private fiber: Fiber.Fiber<unknown, unknown> | undefined
+  private inFlight = false
+  /** Wakes the fiber waiting while statements are sent from callbacks. */
+  private resume: ((effect: Effect.Effect<void, never, Session>) => void) | undefined
+  /** Set while an interrupted worker waits for its request in flight: ends the wait with its outcome recorded. */
+  private stopping: ((effect: Effect.Effect<void>) => void) | undefined
   // Built once per worker: the statement matched is this object, which runs as the statement of the current input.
   private readonly attempt = Effect.uninterruptible(Effect.match(this, this))
-  constructor(record: Recorder<A, I, E | CassandraError.CassandraError>) {
+  private readonly interrupted = Effect.callback<void>((resume) => {
+    this.resume = undefined
+    if (this.inFlight) this.stopping = resume
+    else resume(Effect.void)
+  })
+  private readonly waiting = Effect.callback<void, never, Session>((resume) => {
+    this.resume = resume
+    this.send()
+    return this.interrupted
+  })
+  private readonly sending = Effect.withFiber((fiber) => {
+    this.fiber = fiber
+    return this.waiting
+  })
+  constructor(
+    record: Recorder<A, I, E | CassandraError.CassandraError>,
+    inputs: ReadonlyArray<I>,
+    nextAlone: () => number
+  ) {
     super()
     this.record = record
+    this.inputs = inputs
+    this.nextAlone = nextAlone
   }
   /** The statement of the input being run. */
   asEffect() {
@@ -531,7 +569,7 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
     this.index = index
     this.input = input
     this.statement = statement
-    return this.attempt
+    return this.fromCallbacks ? this.sending : this.attempt
   }
   // Properties, not methods: `Effect.match` promises to call them, not to call them on this object.
   readonly onSuccess = (rows: ReadonlyArray<A>) => {
@@ -539,6 +577,54 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
   }
   readonly onFailure = (error: CassandraError.CassandraError) => {
     this.record.failed(this.index, this.input as I, error)
+  }
+
+  /** Starts the current statement from a callback, or hands it to the fiber when it cannot be. */
+  private send() {
+    this.inFlight = true
+    let started = false
+    try {
+      started = (this.statement as unknown as UnwaitedStart)[startUnwaited](
+        this.fiber as Fiber.Fiber<unknown, unknown>,
+        this.settle
+      )
+    } catch {
+      // Thrown before anything was sent (a session that cannot be read): the fiber runs it, and meets the throw.
+    }
+    if (started) return
+    this.inFlight = false
+    this.fromCallbacks = false
+    this.wake(this.attempt)
+  }
+
+  /** The current statement's outcome: the next one is sent at once after a success, anything else goes to the fiber. */
+  private readonly settle = (outcome: Effect.Effect<unknown, CassandraError.CassandraError>) => {
+    this.inFlight = false
+    const stopping = this.stopping
+    if (stopping !== undefined) {
+      this.stopping = undefined
+      return stopping(this.recorded(outcome))
+    }
+    if (!(Exit.isExit(outcome) && Exit.isSuccess(outcome))) return this.wake(this.recorded(outcome))
+    this.record.succeeded(this.index, outcome.value as ReadonlyArray<A>)
+    const next = this.nextAlone()
+    if (next === -1) return this.wake(Effect.void)
+    this.index = next
+    this.input = this.inputs[next] as I
+    this.statement = this.input as Query.Statement<A>
+    this.send()
+  }
+
+  private recorded(outcome: Effect.Effect<unknown, CassandraError.CassandraError>): Effect.Effect<void> {
+    return Effect.uninterruptible(
+      Effect.match(outcome as Effect.Effect<ReadonlyArray<A>, CassandraError.CassandraError>, this)
+    )
+  }
+
+  private wake(effect: Effect.Effect<void, never, Session>) {
+    const resume = this.resume
+    this.resume = undefined
+    resume?.(effect)
   }
 }
 
@@ -676,8 +762,17 @@ const runJob = <A, I, E, R>(
     })
   }
   const retry = options.retry
+  // Inputs that are statements sent alone and not retried are taken straight from a callback; the others need a fiber.
+  const nextAlone =
+    entryOf === undefined && partitionKey === undefined
+      ? () => {
+          if (position >= inputs.length) return -1
+          const input = inputs[position]
+          return Query.isStatement(input) && !isRetried(input as Query.Statement<A>, retry) ? position++ : -1
+        }
+      : () => -1
   const worker = (): Effect.Effect<void, never, R | Session> => {
-    const alone = new AloneStatements<A, I, E>(record)
+    const alone = new AloneStatements<A, I, E>(record, inputs, nextAlone)
     const runEntry = (entry: Entry<A, I, E | CassandraError.CassandraError>) =>
       entry.statement === undefined || isRetried(entry.statement, retry)
         ? runUnit<A, I, E | CassandraError.CassandraError>([entry], retry, record)

@@ -10,13 +10,15 @@ import type * as Cassandra from "cassandra-driver"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Inspectable from "effect/Inspectable"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as CassandraError from "./CassandraError.ts"
-import { boundSession, executeStatement } from "./internal/boundSession.ts"
+import { boundSession, executeStatement, startStatement, startUnwaited } from "./internal/boundSession.ts"
 import { toBuffer } from "./internal/bytes.ts"
+import type { Settle } from "./internal/requestRunner.ts"
 import { type BatchType, type RequestOptions, Session } from "./Session.ts"
 
 /**
@@ -351,11 +353,19 @@ const send = <A>(
   options: StatementOptions,
   project: (result: Cassandra.types.ResultSet) => A
 ): Effect.Effect<A, CassandraError.CassandraError> => {
-  const unsendable = BuiltFragment.unsendableOf(statement)
   const text = BuiltFragment.textOf(statement)
+  return (
+    unsentFailure(statement, text) ??
+    executeStatement(fiber, statement, text, BuiltFragment.paramsOf(statement) as Array<unknown>, options, project)
+  )
+}
+
+/** The failure of a statement that cannot be sent, or undefined: a value-free statement needs no session to say so. */
+const unsentFailure = (statement: StatementState, text: string) => {
+  const unsendable = BuiltFragment.unsendableOf(statement)
   return unsendable === undefined
-    ? executeStatement(fiber, statement, text, BuiltFragment.paramsOf(statement) as Array<unknown>, options, project)
-    : Effect.fail(unsendableError(unsendable, { operation: "execute", statement: text }))
+    ? undefined
+    : Exit.fail(unsendableError(unsendable, { operation: "execute", statement: text }))
 }
 
 /** `send` from outside the fiber: a statement run as an effect is given its fiber, its other ways need a `withFiber`. */
@@ -439,6 +449,23 @@ const statementMembers = {
   get conditional() {
     const self = this as unknown as StatementState
     return sendFromOutside(self, self.options, conditionalOf)
+  },
+  [startUnwaited](this: StatementState, fiber: Fiber.Fiber<unknown, unknown>, settle: Settle): boolean {
+    const text = BuiltFragment.textOf(this)
+    const failure = unsentFailure(this, text)
+    if (failure === undefined) {
+      return startStatement(
+        fiber,
+        this,
+        text,
+        BuiltFragment.paramsOf(this) as Array<unknown>,
+        this.options,
+        rowsOf,
+        settle
+      )
+    }
+    settle(failure)
+    return true
   },
   ...Effectable.Prototype<Statement<unknown, unknown>>({
     label: "Statement",

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as CassandraError from "../CassandraError.ts"
 import { type RequestOptions, Session } from "../Session.ts"
-import { type FiberSender, sendInFiber } from "./requestRunner.ts"
+import { type FiberSender, type Settle, sendInFiber } from "./requestRunner.ts"
 
 /** The key of the bound session on a statement; absent on statements of the global `cql` template. */
 export const boundSession: unique symbol = Symbol("effect-cassandra/Query/boundSession")
@@ -49,6 +49,39 @@ export const executeStatement = <A>(
   return own !== undefined
     ? own.send(fiber, query, params, options, project)
     : Effect.map(execute.call(session, { query, params, options }), project)
+}
+
+/**
+ * The key of a statement's way to start its request with no fiber waiting for it (see `startStatement`), for the
+ * library's own callers that send statements one after another from the driver's callbacks. A `Symbol` no other code
+ * can name.
+ */
+export const startUnwaited: unique symbol = Symbol("effect-cassandra/Query/startUnwaited")
+
+/** A statement that can start its request with no fiber waiting for it. */
+export interface UnwaitedStart {
+  /** Starts the statement's request, settled with its rows; false, starting nothing, where `startStatement` is. */
+  readonly [startUnwaited]: (fiber: Fiber.Fiber<unknown, unknown>, settle: Settle) => boolean
+}
+
+/**
+ * Starts one statement on the carrier's session (or the `Session` service) in `fiber`'s context with no fiber waiting
+ * for it: `settle` gets `project` of its result. False, and nothing started, on a session that is not this library's
+ * own or a session copied with another `execute` (each request must go through that `execute`), and when a span of
+ * `fiber` would be seen: such a request runs as an effect.
+ */
+export const startStatement = <A>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  carrier: object,
+  query: string,
+  params: Array<unknown>,
+  options: RequestOptions,
+  project: (result: Cassandra.types.ResultSet) => A,
+  settle: Settle
+): boolean => {
+  const session = (carrier as SessionCarrier)[boundSession] ?? Context.getUnsafe(fiber.context, Session)
+  const own = ownSender(session, session.execute)
+  return own?.start(fiber, query, params, options, project, settle) === true
 }
 
 /**

@@ -57,7 +57,24 @@ export interface FiberSender {
     options: RequestOptions,
     project: (result: Cassandra.types.ResultSet) => A
   ) => Effect.Effect<A, CassandraError.CassandraError>
+  /**
+   * Starts one request in `fiber`'s context with no fiber waiting for it, for a caller that sends requests from the
+   * driver's callbacks. `settle` is called once, later or before this returns, with the request's outcome: an `Exit`,
+   * or an effect to run for it when learning why it failed takes more work. Nothing is started, and false is
+   * returned, when a span of `fiber` would be seen: a traced request runs inside its span, as an effect.
+   */
+  readonly start: <A>(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    query: string,
+    params: Array<unknown>,
+    options: RequestOptions,
+    project: (result: Cassandra.types.ResultSet) => A,
+    settle: Settle
+  ) => boolean
 }
+
+/** What a request is settled with: an `Exit`, or an effect whose outcome is the request's. */
+export type Settle = (outcome: Effect.Effect<unknown, CassandraError.CassandraError>) => void
 
 /** The part of the session that sends requests: in-flight accounting, drain on close, spans and timeouts. */
 export type RequestRunner = Pick<Session, "execute" | "batch" | "inFlight"> & { readonly [sendInFiber]: FiberSender }
@@ -384,7 +401,7 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   private sentPast = false
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
-  private resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void = noResume
+  private resume: Settle = noResume
 
   private readonly sender: Sender
   private readonly plan: StatementPlan
@@ -402,7 +419,6 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     call: DriverCall,
     span: Tracer.Span | undefined,
     series: RequestSeries | undefined,
-    startedAt: number,
     project: Projection | undefined
   ) {
     super()
@@ -412,13 +428,13 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     this.call = call
     this.span = span
     this.series = series
-    this.startedAt = startedAt
+    this.startedAt = performance.now()
     this.project = project
-    this.expiresAt = startedAt + prepared.timeoutMillis
+    this.expiresAt = this.startedAt + prepared.timeoutMillis
   }
 
   /** Starts the request for the fiber `resume` wakes; the effect returned withdraws it when that fiber is interrupted. */
-  register(resume: (effect: Effect.Effect<unknown, CassandraError.CassandraError>) => void) {
+  register(resume: Settle) {
     this.resume = resume
     const { sender, prepared } = this
     const timeoutMillis = prepared.timeoutMillis
@@ -735,6 +751,19 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     return Exit.fail(error)
   }
 
+  /** Why a request fails before it is sent (as its exit), or undefined when it may be sent. */
+  const refusal = (
+    plan: StatementPlan,
+    prepared: PreparedRequest | string,
+    span: Tracer.Span | undefined,
+    series: RequestSeries | undefined
+  ) =>
+    closing
+      ? refused(CassandraError.sessionClosed(plan.context), span, series)
+      : typeof prepared === "string"
+        ? refused(invalidOption(prepared, plan.context), span, series)
+        : undefined
+
   const send = (
     plan: StatementPlan,
     prepared: PreparedRequest | string,
@@ -743,11 +772,15 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     series: RequestSeries | undefined,
     project: Projection | undefined
   ): Effect.Effect<unknown, CassandraError.CassandraError> => {
-    if (closing) return refused(CassandraError.sessionClosed(plan.context), span, series)
-    if (typeof prepared === "string") return refused(invalidOption(prepared, plan.context), span, series)
-    const request = new PendingRequest(sender, plan, prepared, call, span, series, performance.now(), project)
+    const refusedExit = refusal(plan, prepared, span, series)
+    if (refusedExit !== undefined) return refusedExit
+    const request = new PendingRequest(sender, plan, prepared as PreparedRequest, call, span, series, project)
     return Effect.callback((resume) => request.register(resume))
   }
+
+  /** A statement's precomputed request, for a run whose options set nothing. */
+  const defaultsOf = (plan: StatementPlan, requestOptions: RequestOptions) =>
+    plan.defaults !== undefined && setsNoOption(requestOptions) ? plan.defaults : undefined
 
   /**
    * Runs one request in `fiber`: one callback from the driver call to the answer, inside a span only when spans are
@@ -763,7 +796,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     call: DriverCall,
     project: Projection | undefined
   ): Effect.Effect<unknown, CassandraError.CassandraError> => {
-    const defaults = plan.defaults !== undefined && setsNoOption(requestOptions) ? plan.defaults : undefined
+    const defaults = defaultsOf(plan, requestOptions)
     const prepared = defaults?.prepared ?? prepareRequest(settings, plan.query, requestOptions, batchType)
     const series = defaults === undefined ? seriesOf(plan, prepared) : defaults.series
     if (!tracesRequests(fiber)) return send(plan, prepared, call, undefined, series, project)
@@ -825,7 +858,21 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
         runIn(fiber, planOf(query), options, undefined, undefined, params, project) as Effect.Effect<
           ReturnType<typeof project>,
           CassandraError.CassandraError
-        >
+        >,
+      start: (fiber, query, params, options, project, settle) => {
+        if (tracesRequests(fiber)) return false
+        const plan = planOf(query)
+        const defaults = defaultsOf(plan, options)
+        const prepared = defaults?.prepared ?? prepareRequest(settings, query, options, undefined)
+        const series = defaults === undefined ? seriesOf(plan, prepared) : defaults.series
+        const refusedExit = refusal(plan, prepared, undefined, series)
+        if (refusedExit !== undefined) settle(refusedExit)
+        else
+          new PendingRequest(sender, plan, prepared as PreparedRequest, params, undefined, series, project).register(
+            settle
+          )
+        return true
+      }
     },
     batch: (requests, batchOptions) => {
       // Each statement is read once, under a guard, like a request's options: nothing after this can throw.
