@@ -31,6 +31,7 @@ import {
   batchOptionsKey,
   batchOptionsOf,
   callbackThrew,
+  inputThrew,
   invalidOptions,
   mayShareBatch,
   refusedBeforeApplying
@@ -521,9 +522,8 @@ const outcomesOf = <A, I, E>(
  */
 class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, CassandraError.CassandraError, Session> {
   private readonly record: Recorder<A, I, E | CassandraError.CassandraError>
-  private readonly inputs: ReadonlyArray<I>
-  /** The position of the next input to send alone from a callback, taken from the job, or -1 when it has none. */
-  private readonly nextAlone: () => number
+  /** Gives `take` the next input to send alone from a callback, taken from the job; false when it has none. */
+  private readonly nextAlone: NextAlone<I>
   private index = 0
   private input: I | undefined
   private statement: Query.Statement<A> | undefined
@@ -551,14 +551,9 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
     this.fiber = fiber
     return this.waiting
   })
-  constructor(
-    record: Recorder<A, I, E | CassandraError.CassandraError>,
-    inputs: ReadonlyArray<I>,
-    nextAlone: () => number
-  ) {
+  constructor(record: Recorder<A, I, E | CassandraError.CassandraError>, nextAlone: NextAlone<I>) {
     super()
     this.record = record
-    this.inputs = inputs
     this.nextAlone = nextAlone
   }
   /** The statement of the input being run. */
@@ -579,22 +574,31 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
     this.record.failed(this.index, this.input as I, error)
   }
 
-  /** Starts the current statement from a callback, or hands it to the fiber when it cannot be. */
+  /**
+   * Starts the current statement from a callback, or hands it to the fiber when it cannot be. A statement (or its
+   * session) that throws when read has sent nothing: it fails alone, and the next one is started.
+   */
   private send() {
-    this.inFlight = true
-    let started = false
-    try {
-      started = (this.statement as unknown as UnwaitedStart)[startUnwaited](
-        this.fiber as Fiber.Fiber<unknown, unknown>,
-        this.settle
-      )
-    } catch {
-      // Thrown before anything was sent (a session that cannot be read): the fiber runs it, and meets the throw.
+    for (;;) {
+      this.inFlight = true
+      try {
+        if (
+          (this.statement as unknown as UnwaitedStart)[startUnwaited](
+            this.fiber as Fiber.Fiber<unknown, unknown>,
+            this.settle
+          )
+        )
+          return
+      } catch (thrown) {
+        this.inFlight = false
+        this.record.failed(this.index, this.input as I, inputThrew(thrown, this.index))
+        if (this.takeNext()) continue
+        return this.wake(Effect.void)
+      }
+      this.inFlight = false
+      this.fromCallbacks = false
+      return this.wake(this.attempt)
     }
-    if (started) return
-    this.inFlight = false
-    this.fromCallbacks = false
-    this.wake(this.attempt)
   }
 
   /** The current statement's outcome: the next one is sent at once after a success, anything else goes to the fiber. */
@@ -607,12 +611,26 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
     }
     if (!(Exit.isExit(outcome) && Exit.isSuccess(outcome))) return this.wake(this.recorded(outcome))
     this.record.succeeded(this.index, outcome.value as ReadonlyArray<A>)
-    const next = this.nextAlone()
-    if (next === -1) return this.wake(Effect.void)
-    this.index = next
-    this.input = this.inputs[next] as I
-    this.statement = this.input as Query.Statement<A>
-    this.send()
+    if (this.takeNext()) this.send()
+    else this.wake(Effect.void)
+  }
+
+  private readonly take = (index: number, input: I) => {
+    this.index = index
+    this.input = input
+    this.statement = input as unknown as Query.Statement<A>
+  }
+
+  /**
+   * Takes the next input to send from a callback. Nothing may throw into the driver's callback, where no fiber would
+   * see it and the worker would wait for ever: an input that throws when read is left to the fiber's own step.
+   */
+  private takeNext(): boolean {
+    try {
+      return this.nextAlone(this.take)
+    } catch {
+      return false
+    }
   }
 
   private recorded(outcome: Effect.Effect<unknown, CassandraError.CassandraError>): Effect.Effect<void> {
@@ -627,6 +645,12 @@ class AloneStatements<A, I, E> extends Effectable.Class<ReadonlyArray<A>, Cassan
     resume?.(effect)
   }
 }
+
+/**
+ * Gives `take` the next input of the job to send alone from a callback, and takes it from the job; false, taking
+ * nothing, when the next input needs the worker's fiber or none is left.
+ */
+type NextAlone<I> = (take: (index: number, input: I) => void) => boolean
 
 /** The live counts of a job that keeps its outcomes for a report. */
 interface Tally<A, I, E> {
@@ -762,17 +786,27 @@ const runJob = <A, I, E, R>(
     })
   }
   const retry = options.retry
+  // Throws for a statement whose text or options throw when read (it then fails alone).
+  const isSentAlone = (input: I) => Query.isStatement(input) && !isRetried(input as Query.Statement<A>, retry)
   // Inputs that are statements sent alone and not retried are taken straight from a callback; the others need a fiber.
-  const nextAlone =
+  const nextAlone: NextAlone<I> =
     entryOf === undefined && partitionKey === undefined
-      ? () => {
-          if (position >= inputs.length) return -1
-          const input = inputs[position]
-          return Query.isStatement(input) && !isRetried(input as Query.Statement<A>, retry) ? position++ : -1
+      ? (take) => {
+          if (position >= inputs.length) return false
+          const input = inputs[position] as I
+          let sentAlone = false
+          try {
+            sentAlone = isSentAlone(input)
+          } catch {
+            // Left to the fiber's own step, which fails it alone.
+          }
+          if (!sentAlone) return false
+          take(position++, input)
+          return true
         }
-      : () => -1
+      : () => false
   const worker = (): Effect.Effect<void, never, R | Session> => {
-    const alone = new AloneStatements<A, I, E>(record, inputs, nextAlone)
+    const alone = new AloneStatements<A, I, E>(record, nextAlone)
     const runEntry = (entry: Entry<A, I, E | CassandraError.CassandraError>) =>
       entry.statement === undefined || isRetried(entry.statement, retry)
         ? runUnit<A, I, E | CassandraError.CassandraError>([entry], retry, record)
@@ -792,10 +826,14 @@ const runJob = <A, I, E, R>(
       const index = position++
       const input = inputs[index] as I
       if (entryOf !== undefined) return Effect.flatMap(entryOf(input, index), runEntry)
-      if (!Query.isStatement(input) || isRetried(input as Query.Statement<A>, retry)) {
-        return runEntry(statementEntry(input, index))
+      let sentAlone: boolean
+      try {
+        sentAlone = isSentAlone(input)
+      } catch (thrown) {
+        record.failed(index, input, inputThrew(thrown, index))
+        return Effect.void
       }
-      return alone.run(index, input, input as Query.Statement<A>)
+      return sentAlone ? alone.run(index, input, input as Query.Statement<A>) : runEntry(statementEntry(input, index))
     }
     return Effect.whileLoop({
       while: () => groupedTaken < grouped.length || position < inputs.length || windowsBuilding > 0,

@@ -147,9 +147,22 @@ export const invalidOptions = (options: CheckedOptions): CassandraError.Cassandr
     : CassandraError.configuration(`Invalid batch job options: ${problems.join("; ")}`, { operation: "BatchJob" })
 }
 
+/** What a thrown value is, by its class or type alone: its message may hold data. */
+const thrownKind = (thrown: unknown) => (thrown instanceof Error ? thrown.name : typeof thrown)
+
 /** The error of an input whose statement could not be built or grouped because a function of the job threw. */
 export const callbackThrew = (callback: string, thrown: unknown, index: number): CassandraError.CassandraError =>
   CassandraError.configuration(
-    `The batch job's ${callback} threw ${thrown instanceof Error ? thrown.name : typeof thrown} for the input at index ${index}; it was not sent`,
+    `The batch job's ${callback} threw ${thrownKind(thrown)} for the input at index ${index}; it was not sent`,
+    { operation: "BatchJob" }
+  )
+
+/**
+ * The error of an input that threw when the job read it: a statement whose properties, or whose session's, were
+ * replaced by ones that throw. It was not sent.
+ */
+export const inputThrew = (thrown: unknown, index: number): CassandraError.CassandraError =>
+  CassandraError.configuration(
+    `The batch job's input at index ${index} threw ${thrownKind(thrown)} when read; it was not sent`,
     { operation: "BatchJob" }
   )
