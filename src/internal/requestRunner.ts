@@ -244,16 +244,20 @@ export type EveryOptionAsked = NoneUnasked<Exclude<keyof RequestOptions, AskedOp
 
 /**
  * Whether `options` sets no request option (not even to `undefined`): such a request runs with its statement's
- * precomputed defaults. Asked with `in`, so no getter runs and nothing can throw. A Proxy is never taken to set nothing,
- * since its `has` need not agree with its `get` (and may throw): it is left to `prepareRequest`, which reads every
- * option once and reports a trap that throws.
+ * precomputed defaults. Asked with `in` of a plain object, so no getter runs and nothing can throw. A Proxy, or an
+ * object inheriting from anything but `Object.prototype` (a Proxy may be in its prototype chain, which `in` walks), is
+ * never taken to set nothing, since a Proxy's `has` need not agree with its `get` (and may throw): it is left to
+ * `prepareRequest`, which reads every option once and reports a trap that throws.
  * Every option of `RequestOptions` is asked for by its literal name: each is then an inline-cached lookup, tens of
  * times faster than a loop over names.
  */
+const isPlainPrototype = (prototype: unknown) => prototype === Object.prototype || prototype === null
+
 const setsNoOption = (options: unknown): boolean =>
   typeof options === "object" &&
   options !== null &&
   !types.isProxy(options) &&
+  isPlainPrototype(Object.getPrototypeOf(options)) &&
   !(
     "consistency" in options ||
     "serialConsistency" in options ||
@@ -509,17 +513,16 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     this.waiting = false
     this.stopClock()
     if (this.span !== undefined && !this.annotated(annotateResult, result)) return
-    this.series?.succeeded(this.startedAt, result)
-    const project = this.project
-    if (project === undefined) return this.resume(Exit.succeed(result))
-    // In the driver's callback, where a throw would reach no fiber: a projection that throws fails this request alone.
-    let projected: unknown
+    // In the driver's callback, where a throw would reach no fiber: an answer the metrics or the projection cannot
+    // read (a stand-in client's) fails this request alone.
+    let outcome: unknown = result
     try {
-      projected = project(result)
+      this.series?.succeeded(this.startedAt, result)
+      if (this.project !== undefined) outcome = this.project(result)
     } catch (defect) {
       return this.resume(Exit.die(defect))
     }
-    this.resume(Exit.succeed(projected))
+    this.resume(Exit.succeed(outcome))
   }
 
   private failed(error: unknown) {

@@ -4,6 +4,7 @@
  */
 import type * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import type * as Session from "effect-cassandra/Session"
 import { makeSessionSettings } from "../../src/internal/clientOptions.ts"
@@ -45,4 +46,52 @@ export const sentCount = (calls: ReadonlyArray<unknown>, count: number) =>
   until(
     Effect.sync(() => calls.length),
     (sent) => sent === count
+  )
+
+/** A request held by a stand-in client until the test answers it, by the key it was sent for. */
+export interface Held {
+  readonly key: number
+  readonly answer: () => void
+}
+
+/** Answers every held request sent so far (answering one twice does nothing). */
+export const answerAll = (sent: ReadonlyArray<Held>) =>
+  Effect.sync(() => {
+    for (const request of sent) request.answer()
+  })
+
+/** Waits until at least `count` requests reached the stand-in client that lists them in `sent`. */
+export const sentAtLeast = (sent: ReadonlyArray<unknown>, count: number) =>
+  until(
+    Effect.sync(() => sent.length),
+    (length) => length >= count
+  )
+
+/**
+ * Unhandled rejections seen while the test runs: a throw inside the request path's promise callback, where no fiber
+ * can see it, lands there, and whatever waited for that request's outcome waits for ever.
+ */
+export const watchRejections = Effect.acquireRelease(
+  Effect.sync(() => {
+    const seen: Array<unknown> = []
+    const listener = (reason: unknown) => {
+      seen.push(reason)
+    }
+    process.on("unhandledRejection", listener)
+    return { seen, listener }
+  }),
+  ({ listener }) => Effect.sync(() => process.off("unhandledRejection", listener))
+).pipe(Effect.map(({ seen }) => seen))
+
+/**
+ * Waits until `fiber` ends, or until a rejection is seen in `rejections` (from `watchRejections`): a throw that reached
+ * a driver's callback, after which the fiber may wait for ever. Gives the fiber's exit, if it ended.
+ */
+export const endedOrRejected = <A, E>(fiber: Fiber.Fiber<A, E>, rejections: ReadonlyArray<unknown>) =>
+  Effect.map(
+    until(
+      Effect.sync(() => fiber.pollUnsafe() !== undefined || rejections.length > 0),
+      (done) => done
+    ),
+    () => fiber.pollUnsafe()
   )

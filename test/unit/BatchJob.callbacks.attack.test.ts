@@ -1,8 +1,8 @@
 /**
  * Attacks on the statements a BatchJob worker sends from the driver's callbacks (no fiber resumed per statement):
- * interruption at every step and while a failure's cause is being learnt or a request waits for a throttle place,
- * hostile inputs read inside the driver's callback, and huge jobs mixing answers that come later with failures that
- * come at once.
+ * interruption at every step and while requests wait for throttle places, hostile inputs read inside the driver's
+ * callback, and huge jobs mixing answers that come later with failures that come at once. Interruption while a
+ * failure's cause is being learnt is in RequestRunner.start.attack.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
@@ -14,7 +14,15 @@ import * as BatchJob from "effect-cassandra/BatchJob"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import { type ClientSessionOptions, Session } from "effect-cassandra/Session"
-import { runnerOver, until } from "../support/requestRunner.ts"
+import {
+  answerAll,
+  endedOrRejected,
+  type Held,
+  runnerOver,
+  sentAtLeast,
+  until,
+  watchRejections
+} from "../support/requestRunner.ts"
 
 /** A write of one key: not idempotent, so never retried, and sent from the callbacks whatever `retry` says. */
 const insert = (key: number) => Query.cql`INSERT INTO t (k) VALUES (${key})`
@@ -23,11 +31,6 @@ const insert = (key: number) => Query.cql`INSERT INTO t (k) VALUES (${key})`
 const refusedKey = (key: number) =>
   key % 4 === 3 ? new Cassandra.errors.ResponseError(0x2200, "unconfigured table t") : undefined
 
-interface Held {
-  readonly key: number
-  readonly answer: () => void
-}
-
 interface StandIn {
   /** The driver's error for a request for `key`, or undefined for one row naming the key. */
   readonly errorFor?: (key: number) => Error | undefined
@@ -35,8 +38,6 @@ interface StandIn {
   readonly atOnce?: boolean
   /** Keys whose driver call throws before returning a promise. */
   readonly throwsFor?: (key: number) => boolean
-  /** Fields added to the client: the driver internals that learning a failure's cause reads. */
-  readonly client?: object
   readonly session?: ClientSessionOptions
 }
 
@@ -49,7 +50,6 @@ const standInSession = ({
   errorFor = refusedKey,
   atOnce = false,
   throwsFor = () => false,
-  client: extra = {},
   session = {}
 }: StandIn = {}) =>
   Effect.gen(function* () {
@@ -67,14 +67,8 @@ const standInSession = ({
         if (atOnce) answer()
       })
     }
-    const client = { keyspace: undefined, execute, batch: execute, ...extra } as unknown as Cassandra.Client
+    const client = { keyspace: undefined, execute, batch: execute } as unknown as Cassandra.Client
     return { session: { client, keyspace: undefined, ...(yield* runnerOver(client, session)) } as Session, sent }
-  })
-
-/** Answers every request sent so far (answering one twice does nothing). */
-const answerAll = (sent: ReadonlyArray<Held>) =>
-  Effect.sync(() => {
-    for (const request of sent) request.answer()
   })
 
 /** Answers every request, including those sent meanwhile, until `fiber` ends; gives its result. */
@@ -85,13 +79,6 @@ const answerUntilDone = <A, E>(sent: ReadonlyArray<Held>, fiber: Fiber.Fiber<A, 
       (done) => done
     ),
     Fiber.join(fiber)
-  )
-
-/** Waits until at least `count` requests reached the stand-in client. */
-const sentAtLeast = (sent: ReadonlyArray<Held>, count: number) =>
-  until(
-    Effect.sync(() => sent.length),
-    (length) => length >= count
   )
 
 /**
@@ -131,22 +118,6 @@ const checkOutcomes = (
     `${step}unfinished`
   )
 }
-
-/**
- * Unhandled rejections seen while the test runs: a throw inside the request path's promise callback, where no fiber
- * can see it, lands there, and the job waits forever for the outcome it lost.
- */
-const watchRejections = Effect.acquireRelease(
-  Effect.sync(() => {
-    const seen: Array<unknown> = []
-    const listener = (reason: unknown) => {
-      seen.push(reason)
-    }
-    process.on("unhandledRejection", listener)
-    return { seen, listener }
-  }),
-  ({ listener }) => Effect.sync(() => process.off("unhandledRejection", listener))
-).pipe(Effect.map(({ seen }) => seen))
 
 describe("BatchJob from callbacks: interrupted", () => {
   const total = 15
@@ -217,53 +188,6 @@ describe("BatchJob from callbacks: interrupted", () => {
         assert.deepStrictEqual(BatchJob.unfinished(report), inputs.slice(3))
       }).pipe(Effect.scoped)
   )
-
-  it.live(
-    "while a failure's cause is being learnt: the failure is recorded with the node's answer, nothing else sent",
-    () =>
-      Effect.gen(function* () {
-        const prepares: Array<(answer: unknown) => void> = []
-        const unprepared = Object.assign(
-          new Cassandra.errors.ResponseError(Cassandra.types.responseErrorCodes.unprepared, "Prepared query not found"),
-          { queryId: Buffer.from("0102", "hex") }
-        )
-        const { session, sent } = yield* standInSession({
-          errorFor: (key) =>
-            key === 1 ? new Cassandra.errors.NoHostAvailableError({ "10.0.0.1:9042": unprepared }) : undefined,
-          client: {
-            options: { socketOptions: { readTimeout: 600_000 } },
-            metadata: { getPreparedById: () => ({ query: "INSERT INTO t (k) VALUES (?)", keyspace: "ks" }) },
-            // The PREPARE sent only to learn why the request failed: held until the test answers it.
-            hosts: {
-              get: () => ({
-                borrowConnection: () => ({
-                  prepareOnceAsync: () => new Promise((_, reject) => prepares.push(reject))
-                })
-              })
-            }
-          }
-        })
-        const inputs = Array.from({ length: 5 }, (_, k) => insert(k))
-        const job = yield* BatchJob.start(inputs, { concurrency: 1 }).pipe(Effect.provideService(Session, session))
-        yield* sentAtLeast(sent, 1)
-        sent[0]?.answer()
-        yield* sentAtLeast(sent, 2)
-        sent[1]?.answer()
-        yield* until(
-          Effect.sync(() => prepares.length),
-          (count) => count === 1
-        )
-        const interrupting = yield* Effect.forkChild(job.interrupt, { startImmediately: true })
-        prepares[0]?.(new Cassandra.errors.ResponseError(Cassandra.types.responseErrorCodes.invalid, "table t is gone"))
-        const report = yield* Fiber.join(interrupting)
-        assert.strictEqual(sent.length, 2, "nothing sent after the interruption")
-        assert.deepStrictEqual(report.outcomes.map(actualOf), [
-          ["Success", [{ k: 0 }]],
-          ["Failure", "Invalid"]
-        ])
-        assert.deepStrictEqual(BatchJob.unfinished(report), inputs.slice(1))
-      }).pipe(Effect.scoped)
-  )
 })
 
 describe("BatchJob from callbacks: hostile inputs read in the driver's callback", () => {
@@ -280,12 +204,7 @@ describe("BatchJob from callbacks: hostile inputs read in the driver's callback"
         Effect.exit,
         Effect.forkChild
       )
-      // Either the job ends, or a throw reached the driver's callback and the job waits for ever.
-      yield* until(
-        Effect.sync(() => running.pollUnsafe() !== undefined || rejections.length > 0),
-        (done) => done
-      )
-      const ended = running.pollUnsafe()
+      const ended = yield* endedOrRejected(running, rejections)
       return {
         rejections: rejections.map(String),
         exit: ended !== undefined && Exit.isSuccess(ended) ? ended.value : undefined
