@@ -242,6 +242,9 @@ type NoneUnasked<Unasked extends never> = Unasked
 /** Compiles only while `setsNoOption` asks for every option of `RequestOptions`: a new one is never ignored. */
 export type EveryOptionAsked = NoneUnasked<Exclude<keyof RequestOptions, AskedOption>>
 
+/** Whether an object inherits from nothing but `Object.prototype`: no Proxy can be in its prototype chain. */
+const isPlainPrototype = (prototype: unknown) => prototype === Object.prototype || prototype === null
+
 /**
  * Whether `options` sets no request option (not even to `undefined`): such a request runs with its statement's
  * precomputed defaults. Asked with `in` of a plain object, so no getter runs and nothing can throw. A Proxy, or an
@@ -251,8 +254,6 @@ export type EveryOptionAsked = NoneUnasked<Exclude<keyof RequestOptions, AskedOp
  * Every option of `RequestOptions` is asked for by its literal name: each is then an inline-cached lookup, tens of
  * times faster than a loop over names.
  */
-const isPlainPrototype = (prototype: unknown) => prototype === Object.prototype || prototype === null
-
 const setsNoOption = (options: unknown): boolean =>
   typeof options === "object" &&
   options !== null &&
