@@ -42,6 +42,7 @@ import {
   tlsProblemOf,
   transientConnectionText
 } from "./internal/errorClassification.ts"
+import { stackless } from "./internal/stackless.ts"
 
 const TypeId = "~effect-cassandra/CassandraError"
 
@@ -1223,7 +1224,10 @@ const make = (reason: Reason, driverError: unknown, context: ErrorContext) => {
  * @since 0.1.0
  * @category constructors
  */
-export const fromDriverError = (error: unknown, context: ErrorContext = {}): CassandraError => {
+export const fromDriverError = (error: unknown, context: ErrorContext = {}): CassandraError =>
+  stackless(() => classified(error, context))
+
+const classified = (error: unknown, context: ErrorContext) => {
   try {
     return isCassandraError(error)
       ? error
@@ -1245,7 +1249,7 @@ export const fromDriverError = (error: unknown, context: ErrorContext = {}): Cas
  * @category constructors
  */
 export const sessionClosed = (context: ErrorContext = {}): CassandraError =>
-  make(new SessionClosed(), undefined, context)
+  stackless(() => make(new SessionClosed(), undefined, context))
 
 /**
  * The error of a statement holding names that are not valid CQL names; it was not sent.
@@ -1254,7 +1258,7 @@ export const sessionClosed = (context: ErrorContext = {}): CassandraError =>
  * @category constructors
  */
 export const invalidIdentifier = (names: ReadonlyArray<string>, context: ErrorContext = {}): CassandraError =>
-  make(new InvalidIdentifier({ names }), undefined, context)
+  stackless(() => make(new InvalidIdentifier({ names }), undefined, context))
 
 /**
  * The error of session options that cannot be used, with what to check in `detail`.
@@ -1263,4 +1267,4 @@ export const invalidIdentifier = (names: ReadonlyArray<string>, context: ErrorCo
  * @category constructors
  */
 export const configuration = (detail: string, context: ErrorContext = {}): CassandraError =>
-  make(new Configuration({ detail }), undefined, context)
+  stackless(() => make(new Configuration({ detail }), undefined, context))

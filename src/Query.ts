@@ -19,6 +19,7 @@ import * as CassandraError from "./CassandraError.ts"
 import { boundSession, executeStatement, startStatement, startUnwaited } from "./internal/boundSession.ts"
 import { toBuffer } from "./internal/bytes.ts"
 import type { Settle } from "./internal/requestRunner.ts"
+import { stackless } from "./internal/stackless.ts"
 import { type BatchType, type RequestOptions, Session } from "./Session.ts"
 
 /**
@@ -341,7 +342,9 @@ const unsendableError = (
     : invalidArgument(unsendable.problems.join("; "), context)
 
 const invalidArgument = (detail: string, context: { readonly operation: string; readonly statement?: string }) =>
-  new CassandraError.CassandraError({ reason: new CassandraError.InvalidArgument({ detail }), ...context })
+  stackless(
+    () => new CassandraError.CassandraError({ reason: new CassandraError.InvalidArgument({ detail }), ...context })
+  )
 
 /**
  * Runs one request for a statement in `fiber` and gives `project` of its result, failing before sending when it

@@ -35,7 +35,8 @@ import {
 import { MetricsHub, type RequestRecorder, type RequestSeries } from "./metricsRecorder.ts"
 import { avoidStopping, isPrepareRefusal, prepareElsewhere, resendsRefused, shuttingDownNode } from "./refusals.ts"
 import { classifyFailure } from "./rePrepare.ts"
-import { makeThrottle, type Throttle } from "./throttle.ts"
+import { stackless } from "./stackless.ts"
+import { makeThrottle, type Throttle, type ThrottleLimits } from "./throttle.ts"
 
 /**
  * The key of a session's request path for a caller that already runs in the fiber (a statement of `Query`): no
@@ -453,7 +454,7 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
       if (this.withdraw === undefined) {
         this.waiting = false
         this.stopClock()
-        this.failWith(CassandraError.fromDriverError(new CassandraError.Throttled(throttle.limits), this.plan.context))
+        this.failWith(throttled(throttle.limits, this.plan.context))
         return undefined
       }
     }
@@ -631,16 +632,25 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
 
 const noResume = () => {}
 
+// Each failure's own driver error is built without frames, as the error it becomes is: it would name only the
+// deadline sweep or the throttle.
 const timedOut = (timeoutMillis: number, context: CassandraError.ErrorContext) =>
-  CassandraError.fromDriverError(
-    new Cassandra.errors.OperationTimedOutError(
-      `The request did not complete within ${Duration.format(Duration.millis(timeoutMillis))}`
-    ),
-    context
+  stackless(() =>
+    CassandraError.fromDriverError(
+      new Cassandra.errors.OperationTimedOutError(
+        `The request did not complete within ${Duration.format(Duration.millis(timeoutMillis))}`
+      ),
+      context
+    )
   )
 
+const throttled = (limits: ThrottleLimits, context: CassandraError.ErrorContext) =>
+  stackless(() => CassandraError.fromDriverError(new CassandraError.Throttled(limits), context))
+
 const invalidOption = (problem: string, context: CassandraError.ErrorContext) =>
-  CassandraError.fromDriverError(new Cassandra.errors.ArgumentError(`${problem}; the request was not sent`), context)
+  stackless(() =>
+    CassandraError.fromDriverError(new Cassandra.errors.ArgumentError(`${problem}; the request was not sent`), context)
+  )
 
 /**
  * Whether a span of this fiber would reach anyone: not when tracing is turned off, nor under Effect's built-in

@@ -747,3 +747,62 @@ describe("CassandraError: JSON values echoed by the server", () => {
     )
   })
 })
+
+/** Whether an error's stack names any frame (a stack trace's lines start with "    at "). */
+const hasFrames = (error: Error) => /\n\s+at /.test(error.stack ?? "")
+
+describe("CassandraError: built without stack frames", () => {
+  // A request that fails is built in a driver callback or the deadline sweep, where the frames would only name the
+  // library's internals; capturing them cost most of a failed request's CPU, under overload when it matters most.
+  const timeout = new Cassandra.errors.OperationTimedOutError("Operation timed out", "10.0.0.1:9042")
+
+  it("has no frames in the error, its reason, or the library's own errors, and keeps its header", () => {
+    const errors = [
+      CassandraError.fromDriverError(timeout, { operation: "execute" }),
+      CassandraError.fromDriverError(responseError(codes.overloaded, "Queue full")),
+      CassandraError.sessionClosed({ operation: "execute" }),
+      CassandraError.invalidIdentifier(["a b"]),
+      CassandraError.configuration("no such file")
+    ]
+    for (const error of errors) {
+      assert.isFalse(hasFrames(error), `${error.reason._tag} has frames`)
+      assert.isFalse(hasFrames(error.reason), `${error.reason._tag}'s reason has frames`)
+      assert.include(error.stack, "CassandraError")
+    }
+    // The driver's own error keeps its stack: it is the driver's, and kept for debugging.
+    assert.isTrue(hasFrames(timeout))
+  })
+
+  it("leaves Error.stackTraceLimit as it was, also when classifying a hostile value throws", () => {
+    const limit = Error.stackTraceLimit
+    const hostile = new Proxy(new Error("boom"), {
+      get: () => {
+        throw new Error("unreadable")
+      },
+      getPrototypeOf: () => {
+        throw new Error("unreadable")
+      }
+    })
+    const error = CassandraError.fromDriverError(hostile)
+    assert.strictEqual(error.reason._tag, "Unknown")
+    assert.strictEqual(Error.stackTraceLimit, limit)
+    assert.isTrue(hasFrames(new Error("after")))
+  })
+
+  it("is still built where Error.stackTraceLimit cannot be written (a frozen Error)", () => {
+    const descriptor = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")!
+    Object.defineProperty(Error, "stackTraceLimit", { ...descriptor, writable: false })
+    try {
+      const error = CassandraError.fromDriverError(timeout)
+      assert.strictEqual(error.reason._tag, "ClientTimeout")
+      assert.strictEqual(CassandraError.sessionClosed().reason._tag, "SessionClosed")
+    } finally {
+      Object.defineProperty(Error, "stackTraceLimit", descriptor)
+    }
+  })
+
+  it("prints its message through Cause.pretty", () => {
+    const printed = Cause.pretty(Cause.fail(CassandraError.fromDriverError(timeout, { operation: "execute" })))
+    assert.include(printed, "CassandraError: execute:")
+  })
+})
