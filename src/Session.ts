@@ -20,6 +20,7 @@ import { superviseDriverLifecycle } from "./internal/driverLifecycle.ts"
 import { bridgeDriverLogs } from "./internal/loggingBridge.ts"
 import { type HealthThresholds, makeThresholds, watchNodeHealth } from "./internal/nodeHealth.ts"
 import { makeRequestRunner } from "./internal/requestRunner.ts"
+import { stackless } from "./internal/stackless.ts"
 import { keepTokenMapCurrent } from "./internal/tokenMap.ts"
 
 /**
@@ -461,12 +462,14 @@ const connect = (client: Cassandra.Client, timeoutMillis: number) =>
       duration: timeoutMillis,
       orElse: () =>
         Effect.fail(
-          CassandraError.fromDriverError(
-            new Cassandra.errors.NoHostAvailableError(
-              {},
-              `No node answered within the connect timeout of ${Duration.format(Duration.millis(timeoutMillis))}`
-            ),
-            { operation: "connect" }
+          stackless(() =>
+            CassandraError.fromDriverError(
+              new Cassandra.errors.NoHostAvailableError(
+                {},
+                `No node answered within the connect timeout of ${Duration.format(Duration.millis(timeoutMillis))}`
+              ),
+              { operation: "connect" }
+            )
           )
         )
     }),

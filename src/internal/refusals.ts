@@ -22,6 +22,7 @@
 import * as Cassandra from "cassandra-driver"
 import { avoidStoppingNode } from "./healthAwarePolicy.ts"
 import { prepareWaitMillis } from "./rePrepare.ts"
+import { stackless } from "./stackless.ts"
 
 const codes = Cassandra.types.responseErrorCodes
 const ignoredDistance = Cassandra.types.distance.ignored
@@ -204,7 +205,7 @@ const prepareOnFirstServing = async (
       startPreparingOnRest(internals, plan, query, keyspace, waitMillis)
     return { id: prepared.id, meta: prepared.meta, address: host.address }
   }
-  return { failure: new Cassandra.errors.NoHostAvailableError(tried) }
+  return { failure: stackless(() => new Cassandra.errors.NoHostAvailableError(tried)) }
 }
 
 /**
@@ -231,9 +232,12 @@ const prepareOn = (host: PoolHost, query: string, keyspace: string | undefined, 
     timer = setTimeout(
       () =>
         reject(
-          new Cassandra.errors.OperationTimedOutError(
-            `The node did not answer the PREPARE within ${waitMillis} ms`,
-            host.address
+          stackless(
+            () =>
+              new Cassandra.errors.OperationTimedOutError(
+                `The node did not answer the PREPARE within ${waitMillis} ms`,
+                host.address
+              )
           )
         ),
       waitMillis
