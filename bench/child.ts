@@ -10,8 +10,8 @@ import { Context, Effect, type Exit, Layer, Schema, type Scope, Tracer } from "e
 import { BatchJob, CqlSchema, CqlType, Logging, Metrics, Query, Session } from "effect-cassandra"
 import type { Job, Operation, Sample } from "./jobs.ts"
 import { quantile } from "./stats.ts"
-import { makeStubClient } from "./stubClient.ts"
-import { importTable, kvTable, readKeys, wideTable } from "./tables.ts"
+import { makeStubClient, timingOutTable } from "./stubClient.ts"
+import { importTable, keyspace, kvTable, readKeys, wideTable } from "./tables.ts"
 
 const localDataCenter = "datacenter1"
 type Request = (i: number) => Effect.Effect<unknown, unknown, Session.Session>
@@ -115,6 +115,12 @@ const rawRequests = (client: Cassandra.Client): Record<Operation, RawRequest> =>
   write: (i) =>
     client.execute(`INSERT INTO ${kvTable} (k, v) VALUES (?, ?)`, [i % readKeys, "written"], { prepare: true })
 })
+
+const timingOut = Query.identifier(keyspace, timingOutTable)
+/** A read the stub fails with a server read timeout, its failure caught and dropped as a caller handling it would. */
+const failedRead: Request = (i) => Effect.ignore(Query.cql`SELECT v FROM ${timingOut} WHERE k = ${i % readKeys}`)
+/** The raw driver's equivalent: a `catch` handler dropping the failure, one for every request. */
+const ignoreFailure = () => {}
 
 const imports = Query.identifier("bench", "imports")
 const insertText = `INSERT INTO ${importTable} (k, v, n) VALUES (?, ?, ?)`
@@ -267,8 +273,12 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
     const stubAlone = {
       "stub-read": raw.read,
       "stub-wide": (i: number) => stub.client.execute(`SELECT * FROM ${wideTable} WHERE p = ?`, [i], { prepare: true }),
-      "stub-write": raw.write
-    }[variant as "stub-read" | "stub-wide" | "stub-write"]
+      "stub-write": raw.write,
+      "stub-failed-read": (i: number) =>
+        stub.client
+          .execute(`SELECT v FROM ${keyspace}.${timingOutTable} WHERE k = ?`, [i % readKeys], { prepare: true })
+          .catch(ignoreFailure)
+    }[variant as "stub-read" | "stub-wide" | "stub-write" | "stub-failed-read"]
     return sampleWith((count) => loopingWorkers(count, concurrency, stubAlone))
   }
   if (variant === "effect-floor") {
@@ -280,7 +290,9 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
       ? (i) => findWideRows(i)
       : variant === "write"
         ? libraryRequests.write
-        : libraryRequests.read
+        : variant === "failed-read"
+          ? failedRead
+          : libraryRequests.read
   const tracer = variant.includes("tracer") ? inMemoryTracer() : undefined
   const traced = (effect: Effect.Effect<void, unknown, Session.Session>) =>
     tracer === undefined ? effect : Effect.withTracer(effect, tracer)

@@ -25,15 +25,20 @@ export type EffectFloor = "effectFloor"
 export type Observability = "default" | "off" | "on"
 
 /**
- * The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it, and
- * `effect-floor` is the stub inside looping fibers, one `Effect.promise` per request (see {@link EffectFloor}).
+ * The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it (see
+ * {@link clientOnlyBaseline}), and `effect-floor` is the stub inside looping fibers, one `Effect.promise` per request
+ * (see {@link EffectFloor}). `stub-failed-read` and `failed-read` read a table whose every read the stub fails with a
+ * server read timeout, each failure caught: what a failed request costs, the building of its errors included (their
+ * stack capture was most of it), which an overloaded client, failing many requests at once, feels most.
  */
 export const clientOnlyVariants = [
   "stub-read",
   "stub-wide",
   "stub-write",
+  "stub-failed-read",
   "effect-floor",
   "read",
+  "failed-read",
   "findAll-10-columns",
   "write",
   "read+metrics",
@@ -43,6 +48,21 @@ export const clientOnlyVariants = [
   "read+log-bridge"
 ] as const
 export type ClientOnlyVariant = (typeof clientOnlyVariants)[number]
+
+/**
+ * The stub-alone row a client-only row's overhead is measured over, sending the same query shape (undefined for a
+ * stub row itself): the library's own cost per request is the row's CPU less its baseline's, round by round.
+ */
+export const clientOnlyBaseline = (variant: ClientOnlyVariant): ClientOnlyVariant | undefined =>
+  variant.startsWith("stub-")
+    ? undefined
+    : variant === "findAll-10-columns"
+      ? "stub-wide"
+      : variant === "write"
+        ? "stub-write"
+        : variant === "failed-read"
+          ? "stub-failed-read"
+          : "stub-read"
 
 export type Job =
   | {

@@ -20,6 +20,7 @@ import { Session } from "effect-cassandra"
 import * as LocalCassandra from "../tools/cassandra/LocalCassandra.ts"
 import {
   type ClientOnlyVariant,
+  clientOnlyBaseline,
   clientOnlyVariants,
   type InsertJobSide,
   insertJobLabel,
@@ -111,20 +112,18 @@ const clientOnly = async () => {
     return rounds.map((round) => round.samples[index] as Sample)
   }
   const nanosPerRequest = (sample: Sample) => (sample.cpuMicros * 1000) / sample.count
-  /** The stub-alone row each library row is measured over: the same query shape. */
-  const baselineOf = (variant: ClientOnlyVariant): ClientOnlyVariant =>
-    variant === "findAll-10-columns" ? "stub-wide" : variant === "write" ? "stub-write" : "stub-read"
   const allocated = (samples: ReadonlyArray<Sample>) =>
     estimate(samples.flatMap((sample) => sample.allocatedBytesPerRequest ?? []))
   const figures = clientOnlyVariants.map((variant) => {
     const samples = samplesOf(variant)
-    const baseline = samplesOf(baselineOf(variant))
+    const baseline = clientOnlyBaseline(variant)
     return {
       variant,
       cpuNanosPerRequest: estimate(samples.map(nanosPerRequest)),
-      overheadNanosPerRequest: variant.startsWith("stub-")
-        ? undefined
-        : pairedDifference(baseline.map(nanosPerRequest), samples.map(nanosPerRequest)),
+      overheadNanosPerRequest:
+        baseline === undefined
+          ? undefined
+          : pairedDifference(samplesOf(baseline).map(nanosPerRequest), samples.map(nanosPerRequest)),
       allocatedBytesPerRequest: allocated(samples),
       gcMillisPer1000Requests: estimate(samples.map((sample) => (sample.gcMillis * 1000) / sample.count))
     }

@@ -5,8 +5,10 @@
  * It is a real, never connected `Cassandra.Client` (so every internal a session reads at connect — hosts, metadata,
  * control connection, profile manager, metrics emitters, `getState` — is the driver's own) whose `connect`,
  * `execute`, `batch`, `eachRow` and `shutdown` are replaced: each request is answered with a canned result set on
- * `setImmediate`, the way a real answer arrives from a later turn of the event loop.
+ * `setImmediate`, the way a real answer arrives from a later turn of the event loop, except a read of
+ * {@link timingOutTable}, which fails.
  */
+import { format } from "node:util"
 import * as Cassandra from "cassandra-driver"
 import { Session } from "effect-cassandra"
 import { wideRowValues } from "./tables.ts"
@@ -46,9 +48,65 @@ const answers = {
   write: resultSetOf(undefined)
 }
 
-/** By the query text, which names the wide table with or without the library's quoting of identifiers. */
-const answerFor = (query: string) =>
-  query.startsWith("SELECT") ? (/\bwide\b/.test(query) ? answers.wide : answers.read) : answers.write
+/**
+ * The table (in the `bench` keyspace, and on no real node) whose every read the stub fails with a server read
+ * timeout: the failing query of the `stub-failed-read` and `failed-read` rows.
+ */
+export const timingOutTable = "timing_out"
+
+const { consistencies, responseErrorCodes } = Cassandra.types
+/** The driver's names of the consistency levels, for its messages; its typings leave the table out. */
+const { consistencyToString } = Cassandra.types as unknown as { readonly consistencyToString: Record<number, string> }
+/** The fields the driver sets on a read timeout's `ResponseError`, which its typings leave out. */
+type ServerReadTimeout = Cassandra.errors.ResponseError & {
+  consistencies: Cassandra.types.consistencies
+  received: number
+  blockFor: number
+  isDataPresent: number
+  coordinator: string
+}
+
+/**
+ * A server's read timeout, built per request as the driver builds one when a response frame carries an error
+ * (lib/readers.js `readError`: the server's message, the fields it reads, then its own message) and marks the node
+ * that answered (lib/request-execution.js `_handleError`): building it, stack capture included, is part of what a
+ * failed request costs the raw driver too. Fewer replicas answered than required: the driver's default retry policy
+ * rethrows such an error, so a real request fails on it once, as here.
+ */
+const readTimeout = (): Cassandra.errors.ResponseError => {
+  const error = new Cassandra.errors.ResponseError(
+    responseErrorCodes.readTimeout,
+    "Operation timed out - received only 1 responses."
+  ) as ServerReadTimeout
+  error.consistencies = consistencies.localQuorum
+  error.received = 1
+  error.blockFor = 2
+  error.isDataPresent = 0
+  error.message = format(
+    "Server timeout during read query at consistency %s (%s)",
+    consistencyToString[error.consistencies],
+    format("%d replica(s) responded over %d required", error.received, error.blockFor)
+  )
+  error.coordinator = queriedHost
+  return error
+}
+
+/** What a request is answered with: a canned result set, or a failure built when the answer arrives. */
+type Answer = Cassandra.types.ResultSet | (() => Error)
+
+/**
+ * By the query text, which names the wide or the timing-out table with or without the library's quoting of
+ * identifiers. The timing-out table is looked for last, with a substring search: only a plain read pays for it, a few
+ * ns, far below the noise of its row.
+ */
+const answerFor = (query: string): Answer =>
+  query.startsWith("SELECT")
+    ? /\bwide\b/.test(query)
+      ? answers.wide
+      : query.includes(timingOutTable)
+        ? readTimeout
+        : answers.read
+    : answers.write
 
 type Callback = (error: Error | null, result?: Cassandra.types.ResultSet) => void
 
@@ -70,14 +128,14 @@ export const makeStubClient = (): StubClient => {
   })
   let holding = false
   let held: Array<() => void> = []
-  const respond = (result: Cassandra.types.ResultSet, callback: Callback) => {
-    const answer = () => callback(null, result)
+  const respond = (result: Answer, callback: Callback) => {
+    const answer = typeof result === "function" ? () => callback(result()) : () => callback(null, result)
     if (holding) held.push(answer)
     else setImmediate(answer)
   }
   // The driver's contract: the callback is the last argument when given, a promise is returned otherwise.
   const request =
-    (answer: (first: unknown) => Cassandra.types.ResultSet) =>
+    (answer: (first: unknown) => Answer) =>
     (first: unknown, ...rest: Array<unknown>): Promise<Cassandra.types.ResultSet> | undefined => {
       const result = answer(first)
       const last = rest.at(-1)
@@ -85,7 +143,11 @@ export const makeStubClient = (): StubClient => {
         respond(result, last as Callback)
         return undefined
       }
-      return new Promise((resolve) => respond(result, (_, value) => resolve(value as Cassandra.types.ResultSet)))
+      return new Promise((resolve, reject) =>
+        respond(result, (error, value) =>
+          error === null ? resolve(value as Cassandra.types.ResultSet) : reject(error)
+        )
+      )
     }
   const stubbed = client as unknown as Record<string, unknown>
   stubbed.connect = () => Promise.resolve()
