@@ -1071,7 +1071,9 @@ const hostUnusableTags: ReadonlySet<Reason["_tag"]> = new Set(["Connection", "Bu
 const codes = Cassandra.types.responseErrorCodes
 
 const classifyResponse = (error: Cassandra.errors.ResponseError, at: { coordinator?: string }): Reason => {
-  const redacted = { ...at, serverMessage: redactHead(error.message, redactEchoedValues) }
+  // Only the reasons that carry the server's text pay for its redaction: not the timeouts and UNAVAILABLE an
+  // overloaded cluster answers most.
+  const redacted = () => ({ ...at, serverMessage: redactHead(error.message, redactEchoedValues) })
   switch (error.code) {
     case codes.unavailableException:
       return new Unavailable({
@@ -1106,7 +1108,7 @@ const classifyResponse = (error: Cassandra.errors.ResponseError, at: { coordinat
       })
     case codes.functionFailure:
       return new FunctionFailure({
-        ...redacted,
+        ...redacted(),
         keyspace: stringField(error, "keyspace") ?? "",
         functionName: stringField(error, "functionName") ?? "",
         argTypes: stringListField(error, "argTypes")
@@ -1116,22 +1118,22 @@ const classifyResponse = (error: Cassandra.errors.ResponseError, at: { coordinat
     case codes.syntaxError:
       return new Syntax({ ...at, serverMessage: error.message })
     case codes.unauthorized:
-      return new Unauthorized(redacted)
+      return new Unauthorized(redacted())
     case codes.invalid:
     case codes.configError:
-      return new Invalid(redacted)
+      return new Invalid(redacted())
     case codes.overloaded:
-      return new Overloaded(redacted)
+      return new Overloaded(redacted())
     case codes.isBootstrapping:
-      return new Bootstrapping(redacted)
+      return new Bootstrapping(redacted())
     case codes.truncateError:
-      return new Truncate(redacted)
+      return new Truncate(redacted())
     case codes.serverError:
-      return new Server(redacted)
+      return new Server(redacted())
     case codes.protocolError:
-      return new Protocol(redacted)
+      return new Protocol(redacted())
     default:
-      return new Unknown({ ...at, errorName: error.name, code: error.code, detail: redacted.serverMessage })
+      return new Unknown({ ...at, errorName: error.name, code: error.code, detail: redacted().serverMessage })
   }
 }
 
