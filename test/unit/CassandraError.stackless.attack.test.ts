@@ -152,6 +152,24 @@ const ownErrors = (): ReadonlyArray<readonly [string, () => CassandraError.Cassa
   ["Query's invalid argument", () => queryFailure(Query.cql`SELECT * FROM t WHERE k IN ${Query.inList([])}`)]
 ]
 
+/**
+ * The three failures the request path builds itself, each with a driver error of its own: a timeout (held by the
+ * client until the deadline sweep fails it), a throttle refusal, and an option the driver cannot take.
+ */
+const requestPathFailures = Effect.gen(function* () {
+  const { calls, client } = recordingClient()
+  const runner = yield* runnerOver(client, { throttle: { maxInFlight: 1, maxQueued: 0 } })
+  const expired = yield* Effect.flip(runner.execute(request({ timeout: "20 millis" })))
+  calls[0]!.answer()
+  const held = yield* Effect.forkChild(runner.execute(request()))
+  yield* sentCount(calls, 2)
+  const refused = yield* Effect.flip(runner.execute(request()))
+  calls[1]!.answer()
+  yield* Fiber.join(held)
+  const unreadable = yield* Effect.flip(runner.execute({ query: 42 } as unknown as Session.Request))
+  return { expired, refused, unreadable }
+})
+
 /** A session that fails the test if anything reaches it: the statements run here fail before sending. */
 const unreachableSession: Session.Session = {
   client: undefined as never,
@@ -235,17 +253,7 @@ describe("stackless attack 1: no frames, same header, same printed message", () 
     "the request path's timeout, throttle refusal and invalid option hold no frames, their driver errors neither",
     () =>
       Effect.gen(function* () {
-        const { calls, client } = recordingClient()
-        const runner = yield* runnerOver(client, { throttle: { maxInFlight: 1, maxQueued: 0 } })
-        // Held by the client until its deadline passes: the deadline sweep fails it.
-        const expired = yield* Effect.flip(runner.execute(request({ timeout: "20 millis" })))
-        calls[0]!.answer()
-        const held = yield* Effect.forkChild(runner.execute(request()))
-        yield* sentCount(calls, 2)
-        const refused = yield* Effect.flip(runner.execute(request()))
-        calls[1]!.answer()
-        yield* Fiber.join(held)
-        const unreadable = yield* Effect.flip(runner.execute({ query: 42 } as unknown as Session.Request))
+        const { expired, refused, unreadable } = yield* requestPathFailures
         const cases: ReadonlyArray<
           readonly [string, CassandraError.CassandraError, string, (driverError: unknown) => boolean]
         > = [
@@ -592,16 +600,7 @@ describe("stackless attack 3: a limit that cannot be written", () => {
     withLimitEffect(
       { ...dataLimit(10), writable: false },
       Effect.gen(function* () {
-        const { calls, client } = recordingClient()
-        const runner = yield* runnerOver(client, { throttle: { maxInFlight: 1, maxQueued: 0 } })
-        const expired = yield* Effect.flip(runner.execute(request({ timeout: "20 millis" })))
-        calls[0]!.answer()
-        const held = yield* Effect.forkChild(runner.execute(request()))
-        yield* sentCount(calls, 2)
-        const refused = yield* Effect.flip(runner.execute(request()))
-        calls[1]!.answer()
-        yield* Fiber.join(held)
-        const unreadable = yield* Effect.flip(runner.execute({ query: 42 } as unknown as Session.Request))
+        const { expired, refused, unreadable } = yield* requestPathFailures
         assert.deepStrictEqual(
           [expired.reason._tag, refused.reason._tag, unreadable.reason._tag],
           ["ClientTimeout", "Throttled", "InvalidArgument"]
