@@ -6,6 +6,7 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
@@ -124,16 +125,20 @@ export const stopClients = (clients: Fiber.Fiber<unknown>) =>
     return Effect.asVoid(Fiber.await(clients))
   })
 
+/** How a read checking the writes is asked again: 7 times over about 13 s, as a node recovers from a fault. */
+const verificationRetry = { schedule: Schedule.exponential("100 millis"), times: 7 }
+
 /** How many acknowledged keys do not read back with their value, at QUORUM. */
 export const lostWrites = (keys: ReadonlyArray<number>) =>
   Effect.map(
     Effect.forEach(
       keys,
       (key) =>
-        cql<{ readonly v: string }>`SELECT v FROM kv WHERE k = ${key}`.withOptions({
-          consistency: "QUORUM",
-          idempotent: true
-        }),
+        cql<{ readonly v: string }>`SELECT v FROM kv WHERE k = ${key}`
+          .withOptions({ consistency: "QUORUM", idempotent: true })
+          // Right after a fault a node that was frozen can still time out a QUORUM read on the server side: these
+          // reads only check the writes, so a retryable answer is asked again rather than failing the scenario.
+          .pipe(Effect.retry({ ...verificationRetry, while: (error) => error.isRetryable })),
       { concurrency: 16 }
     ),
     (results) => results.filter((rows, position) => rows[0]?.v !== `value-${keys[position]}`).length
