@@ -632,25 +632,27 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
 
 const noResume = () => {}
 
-// Each failure's own driver error is built without frames, as the error it becomes is: it would name only the
-// deadline sweep or the throttle.
+/**
+ * A failure whose driver error the request path makes itself: that error is built without frames too, as the error it
+ * becomes is, since they would name only the deadline sweep or the throttle.
+ */
+const ownFailure = (driverError: () => unknown, context: CassandraError.ErrorContext) =>
+  stackless(() => CassandraError.fromDriverError(driverError(), context))
+
 const timedOut = (timeoutMillis: number, context: CassandraError.ErrorContext) =>
-  stackless(() =>
-    CassandraError.fromDriverError(
+  ownFailure(
+    () =>
       new Cassandra.errors.OperationTimedOutError(
         `The request did not complete within ${Duration.format(Duration.millis(timeoutMillis))}`
       ),
-      context
-    )
+    context
   )
 
 const throttled = (limits: ThrottleLimits, context: CassandraError.ErrorContext) =>
-  stackless(() => CassandraError.fromDriverError(new CassandraError.Throttled(limits), context))
+  ownFailure(() => new CassandraError.Throttled(limits), context)
 
 const invalidOption = (problem: string, context: CassandraError.ErrorContext) =>
-  stackless(() =>
-    CassandraError.fromDriverError(new Cassandra.errors.ArgumentError(`${problem}; the request was not sent`), context)
-  )
+  ownFailure(() => new Cassandra.errors.ArgumentError(`${problem}; the request was not sent`), context)
 
 /**
  * Whether a span of this fiber would reach anyone: not when tracing is turned off, nor under Effect's built-in

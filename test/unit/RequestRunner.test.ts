@@ -469,19 +469,3 @@ describe("request runner statements", () => {
     }).pipe(Effect.scoped)
   )
 })
-
-describe("request runner: failures built without stack frames", () => {
-  it.live("a request past its deadline fails with an error and reason holding no frames", () =>
-    Effect.gen(function* () {
-      const { calls, client } = recordingClient()
-      const runner = yield* runnerOver(client, {})
-      const expired = yield* Effect.flip(runner.execute(request({ timeout: "20 millis" })))
-      // The driver's late answer ends the request in flight, which the runner waits for when it closes.
-      calls[0]!.answer()
-      assert.strictEqual(expired.reason._tag, "ClientTimeout")
-      for (const error of [expired, expired.reason, expired.driverError as Error]) {
-        assert.notMatch(error.stack ?? "", /\n\s+at /)
-      }
-    })
-  )
-})
