@@ -20,6 +20,7 @@ import {
 import { driverEncoding } from "./driverEncoding.ts"
 import { healthAwareLoadBalancing } from "./healthAwarePolicy.ts"
 import type { ThrottleLimits } from "./throttle.ts"
+import { TimeoutRetryPolicy } from "./timeoutRetry.ts"
 
 /**
  * Every default of the session's options: the doc comments of `Session.Options` describe these values.
@@ -582,7 +583,7 @@ export const usesTls = (client: Cassandra.Client): boolean =>
   (client as unknown as { readonly options?: Cassandra.ClientOptions }).options?.sslOptions !== undefined
 
 const retryPolicy = (retry: unknown) => {
-  if (retry === undefined || retry === "default") return Effect.succeed(new Cassandra.policies.retry.RetryPolicy())
+  if (retry === undefined || retry === "default") return Effect.succeed(new TimeoutRetryPolicy())
   if (retry === "never") return Effect.succeed(new Cassandra.policies.retry.FallthroughRetryPolicy())
   return retry instanceof Cassandra.policies.retry.RetryPolicy
     ? Effect.succeed(retry)

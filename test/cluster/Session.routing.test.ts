@@ -2,12 +2,17 @@
  * Token-aware routing on a real 3-node cluster: the driver's metadata behind a session must know each keyspace's
  * replication, so that every key maps to as many replicas as the replication factor says (and the driver can choose
  * among them), for SimpleStrategy and NetworkTopologyStrategy and after the replication changes. A frozen node
- * (SIGSTOP) must cost an idempotent read one attempt, not the request.
+ * (SIGSTOP) must cost an idempotent read one attempt, not the request; a write its coordinator timed out waiting for
+ * the frozen replica is sent once more to that coordinator when it is idempotent, never when it is not.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type * as Cassandra from "cassandra-driver"
+import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
+import * as CassandraLayer from "effect-cassandra/Layer"
+import * as Metrics from "effect-cassandra/Metrics"
 import * as Query from "effect-cassandra/Query"
 import * as Session from "effect-cassandra/Session"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
@@ -22,6 +27,55 @@ const routingKeyOf = (key: number) => {
 }
 
 const keys = Array.from({ length: 32 }, (_, key) => key)
+
+/**
+ * Two writes at ALL while a replica is frozen, both through one live coordinator (`address`, the only node this
+ * session knows and uses, so that the frozen node never coordinates), given longer than Cassandra's 2 s write timeout: each fails with the coordinator's
+ * WriteTimeout, and only the idempotent one was retried, once, by the session's default retry policy.
+ */
+const writesTimedOutWhileFrozen = (address: string) => {
+  const node = `${address}:9042`
+  return Effect.gen(function* () {
+    const write = (key: number, idempotent: boolean) =>
+      Effect.flip(
+        cql`INSERT INTO routing_simple3.kv (k, v) VALUES (${key}, ${"while frozen"})`.withOptions({
+          consistency: "ALL",
+          idempotent
+        })
+      )
+    const retried = Effect.map(
+      Metric.value(
+        Metric.withAttributes(Metrics.retries, { node, data_center: "datacenter1", reason: "WriteTimeout" })
+      ),
+      (state) => state.count
+    )
+    const notIdempotent = yield* write(1000, false)
+    assert.strictEqual(notIdempotent.reason._tag, "WriteTimeout", notIdempotent.message)
+    assert.strictEqual(yield* retried, 0, "a write not declared idempotent was retried")
+    const idempotent = yield* write(1001, true)
+    assert.strictEqual(idempotent.reason._tag, "WriteTimeout", idempotent.message)
+    assert.strictEqual(yield* retried, 1, "the idempotent write was not retried exactly once")
+  }).pipe(
+    Effect.provide(
+      CassandraLayer.layer({
+        // The coordinator alone: a frozen node accepts TCP connections but never answers the handshake.
+        contactPoints: [address],
+        localDataCenter: "datacenter1",
+        attemptTimeout: "10 seconds",
+        requestTimeout: "30 seconds",
+        driverOptions: {
+          policies: {
+            loadBalancing: new Cassandra.policies.loadBalancing.AllowListPolicy(
+              new Cassandra.policies.loadBalancing.DCAwareRoundRobinPolicy("datacenter1"),
+              [node]
+            )
+          }
+        }
+      }).pipe(Layer.provideMerge(Metrics.layer({ pollInterval: "20 millis" })))
+    ),
+    Effect.provideService(Metric.MetricRegistry, new Map())
+  )
+}
 
 /** How many distinct replicas each key has, as the driver's own token map says. */
 const replicaCounts = (client: Cassandra.Client, keyspace: string) =>
@@ -40,7 +94,7 @@ const replicasOnceKnown = (client: Cassandra.Client, keyspace: string, replicati
 
 describe("token-aware routing on a real cluster", () => {
   it.live(
-    "maps every key to as many replicas as the keyspace's replication factor, and retries a frozen node elsewhere",
+    "maps every key to as many replicas as the replication factor, retries a frozen node elsewhere, and an idempotent write it timed out once",
     () =>
       Effect.gen(function* () {
         const cluster = yield* LocalCassandra.start({ nodes: 3, firstAddress: 61, name: "routing" })
@@ -97,29 +151,34 @@ describe("token-aware routing on a real cluster", () => {
             discard: true
           })
         )
-        const frozen = (yield* cluster.nodes).find((node) => node.index === 2)?.pid
+        const nodes = yield* cluster.nodes
+        const frozen = nodes.find((node) => node.index === 2)?.pid
+        const coordinator = nodes.find((node) => node.index === 1)?.address
         assert.isDefined(frozen)
+        assert.isDefined(coordinator)
+        const readEveryKey = run(
+          Effect.forEach(
+            keys,
+            (key) =>
+              cql`SELECT v FROM routing_simple3.kv WHERE k = ${key}`.withOptions({
+                consistency: "LOCAL_QUORUM",
+                idempotent: true
+              }),
+            { concurrency: 8 }
+          )
+        )
         yield* Effect.acquireUseRelease(
           Effect.sync(() => process.kill(frozen as number, "SIGSTOP")),
           () =>
-            run(
-              Effect.forEach(
-                keys,
-                (key) =>
-                  cql`SELECT v FROM routing_simple3.kv WHERE k = ${key}`.withOptions({
-                    consistency: "LOCAL_QUORUM",
-                    idempotent: true
-                  }),
-                { concurrency: 8 }
+            Effect.gen(function* () {
+              // First, while the live nodes still see the frozen one as up and wait for it.
+              yield* writesTimedOutWhileFrozen(coordinator as string)
+              const results = yield* readEveryKey
+              assert.deepStrictEqual(
+                results.map((rows) => rows.length),
+                keys.map(() => 1)
               )
-            ).pipe(
-              Effect.map((results) =>
-                assert.deepStrictEqual(
-                  results.map((rows) => rows.length),
-                  keys.map(() => 1)
-                )
-              )
-            ),
+            }),
           () => Effect.sync(() => process.kill(frozen as number, "SIGCONT"))
         )
       }).pipe(Effect.scoped)
