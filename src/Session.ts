@@ -221,10 +221,10 @@ export interface Options {
   readonly pageSize?: number | undefined
   /**
    * How the driver retries a request: `"default"` (the driver's own policy, except that an idempotent request a
-   * coordinator answered with a read or write timeout is sent to it once more, at most one retry per request),
-   * `"never"`, or any `RetryPolicy` object of cassandra-driver. A timed-out counter update or conditional write is
-   * never sent again. Whatever its idempotence, a request refused by a node shutting down (which ran nowhere) is sent
-   * once more to another node, except under `"never"` (or an execution profile whose retry policy never retries).
+   * coordinator answered with a read or write timeout is sent to it once more, unless the policy retried it before),
+   * `"never"`, or any `RetryPolicy` object of cassandra-driver. A timed-out counter update or conditional statement
+   * is never sent again. Whatever its idempotence, a request refused by a node shutting down (which ran nowhere) is
+   * sent once more to another node, except under `"never"` (or an execution profile whose retry policy never retries).
    */
   readonly retry?: "default" | "never" | Cassandra.policies.retry.RetryPolicy | undefined
   /** Speculative execution for idempotent requests (default: none). */

@@ -3,7 +3,7 @@ import * as Option from "effect/Option"
 import * as CassandraError from "../CassandraError.ts"
 import type * as Query from "../Query.ts"
 import type { RequestOptions } from "../Session.ts"
-import { isIdempotent } from "./idempotence.ts"
+import { isIdempotent, mayBeConditional } from "./idempotence.ts"
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 
@@ -72,14 +72,11 @@ export const batchOptionsOf = (statement: Query.Statement<unknown>): RequestOpti
 const write = /^\s*(?:INSERT|UPDATE|DELETE)\b/i
 
 /**
- * `IF` anywhere in the text, even in a name or a comment: a batch with a condition is applied all or nothing and
- * reports one result for all its statements, so a conditional write is sent alone. A false match only costs grouping.
+ * Whether a statement may share an unlogged batch with others: a write without a condition (a batch with one reports
+ * one result for all its statements).
  */
-const condition = /\bIF\b/i
-
-/** Whether a statement may share an unlogged batch with others: a write without a condition. */
 export const mayShareBatch = (statement: Query.Statement<unknown>): boolean =>
-  write.test(statement.text) && !condition.test(statement.text)
+  write.test(statement.text) && !mayBeConditional(statement.text)
 
 /**
  * The reasons of a batch refused before anything of it was applied: by the driver before sending (a value that does

@@ -1,6 +1,6 @@
 /**
  * The one rule of which requests may be sent more than once (retried, speculatively executed, or re-run by a batch
- * job): those declared idempotent, or else those that only read.
+ * job): those declared idempotent, or else those that only read; and which statements carry a condition.
  */
 
 const readOnlyStatement = /^\s*SELECT\b/i
@@ -8,3 +8,13 @@ const readOnlyStatement = /^\s*SELECT\b/i
 /** Whether a request with this CQL text may be sent again: as `idempotent` declares, or else when it only reads. */
 export const isIdempotent = (query: string, idempotent: boolean | undefined): boolean =>
   idempotent ?? readOnlyStatement.test(query)
+
+/**
+ * `IF` anywhere in the text, even in a name or a comment. A conditional write runs a Paxos round whose outcome a
+ * second run cannot reproduce (it answers "not applied" about its own first run), and a batch with a condition is
+ * applied all or nothing. A false match only costs a retry or a batch's grouping.
+ */
+const condition = /\bIF\b/i
+
+/** Whether the CQL text may carry a condition (`IF NOT EXISTS`, `IF EXISTS`, `IF col = ?`). */
+export const mayBeConditional = (query: string): boolean => condition.test(query)

@@ -1,7 +1,8 @@
 /**
- * The session's default retry policy (src/internal/timeoutRetry.ts): an idempotent request a coordinator timed out is
- * sent once more to it at its own consistency; everything else is decided as the driver's policy decides. Proven
- * against a real cluster by test/cluster/Session.routing.test.ts.
+ * The session's default retry policy (src/internal/timeoutRetry.ts): an idempotent, unconditional request a
+ * coordinator timed out is sent once more to it at its own consistency; everything else is decided as the driver's
+ * policy decides. Attacked end to end through a fake node in TimeoutRetry.attack.test.ts, and proven against a real
+ * cluster by test/cluster/Session.routing.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
@@ -11,18 +12,26 @@ import { TimeoutRetryPolicy } from "../../src/internal/timeoutRetry.ts"
 
 const { consistencies } = Cassandra.types
 
-const operation = (nbRetry: number, idempotent: boolean) =>
+/** One request as the driver describes it to the policy: one execution options object per request. */
+const operation = (
+  options: { readonly idempotent?: boolean; readonly query?: string | undefined; readonly nbRetry?: number } = {}
+) =>
   ({
-    query: "a statement",
-    nbRetry,
-    executionOptions: { isIdempotent: () => idempotent }
+    query: "query" in options ? options.query : "INSERT INTO t (k) VALUES (?)",
+    nbRetry: options.nbRetry ?? 0,
+    executionOptions: { isIdempotent: () => options.idempotent ?? true }
   }) as unknown as Cassandra.policies.retry.OperationInfo
 
-const policy = new TimeoutRetryPolicy()
 const driverPolicy = new Cassandra.policies.retry.RetryPolicy()
 /** The driver's own decisions: retried on the same node, its consistency left as the request's; failed. */
 const sentAgainAsIs = driverPolicy.retryResult(undefined as unknown as Cassandra.types.consistencies, true)
 const failed = driverPolicy.rethrowResult()
+
+/** The first timeout of a request is sent again, the same request's next one is not. */
+const assertRetriedOnce = (decide: () => Cassandra.policies.retry.DecisionInfo, facts: string) => {
+  assert.deepStrictEqual(decide(), sentAgainAsIs, facts)
+  assert.deepStrictEqual(decide(), failed, `${facts}, already retried`)
+}
 
 describe("the default retry policy", () => {
   it.effect('is what a session uses unless told otherwise, and "default" names it', () =>
@@ -43,28 +52,43 @@ describe("the default retry policy", () => {
         [1, 2],
         [2, 3]
       ] as const) {
-        assert.deepStrictEqual(
-          policy.onWriteTimeout(operation(0, true), consistencies.one, received, blockFor, writeType),
-          sentAgainAsIs,
+        const policy = new TimeoutRetryPolicy()
+        const info = operation()
+        assertRetriedOnce(
+          () => policy.onWriteTimeout(info, consistencies.one, received, blockFor, writeType),
           writeType
         )
       }
-      assert.deepStrictEqual(
-        policy.onWriteTimeout(operation(1, true), consistencies.localQuorum, 1, 2, writeType),
-        failed,
-        `${writeType}, already retried`
-      )
     }
   })
 
   it("fails a timed-out counter update, conditional write or write it does not know at once", () => {
+    const policy = new TimeoutRetryPolicy()
     for (const writeType of ["COUNTER", "CAS", "VIEW", "CDC", "", "simple", "SOMETHING_NEW"]) {
       assert.deepStrictEqual(
-        policy.onWriteTimeout(operation(0, true), consistencies.localQuorum, 1, 2, writeType),
+        policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, writeType),
         failed,
         writeType
       )
     }
+    // A conditional write's Paxos commit times out as a SIMPLE write; a batch's text (and so its conditions) is unknown.
+    for (const query of ["UPDATE t SET v = ? WHERE k = ? IF v = ?", "INSERT INTO t (k) VALUES (?) if not exists"]) {
+      assert.deepStrictEqual(
+        policy.onWriteTimeout(operation({ query }), consistencies.localQuorum, 1, 2, "SIMPLE"),
+        failed,
+        query
+      )
+    }
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(operation({ query: undefined }), consistencies.localQuorum, 1, 2, "SIMPLE"),
+      failed,
+      "a batch timed out as SIMPLE"
+    )
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(operation({ query: undefined }), consistencies.localQuorum, 1, 2, "UNLOGGED_BATCH"),
+      sentAgainAsIs,
+      "a batch timed out as a batch"
+    )
   })
 
   it("sends an idempotent read that timed out again, once, whatever the replicas answered", () => {
@@ -76,28 +100,71 @@ describe("the default retry policy", () => {
       [2, 2, true]
     ] as const) {
       const facts = `received ${received} of ${blockFor}, data ${isDataPresent}`
-      assert.deepStrictEqual(
-        policy.onReadTimeout(operation(0, true), consistencies.localQuorum, received, blockFor, isDataPresent),
-        sentAgainAsIs,
+      const policy = new TimeoutRetryPolicy()
+      const read = operation({ query: "SELECT v FROM t WHERE k = ?" })
+      assertRetriedOnce(
+        () => policy.onReadTimeout(read, consistencies.localQuorum, received, blockFor, isDataPresent),
         facts
       )
       assert.deepStrictEqual(
-        policy.onReadTimeout(operation(1, true), consistencies.localQuorum, received, blockFor, isDataPresent),
-        failed,
-        `${facts}, already retried`
-      )
-      assert.deepStrictEqual(
-        policy.onReadTimeout(operation(0, false), consistencies.localQuorum, received, blockFor, isDataPresent),
+        policy.onReadTimeout(
+          operation({ idempotent: false }),
+          consistencies.localQuorum,
+          received,
+          blockFor,
+          isDataPresent
+        ),
         failed,
         `${facts}, declared not idempotent`
+      )
+      assert.deepStrictEqual(
+        policy.onReadTimeout(
+          operation({ query: "UPDATE t SET v = ? WHERE k = ? IF v = ?" }),
+          consistencies.localQuorum,
+          received,
+          blockFor,
+          isDataPresent
+        ),
+        failed,
+        `${facts}, a conditional write's read`
       )
     }
   })
 
+  it("counts one timeout retry per request: not the driver's re-preparations, but every retry it decided itself", () => {
+    const policy = new TimeoutRetryPolicy()
+    // The driver counts sending a statement again after preparing it on its node as a retry (nbRetry 1).
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(operation({ nbRetry: 1 }), consistencies.localQuorum, 1, 2, "SIMPLE"),
+      sentAgainAsIs,
+      "after a re-preparation"
+    )
+    const unavailable = operation()
+    assert.strictEqual(
+      policy.onUnavailable(unavailable, consistencies.localQuorum, 2, false).decision,
+      sentAgainAsIs.decision
+    )
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(unavailable, consistencies.localQuorum, 1, 2, "SIMPLE"),
+      failed,
+      "after an Unavailable retried on the next node"
+    )
+    const refused = operation()
+    policy.onRequestError(refused, consistencies.localQuorum, new Error("overloaded"))
+    assert.deepStrictEqual(
+      policy.onReadTimeout(refused, consistencies.localQuorum, 1, 2, false),
+      failed,
+      "after a request error retried on the next node"
+    )
+    // Another request, and another session's policy, keep their own retry.
+    assert.deepStrictEqual(policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, "SIMPLE"), sentAgainAsIs)
+  })
+
   it("decides unavailable replicas and request errors as the driver's policy does", () => {
+    const policy = new TimeoutRetryPolicy()
     for (const nbRetry of [0, 1]) {
       for (const idempotent of [true, false]) {
-        const info = operation(nbRetry, idempotent)
+        const info = operation({ nbRetry, idempotent })
         assert.deepStrictEqual(
           policy.onUnavailable(info, consistencies.localQuorum, 2, false),
           driverPolicy.onUnavailable(info, consistencies.localQuorum, 2, false)
