@@ -71,7 +71,8 @@ type ServerReadTimeout = Cassandra.errors.ResponseError & {
  * (lib/readers.js `readError`: the server's message, the fields it reads, then its own message) and marks the node
  * that answered (lib/request-execution.js `_handleError`): building it, stack capture included, is part of what a
  * failed request costs the raw driver too. Fewer replicas answered than required: the driver's default retry policy
- * rethrows such an error, so a real request fails on it once, as here.
+ * rethrows such an error, so a raw driver's request fails on it once, as here. (The library's default policy would send
+ * it once more to a real node; `execute` is replaced here, so both sides pay for one failed answer, never a retry.)
  */
 const readTimeout = (): Cassandra.errors.ResponseError => {
   const error = new Cassandra.errors.ResponseError(
