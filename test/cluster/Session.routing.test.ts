@@ -30,8 +30,9 @@ const keys = Array.from({ length: 32 }, (_, key) => key)
 
 /**
  * Two writes at ALL while a replica is frozen, both through one live coordinator (`address`, the only node this
- * session knows and uses, so that the frozen node never coordinates), given longer than Cassandra's 2 s write timeout: each fails with the coordinator's
- * WriteTimeout, and only the idempotent one was retried, once, by the session's default retry policy.
+ * session knows and uses, so that the frozen node never coordinates), given longer than Cassandra's 2 s write timeout:
+ * each fails with the coordinator's WriteTimeout, and only the idempotent one was retried, once, by the session's
+ * default retry policy.
  */
 const writesTimedOutWhileFrozen = (address: string) => {
   const node = `${address}:9042`

@@ -156,7 +156,7 @@ describe("the default retry policy", () => {
       failed,
       "after a request error retried on the next node"
     )
-    // Another request, and another session's policy, keep their own retry.
+    // Another request keeps its own retry.
     assert.deepStrictEqual(policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, "SIMPLE"), sentAgainAsIs)
   })
 
