@@ -13,6 +13,7 @@
  *
  *   node --conditions=effect-cassandra/source test/cluster/programs/closeWhileReconnecting.ts
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Session from "effect-cassandra/Session"
 import { print, reportLeftovers } from "./leftovers.ts"
@@ -31,8 +32,9 @@ const program = Effect.gen(function* () {
   const session = yield* Session.make({
     contactPoints: (process.env.CASSANDRA_CONTACT_POINTS ?? "").split(","),
     localDataCenter: process.env.CASSANDRA_LOCAL_DC ?? "datacenter1",
-    // Longer than the test takes to resume the node, so that the attempt in flight gets its answer.
-    connectTimeout: "60 seconds",
+    // Longer than the test takes to resume the node, so that the attempt in flight gets its answer; a test that leaves
+    // the node frozen waits this long for the attempt to give up, and sets it shorter (CONNECT_TIMEOUT_SECONDS).
+    connectTimeout: Duration.seconds(Number(process.env.CONNECT_TIMEOUT_SECONDS ?? 60)),
     drainTimeout: "1 second",
     nodeHealth: { checkInterval: "100 millis", suspectAfter: "200 millis", downAfter: "1 second" }
   })

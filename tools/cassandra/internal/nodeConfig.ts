@@ -98,12 +98,18 @@ const cassandraYaml = (runtime: Runtime, state: ClusterState, node: NodeRecord):
 }
 
 /**
- * The arguments of a node's JVM: the flags of its Java, heap, system properties and main class.
+ * The arguments of a node's JVM: the flags of its Java, heap, system properties and main class. `firstOfCluster` is the
+ * first node launched by a fresh start, which skips the check that its address is not in the ring already.
  *
  * @since 0.1.0
  * @category utils
  */
-export const nodeJvmArguments = (runtime: Runtime, state: ClusterState, node: NodeRecord): ReadonlyArray<string> => {
+export const nodeJvmArguments = (
+  runtime: Runtime,
+  state: ClusterState,
+  node: NodeRecord,
+  firstOfCluster: boolean
+): ReadonlyArray<string> => {
   const directory = nodeDirectoryOf(runtime.directory, node.index)
   return [
     ...runtime.jvmFlags,
@@ -130,6 +136,9 @@ export const nodeJvmArguments = (runtime: Runtime, state: ClusterState, node: No
     "-Dcassandra.superuser_setup_delay_ms=0",
     // Loopback gossip converges in well under a second; the 30 s default only slows bootstrap and decommission.
     "-Dcassandra.ring_delay_ms=5000",
+    // The first node of a freshly wiped cluster has no peer to answer the shadow gossip round that checks its address is
+    // not taken already: with other seeds listed it would wait ring_delay and a second for nobody.
+    ...(firstOfCluster ? ["-Dcassandra.allow_unsafe_join=true"] : []),
     "-cp",
     `${runtime.jars.directory}/*`,
     daemonClass

@@ -49,7 +49,7 @@ const nodeFailed = (runtime: Runtime, node: NodeRecord, what: string) =>
  * @since 0.1.0
  * @category operations
  */
-export const spawnNode = (runtime: Runtime, node: NodeRecord) =>
+export const spawnNode = (runtime: Runtime, node: NodeRecord, firstOfCluster: boolean) =>
   Effect.uninterruptible(
     Effect.gen(function* () {
       const state = yield* Ref.get(runtime.state)
@@ -59,7 +59,7 @@ export const spawnNode = (runtime: Runtime, node: NodeRecord) =>
           const output = Fs.openSync(Path.join(directory, "logs", "stdout.log"), "a")
           try {
             // Detached, with files rather than pipes, so that a cluster started by the CLI outlives the CLI.
-            return ChildProcess.spawn(state.java, nodeJvmArguments(runtime, state, node), {
+            return ChildProcess.spawn(state.java, nodeJvmArguments(runtime, state, node, firstOfCluster), {
               cwd: directory,
               detached: true,
               stdio: ["ignore", output, output]

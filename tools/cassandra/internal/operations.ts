@@ -26,30 +26,31 @@ import {
 } from "./state.ts"
 
 /**
- * Starts a node's JVM and waits until it answers CQL (or fails with its logs if it exits first).
+ * Starts a node's JVM and waits until it answers CQL (or fails with its logs if it exits first); `firstOfCluster`
+ * marks the first node of a fresh start (see `nodeJvmArguments`).
  *
  * @since 0.1.0
  * @category operations
  */
-export const launchNode = Effect.fnUntraced(function* (runtime: Runtime, node: NodeRecord) {
+export const launchNode = Effect.fnUntraced(function* (runtime: Runtime, node: NodeRecord, firstOfCluster = false) {
   yield* ensurePortsFree(node)
   yield* Effect.logInfo(`starting node ${node.index} (${node.address})`)
-  const { exited } = yield* spawnNode(runtime, node)
+  const { exited } = yield* spawnNode(runtime, node, firstOfCluster)
   yield* saveState(runtime)
   yield* awaitNodeReady(runtime, node, exited)
   yield* Effect.logInfo(`node ${node.index} (${node.address}) answers CQL`)
 })
 
 /**
- * Stops every node of the cluster at once.
+ * Stops every node of the cluster at once: gracefully (SIGTERM, then SIGKILL after the grace period), or killed.
  *
  * @since 0.1.0
  * @category operations
  */
-export const stopAll = (runtime: Runtime) =>
+export const stopAll = (runtime: Runtime, graceful: boolean) =>
   Effect.gen(function* () {
     const state = yield* Ref.get(runtime.state)
-    yield* Effect.forEach(state.nodes, (node) => stopRecordedNode(runtime, node, true), {
+    yield* Effect.forEach(state.nodes, (node) => stopRecordedNode(runtime, node, graceful), {
       concurrency: "unbounded",
       discard: true
     })
@@ -251,6 +252,6 @@ export const makeCluster = (runtime: Runtime, state: ClusterState): Cluster => {
     nodetool: (index, args) => Effect.flatMap(nodeRecord(runtime, index), (node) => runNodetool(runtime, node, args)),
     status: status(runtime),
     waitUntilUp: (count) => waitUntilUp(runtime, count),
-    stop: serialized(stopAll(runtime))
+    stop: serialized(stopAll(runtime, true))
   }
 }
