@@ -153,7 +153,8 @@ describe("LocalCassandra", () => {
           "the client forgets the decommissioned host",
           () => client.hosts.get("127.0.0.14:9042") === undefined
         )
-      })
+      }),
+    900_000
   )
 
   it.live("freezes, resumes, cuts off and reconnects a node, and stops a frozen one", () =>

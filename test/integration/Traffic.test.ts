@@ -14,23 +14,26 @@ const setup = sessionWithKeyspace("traffic")
 const rows = 12_001
 
 layer(setup.layer, { timeout: 120_000, excludeTestServices: true })("the cluster suites' write check", (it) => {
-  it.effect("counts the acknowledged keys missing or holding another value, across pages of the scan", () =>
-    Effect.gen(function* () {
-      yield* cql`CREATE TABLE kv (k int PRIMARY KEY, v text)`
-      const keys = Array.from({ length: rows }, (_, k) => k)
-      yield* Effect.forEach(keys, (k) => cql`INSERT INTO kv (k, v) VALUES (${k}, ${`value-${k}`})`, {
-        concurrency: 32,
-        discard: true
-      })
-      assert.strictEqual(yield* lostWrites(keys), 0)
+  it.effect(
+    "counts the acknowledged keys missing or holding another value, across pages of the scan",
+    () =>
+      Effect.gen(function* () {
+        yield* cql`CREATE TABLE kv (k int PRIMARY KEY, v text)`
+        const keys = Array.from({ length: rows }, (_, k) => k)
+        yield* Effect.forEach(keys, (k) => cql`INSERT INTO kv (k, v) VALUES (${k}, ${`value-${k}`})`, {
+          concurrency: 32,
+          discard: true
+        })
+        assert.strictEqual(yield* lostWrites(keys), 0)
 
-      yield* cql`DELETE FROM kv WHERE k = ${rows - 1}`
-      yield* cql`UPDATE kv SET v = ${"another value"} WHERE k = ${0}`
-      // Acknowledged, never written: as lost as a deleted key.
-      const acknowledged = [...keys, rows + 5]
-      assert.strictEqual(yield* lostWrites(acknowledged), 3)
-      // Rows nobody acknowledged do not count.
-      assert.strictEqual(yield* lostWrites(keys.slice(1, 100)), 0)
-    })
+        yield* cql`DELETE FROM kv WHERE k = ${rows - 1}`
+        yield* cql`UPDATE kv SET v = ${"another value"} WHERE k = ${0}`
+        // Acknowledged, never written: as lost as a deleted key.
+        const acknowledged = [...keys, rows + 5]
+        assert.strictEqual(yield* lostWrites(acknowledged), 3)
+        // Rows nobody acknowledged do not count.
+        assert.strictEqual(yield* lostWrites(keys.slice(1, 100)), 0)
+      }),
+    120_000
   )
 })

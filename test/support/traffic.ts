@@ -6,9 +6,9 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type * as CassandraError from "effect-cassandra/CassandraError"
 import * as Query from "effect-cassandra/Query"
 import type { Session } from "effect-cassandra/Session"
@@ -52,6 +52,14 @@ const pauseAfterFailure = "50 millis"
 
 // Keys are fresh across every scenario of a process, so that a write acknowledged in one is never overwritten later.
 let nextKey = 0
+
+/**
+ * Makes the clients of this process (or worker thread) write keys from `first` on: workers writing the same table
+ * from keys of their own cannot hide each other's lost writes by writing the same key and value.
+ */
+export const writeKeysFrom = (first: number) => {
+  nextKey = first
+}
 
 const timed = <A extends { readonly info: Query.ExecutionInfo }>(
   traffic: Traffic,
@@ -126,8 +134,16 @@ export const stopClients = (clients: Fiber.Fiber<unknown>) =>
     return Effect.asVoid(Fiber.await(clients))
   })
 
-/** How the scan checking the writes is run again: 7 times over about 13 s, as a node recovers from a fault. */
+/** How a page of the write check is asked again: 7 times over about 13 s, as a node recovers from a fault. */
 const verificationRetry = { schedule: Schedule.exponential("100 millis"), times: 7 }
+
+const everyWrite = cql<{ readonly k: number; readonly v: string }>`SELECT k, v FROM kv`.withOptions({
+  consistency: "QUORUM",
+  idempotent: true,
+  pageSize: 5_000,
+  // A page of a range scan may take a loaded node up to its range_request_timeout (10 s): one attempt waits for it.
+  timeout: "30 seconds"
+})
 
 /**
  * How many acknowledged keys do not read back with their value, at QUORUM. One paged scan of `kv` rather than a read
@@ -136,18 +152,20 @@ const verificationRetry = { schedule: Schedule.exponential("100 millis"), times:
  * reads took 20 to 40 s of each scenario on the 2-core test machines).
  */
 export const lostWrites = (keys: ReadonlyArray<number>) =>
-  cql<{ readonly k: number; readonly v: string }>`SELECT k, v FROM kv`
-    .withOptions({ consistency: "QUORUM", idempotent: true, pageSize: 5_000 })
-    .stream.pipe(
-      Stream.runFold(
-        () => new Map<number, string>(),
-        (values, row) => values.set(row.k, row.v)
-      ),
+  Effect.gen(function* () {
+    const values = new Map<number, string>()
+    let pageState: string | undefined
+    do {
       // Right after a fault a node that was frozen can still time out a QUORUM read on the server side: the scan only
-      // checks the writes, so a retryable answer starts it again rather than failing the scenario.
-      Effect.retry({ ...verificationRetry, while: (error) => error.isRetryable }),
-      Effect.map((values) => keys.filter((key) => values.get(key) !== `value-${key}`).length)
-    )
+      // checks the writes, so a retryable answer is asked again, page by page, rather than failing the scenario.
+      const page = yield* everyWrite
+        .page(pageState)
+        .pipe(Effect.retry({ ...verificationRetry, while: (error) => error.isRetryable }))
+      for (const row of page.rows) values.set(row.k, row.v)
+      pageState = Option.getOrUndefined(page.pageState)
+    } while (pageState !== undefined)
+    return keys.filter((key) => values.get(key) !== `value-${key}`).length
+  })
 
 /** The requests started within `[from, to)` (epoch ms). */
 export const startedBetween = (traffic: Traffic, from: number, to: number): ReadonlyArray<Sample> =>

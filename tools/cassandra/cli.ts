@@ -180,7 +180,8 @@ const startCluster = Effect.fnUntraced(function* (values: CliValues) {
       Effect.gen(function* () {
         const cluster = yield* LocalCassandra.start(options)
         yield* print(`${describeCluster(cluster)}\n  press Ctrl-C to stop it`)
-        return yield* untilInterrupted
+        // Stopped gracefully, not killed as the scope's close would: its files stay for `start-node` and `status`.
+        return yield* untilInterrupted.pipe(Effect.ensuring(Effect.ignore(cluster.stop)))
       })
     )
   }

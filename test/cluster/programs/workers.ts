@@ -23,7 +23,7 @@ import * as Stream from "effect/Stream"
 import * as CassandraLayer from "effect-cassandra/Layer"
 import * as Logging from "effect-cassandra/Logging"
 import * as Topology from "effect-cassandra/Topology"
-import { lostWrites, newTraffic, startClients, stopClients } from "../../support/traffic.ts"
+import { lostWrites, newTraffic, startClients, stopClients, writeKeysFrom } from "../../support/traffic.ts"
 
 type Message = { readonly _tag: string } & Record<string, unknown>
 
@@ -31,8 +31,9 @@ const naturalExitTimeout = 30_000
 const thinkTime = "50 millis"
 
 /** One worker's life: its own session and topology stream, traffic until told to stop, then a report. */
-const runWorker = (send: (message: Message) => void, stopped: Promise<void>) =>
+const runWorker = (id: number, send: (message: Message) => void, stopped: Promise<void>) =>
   Effect.gen(function* () {
+    writeKeysFrom(id * 10_000_000)
     const topology = yield* Topology.Topology
     yield* topology.events.pipe(
       Stream.runForEach((event) =>
@@ -72,7 +73,9 @@ if (!isMainThread) {
   // A worker thread: messages through its port, unreferenced at the end so that the thread can exit by itself.
   const port = parentPort!
   const stopped = new Promise<void>((resolve) => port.once("message", () => resolve()))
-  Effect.runPromise(runWorker((message) => port.postMessage({ ...message, worker: workerData.id }), stopped)).then(
+  Effect.runPromise(
+    runWorker(workerData.id, (message) => port.postMessage({ ...message, worker: workerData.id }), stopped)
+  ).then(
     () => port.unref(),
     (error) => {
       console.error(`worker ${workerData.id}:`, error)
@@ -82,7 +85,7 @@ if (!isMainThread) {
 } else if (cluster.isWorker) {
   const id = Number(process.env.WORKER_ID)
   const stopped = new Promise<void>((resolve) => process.once("message", () => resolve()))
-  Effect.runPromise(runWorker((message) => process.send?.({ ...message, worker: id }), stopped)).then(
+  Effect.runPromise(runWorker(id, (message) => process.send?.({ ...message, worker: id }), stopped)).then(
     () => process.disconnect(),
     (error) => {
       console.error(`worker ${id}:`, error)

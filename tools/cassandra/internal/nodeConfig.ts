@@ -137,7 +137,8 @@ export const nodeJvmArguments = (
     // Loopback gossip converges in well under a second; the 30 s default only slows bootstrap and decommission.
     "-Dcassandra.ring_delay_ms=5000",
     // The first node of a freshly wiped cluster has no peer to answer the shadow gossip round that checks its address is
-    // not taken already: with other seeds listed it would wait ring_delay and a second for nobody.
+    // not taken already: with other seeds listed, Cassandra 5.0 would wait ring_delay and a second for nobody (6.0
+    // runs no such round and ignores the property).
     ...(firstOfCluster ? ["-Dcassandra.allow_unsafe_join=true"] : []),
     "-cp",
     `${runtime.jars.directory}/*`,
