@@ -221,8 +221,9 @@ export interface Options {
   readonly pageSize?: number | undefined
   /**
    * How the driver retries a request: `"default"` (the driver's own policy, except that an idempotent request a
-   * coordinator answered with a read or write timeout is sent to it once more, unless the policy retried it before),
-   * `"never"`, or any `RetryPolicy` object of cassandra-driver. A timed-out counter update or conditional statement
+   * coordinator answered with a read or write timeout is sent once more, to the next node, unless the policy retried it
+   * before, and nothing is sent again past the request's deadline), `"never"`, or any `RetryPolicy` object of
+   * cassandra-driver. A timed-out counter update or conditional statement
    * is never sent again. Whatever its idempotence, a request refused by a node shutting down (which ran nowhere) is
    * sent once more to another node, except under `"never"` (or an execution profile whose retry policy never retries).
    */

@@ -14,10 +14,13 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
 
 /**
  * The session's default retry policy: the driver's own, except that an idempotent request a coordinator answered
- * with a read or write timeout is sent once more to the same coordinator, whatever the replicas answered. The
- * coordinator was alive and answered; its replicas were slow (a GC pause, a node just restarted and replaying hints),
- * and one more try usually finds them answering, where the driver's policy would fail the request at once (a write
- * unless it was the batch log's, a read unless every replica answered but the one holding the data).
+ * with a read or write timeout is sent once more, to the next node of its plan, whatever the replicas answered. The
+ * coordinator was alive and answered, but either its replicas or the coordinator itself were slow: a replica in a GC
+ * pause, or a coordinator just resumed from a pause or restarted, whose own queues still hold its replicas' answers
+ * while it times out every request it coordinates. Another coordinator asks the replicas again from its own view,
+ * where the driver's policy would fail the request at once (a write unless it was the batch log's, a read unless
+ * every replica answered but the one holding the data). With no other node in the plan (one node, or an allow list of
+ * one), the request fails with the timeout, as under the driver's policy.
  *
  * A timeout is sent again only when this policy has not retried the request before, counted per request across its
  * speculative executions; the driver's own resending of a statement a node had to prepare again does not count.
@@ -25,12 +28,16 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * current values as a read, so the text is what tells it apart; a batch's text is not known here, so a batch is sent
  * again only for the write types no conditional batch has. The driver asks about a write timeout only for an
  * idempotent request; a read's idempotence is checked here.
+ *
+ * Nothing is sent again once the request's deadline has passed: the session has failed it, and an attempt that timed
+ * out at the deadline (its read timeout is the time the deadline had left) would otherwise go on to the next node,
+ * under the driver's rule for client timeouts, after the caller was told the request failed.
  */
 export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   /** The execution options of the requests this policy has retried: one object per request, shared by its executions. */
   readonly #retried = new WeakSet<object>()
-  /** The driver's decision to retry on the same node, its consistency left as the request's (not typed optional). */
-  readonly #sameConsistencyRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, true)
+  /** The driver's decision to retry on the next node, its consistency left as the request's (not typed optional). */
+  readonly #nextNodeRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
 
   override onReadTimeout(
     info: Cassandra.policies.retry.OperationInfo,
@@ -74,14 +81,14 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   }
 
   /**
-   * Sent again to the same coordinator at the request's own consistency (not the one the timeout names, which for a
-   * batch log write is the batch log's, ONE or TWO, not the batch's), unless this policy retried the request before.
+   * Sent again to the next node at the request's own consistency (not the one the timeout names, which for a batch
+   * log write is the batch log's, ONE or TWO, not the batch's), unless this policy retried the request before.
    */
   #retryOnce(info: Cassandra.policies.retry.OperationInfo): Cassandra.policies.retry.DecisionInfo {
     const request = info.executionOptions
-    if (this.#retried.has(request)) return this.rethrowResult()
+    if (this.#retried.has(request) || deadlinePassed(info)) return this.rethrowResult()
     this.#retried.add(request)
-    return this.#sameConsistencyRetry
+    return this.#nextNodeRetry
   }
 
   /** Notes a retry the driver's own rules decided, so that a timeout after it is not retried too. */
@@ -89,11 +96,20 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
     info: Cassandra.policies.retry.OperationInfo,
     decision: Cassandra.policies.retry.DecisionInfo
   ): Cassandra.policies.retry.DecisionInfo {
-    if (decision.decision === this.#sameConsistencyRetry.decision) {
-      this.#retried.add(info.executionOptions)
-    }
+    if (decision.decision !== this.#nextNodeRetry.decision) return decision
+    if (deadlinePassed(info)) return this.rethrowResult()
+    this.#retried.add(info.executionOptions)
     return decision
   }
+}
+
+/**
+ * Whether the request's deadline has passed: the session's request runner gives each request's driver options its
+ * `requestDeadline` (`performance.now()` milliseconds; infinite without a deadline).
+ */
+const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean => {
+  const options = info.executionOptions.getRawQueryOptions() as { readonly requestDeadline?: unknown }
+  return typeof options.requestDeadline === "number" && options.requestDeadline <= performance.now()
 }
 
 /** Whether a request's text is known and carries no condition. */

@@ -23,7 +23,7 @@ import { defaults } from "../../src/internal/clientOptions.ts"
 import * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 import { progressReaches } from "../support/batchJob.ts"
 import { importOptions as importJobOptions, importRowCount, importTable } from "../support/importData.ts"
-import { cqlReadyAt, loggedAt } from "../support/nodeLogs.ts"
+import { cqlReadyAt, loggedAt, troubleLogged } from "../support/nodeLogs.ts"
 import {
   awaitCondition,
   firstEvent,
@@ -146,6 +146,7 @@ const report = (
  * does not answer and up once it does again.
  */
 const unresponsiveNode = (
+  cluster: LocalCassandra.Cluster,
   name: string,
   choose: (controlNode: number) => number,
   fault: {
@@ -167,6 +168,7 @@ const unresponsiveNode = (
       })
     )
     const { index, from, to } = result
+    const ended = Date.now()
     const down = firstEvent(run.events, "NodeDown", index, from, to)
     const up = firstEvent(run.events, "NodeUp", index, to)
     const { p99 } = report(name, run, lost, startedBetween(run.traffic, from, to), (up?.at ?? Number.NaN) - to, {
@@ -174,12 +176,23 @@ const unresponsiveNode = (
       bound_ms: latencyBound,
       detect_ms: ms((down?.at ?? Number.NaN) - from)
     })
-    assert.deepStrictEqual(run.traffic.failures.slice(0, 5), [], `${run.traffic.failed} requests failed`)
+    assert.deepStrictEqual(
+      run.traffic.failures.slice(0, 5),
+      [],
+      failedRequests(cluster, `${run.traffic.failed} requests`, from - Duration.toMillis(freezeFor), ended)
+    )
     assert.strictEqual(lost, 0)
     assert.isAtMost(p99, latencyBound, "p99 of the requests started during the fault")
     assert.isDefined(down, `no NodeDown for node ${index} while it did not answer`)
     assert.isDefined(up, `no NodeUp for node ${index} once it answered again`)
   })
+
+/**
+ * The message of a scenario's failed requests: how many, and what the nodes logged of their own trouble meanwhile
+ * (a request the server timed out is the server's story, told only in its logs).
+ */
+const failedRequests = (cluster: LocalCassandra.Cluster, requests: string, from: number, to: number) =>
+  `${requests} failed; the nodes logged meanwhile:\n${troubleLogged(cluster, 3, from, to).join("\n")}`
 
 /** Stops and restarts a node under traffic at most this often, until it refused both kinds of request. */
 const shutdownCycles = 5
@@ -224,6 +237,7 @@ const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
     let ran = 0
     let written = 0
     let cycles = 0
+    const from = Date.now()
     while (cycles < shutdownCycles && (logged.preparedElsewhere === 0 || logged.sentPastShutdown === 0)) {
       cycles++
       yield* topology.awaitNodesUp(3, "180 seconds")
@@ -234,7 +248,7 @@ const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
           const query = `SELECT v AS first_run_${next++} FROM kv WHERE k = ?`
           const result = yield* Effect.result(execute({ query, params: [0], options: {} }))
           if (result._tag === "Success") ran++
-          else firstRunFailures.push(result.failure.message)
+          else firstRunFailures.push(`${result.failure.message} (at ${new Date().toISOString()})`)
         }
       })
       const writer = Effect.gen(function* () {
@@ -255,8 +269,8 @@ const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
           { concurrency: "unbounded", discard: true }
         )
       )
-      const from = ran + written
-      yield* awaitCondition(() => ran + written >= from + 200, "60 seconds")
+      const before = ran + written
+      yield* awaitCondition(() => ran + written >= before + 200, "60 seconds")
       yield* cluster.stopNode(index)
       running = false
       yield* Fiber.join(clients)
@@ -279,7 +293,11 @@ const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
         `prepared_elsewhere=${logged.preparedElsewhere} sent_past_shutdown=${logged.sentPastShutdown} ` +
         `write_failures=${[...new Set(writeFailures.map((failure) => failure.split(":")[0]))].join(",") || "none"}`
     )
-    assert.deepStrictEqual(firstRunFailures.slice(0, 5), [], `${firstRunFailures.length} first runs failed`)
+    assert.deepStrictEqual(
+      firstRunFailures.slice(0, 5),
+      [],
+      failedRequests(cluster, `${firstRunFailures.length} first runs`, from, Date.now())
+    )
     assert.deepStrictEqual(
       writeFailures.filter((failure) => failure.startsWith("Overloaded")).slice(0, 5),
       [],
@@ -344,7 +362,7 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
     () =>
       Effect.gen(function* () {
         const cluster = yield* ClusterUnderTest
-        yield* unresponsiveNode("hung-node", (control) => (control % 3) + 1, {
+        yield* unresponsiveNode(cluster, "hung-node", (control) => (control % 3) + 1, {
           begin: cluster.pauseNode,
           end: cluster.resumeNode
         }).pipe(Effect.provide(sessionLayer(cluster)), Effect.ensuring(Effect.ignore(heal(cluster))))
@@ -357,7 +375,7 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
     () =>
       Effect.gen(function* () {
         const cluster = yield* ClusterUnderTest
-        yield* unresponsiveNode("hung-control", (control) => control, {
+        yield* unresponsiveNode(cluster, "hung-control", (control) => control, {
           begin: cluster.pauseNode,
           end: cluster.resumeNode
         }).pipe(Effect.provide(sessionLayer(cluster)), Effect.ensuring(Effect.ignore(heal(cluster))))
@@ -371,7 +389,7 @@ layer(clusterLayer, { excludeTestServices: true, timeout: "10 minutes" })("fault
       Effect.gen(function* () {
         const cluster = yield* ClusterUnderTest
         if (yield* firewallUnavailable(cluster, "cut-off")) return
-        yield* unresponsiveNode("cut-off", (control) => (control % 3) + 1, {
+        yield* unresponsiveNode(cluster, "cut-off", (control) => (control % 3) + 1, {
           begin: cluster.cutOffNode,
           end: cluster.reconnectNode
         }).pipe(Effect.provide(sessionLayer(cluster)), Effect.ensuring(Effect.ignore(heal(cluster))))

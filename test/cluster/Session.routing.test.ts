@@ -3,7 +3,7 @@
  * replication, so that every key maps to as many replicas as the replication factor says (and the driver can choose
  * among them), for SimpleStrategy and NetworkTopologyStrategy and after the replication changes. A frozen node
  * (SIGSTOP) must cost an idempotent read one attempt, not the request; a write its coordinator timed out waiting for
- * the frozen replica is sent once more to that coordinator when it is idempotent, never when it is not.
+ * the frozen replica is sent once more, to another coordinator, when it is idempotent, never when it is not.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
@@ -29,13 +29,13 @@ const routingKeyOf = (key: number) => {
 const keys = Array.from({ length: 32 }, (_, key) => key)
 
 /**
- * Two writes at ALL while a replica is frozen, both through one live coordinator (`address`, the only node this
- * session knows and uses, so that the frozen node never coordinates), given longer than Cassandra's 2 s write timeout:
- * each fails with the coordinator's WriteTimeout, and only the idempotent one was retried, once, by the session's
- * default retry policy.
+ * Two writes at ALL while a replica is frozen, through the two live coordinators only (`addresses`, the only nodes
+ * this session uses, so that the frozen node never coordinates), given longer than Cassandra's 2 s write timeout:
+ * each fails with a coordinator's WriteTimeout, and only the idempotent one was retried, once, by the session's
+ * default retry policy, on the other coordinator.
  */
-const writesTimedOutWhileFrozen = (address: string) => {
-  const node = `${address}:9042`
+const writesTimedOutWhileFrozen = (addresses: readonly [string, string]) => {
+  const nodes = addresses.map((address) => `${address}:9042`)
   return Effect.gen(function* () {
     const write = (key: number, idempotent: boolean) =>
       Effect.flip(
@@ -44,23 +44,31 @@ const writesTimedOutWhileFrozen = (address: string) => {
           idempotent
         })
       )
-    const retried = Effect.map(
-      Metric.value(
-        Metric.withAttributes(Metrics.retries, { node, data_center: "datacenter1", reason: "WriteTimeout" })
-      ),
-      (state) => state.count
-    )
+    const retriedOn = (node: string) =>
+      Effect.map(
+        Metric.value(
+          Metric.withAttributes(Metrics.retries, { node, data_center: "datacenter1", reason: "WriteTimeout" })
+        ),
+        (state) => state.count
+      )
+    const retried = Effect.map(Effect.forEach(nodes, retriedOn), (counts) => counts.reduce((a, b) => a + b, 0))
     const notIdempotent = yield* write(1000, false)
     assert.strictEqual(notIdempotent.reason._tag, "WriteTimeout", notIdempotent.message)
     assert.strictEqual(yield* retried, 0, "a write not declared idempotent was retried")
     const idempotent = yield* write(1001, true)
     assert.strictEqual(idempotent.reason._tag, "WriteTimeout", idempotent.message)
     assert.strictEqual(yield* retried, 1, "the idempotent write was not retried exactly once")
+    // The retry's own timeout ends the request: it names the coordinator the write was sent to again.
+    const retriedFrom = (yield* retriedOn(nodes[0]!)) === 1 ? nodes[0] : nodes[1]
+    const lastCoordinator = "coordinator" in idempotent.reason ? idempotent.reason.coordinator : undefined
+    assert.isDefined(lastCoordinator)
+    assert.include(nodes, lastCoordinator)
+    assert.notStrictEqual(lastCoordinator, retriedFrom, "the timed-out write was sent again to its coordinator")
   }).pipe(
     Effect.provide(
       CassandraLayer.layer({
-        // The coordinator alone: a frozen node accepts TCP connections but never answers the handshake.
-        contactPoints: [address],
+        // The live coordinators alone: a frozen node accepts TCP connections but never answers the handshake.
+        contactPoints: [...addresses],
         localDataCenter: "datacenter1",
         attemptTimeout: "10 seconds",
         requestTimeout: "30 seconds",
@@ -68,7 +76,7 @@ const writesTimedOutWhileFrozen = (address: string) => {
           policies: {
             loadBalancing: new Cassandra.policies.loadBalancing.AllowListPolicy(
               new Cassandra.policies.loadBalancing.DCAwareRoundRobinPolicy("datacenter1"),
-              [node]
+              nodes
             )
           }
         }
@@ -154,9 +162,9 @@ describe("token-aware routing on a real cluster", () => {
         )
         const nodes = yield* cluster.nodes
         const frozen = nodes.find((node) => node.index === 2)?.pid
-        const coordinator = nodes.find((node) => node.index === 1)?.address
+        const coordinators = nodes.filter((node) => node.index !== 2).map((node) => node.address)
         assert.isDefined(frozen)
-        assert.isDefined(coordinator)
+        assert.lengthOf(coordinators, 2)
         const readEveryKey = run(
           Effect.forEach(
             keys,
@@ -173,7 +181,7 @@ describe("token-aware routing on a real cluster", () => {
           () =>
             Effect.gen(function* () {
               // First, while the live nodes still see the frozen one as up and wait for it.
-              yield* writesTimedOutWhileFrozen(coordinator as string)
+              yield* writesTimedOutWhileFrozen(coordinators as [string, string])
               const results = yield* readEveryKey
               assert.deepStrictEqual(
                 results.map((rows) => rows.length),

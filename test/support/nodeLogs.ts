@@ -6,15 +6,51 @@ import { readFileSync } from "node:fs"
 import * as Path from "node:path"
 import type * as LocalCassandra from "../../tools/cassandra/LocalCassandra.ts"
 
-/** When node `index` logged each line holding `text`, in order (Cassandra logs in local time). */
+const logLines = (cluster: LocalCassandra.Cluster, index: number): ReadonlyArray<string> =>
+  readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8").split("\n")
+
+/** When a log line was written (Cassandra logs in local time), or undefined for a line without a stamp. */
+const stampOf = (line: string): number | undefined => {
+  const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(line)
+  return stamp === null ? undefined : new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()
+}
+
+/** When node `index` logged each line holding `text`, in order. */
 const loggedTimes = (cluster: LocalCassandra.Cluster, index: number, text: string): ReadonlyArray<number> =>
-  readFileSync(Path.join(cluster.directory, `node${index}`, "logs", "system.log"), "utf8")
-    .split("\n")
+  logLines(cluster, index)
     .filter((line) => line.includes(text))
     .flatMap((line) => {
-      const stamp = /(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}),(\d{3})/.exec(line)
-      return stamp === null ? [] : [new Date(`${stamp[1]}T${stamp[2]}.${stamp[3]}`).getTime()]
+      const at = stampOf(line)
+      return at === undefined ? [] : [at]
     })
+
+/**
+ * What the nodes logged of their own trouble: messages they dropped, pauses, pending stages, warnings and errors.
+ * A request the server timed out is the server's story, so a failed scenario shows it beside the client's failures.
+ */
+const trouble = /dropped|pause|pending tasks|GCInspector|^(WARN|ERROR) /
+const troubleLinesShown = 20
+const troubleLineLength = 240
+
+/** The nodes' trouble lines within `[from, to]` (epoch ms), as `node<i>: line`, at most 20 of them, earliest first. */
+export const troubleLogged = (
+  cluster: LocalCassandra.Cluster,
+  nodes: number,
+  from: number,
+  to: number
+): ReadonlyArray<string> =>
+  Array.from({ length: nodes }, (_, position) => position + 1)
+    .flatMap((index) =>
+      logLines(cluster, index).flatMap((line) => {
+        const at = stampOf(line)
+        return at !== undefined && at >= from && at <= to && trouble.test(line.trimStart())
+          ? [{ at, line: `node${index}: ${line.trim().slice(0, troubleLineLength)}` }]
+          : []
+      })
+    )
+    .sort((a, b) => a.at - b.at)
+    .slice(0, troubleLinesShown)
+    .map(({ line }) => line)
 
 /** When node `index` last logged a line holding `text`; throws if it never did. */
 export const loggedAt = (cluster: LocalCassandra.Cluster, index: number, text: string): number => {

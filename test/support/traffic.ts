@@ -26,7 +26,7 @@ export interface Sample {
 export interface Traffic {
   requests: number
   failed: number
-  /** The first failures' messages. */
+  /** The first failures: each one's message, coordinator and start time, to find it in the nodes' logs. */
   readonly failures: Array<string>
   readonly acknowledged: Array<number>
   /** The nodes that coordinated a successful request, read or write. */
@@ -61,6 +61,11 @@ export const writeKeysFrom = (first: number) => {
   nextKey = first
 }
 
+const described = (failure: CassandraError.CassandraError, startedAt: number) => {
+  const coordinator = "coordinator" in failure.reason ? failure.reason.coordinator : undefined
+  return `${failure.message} (coordinator ${coordinator ?? "unknown"}, started ${new Date(startedAt).toISOString()})`
+}
+
 const timed = <A extends { readonly info: Query.ExecutionInfo }>(
   traffic: Traffic,
   request: Effect.Effect<A, CassandraError.CassandraError, Session>
@@ -76,7 +81,7 @@ const timed = <A extends { readonly info: Query.ExecutionInfo }>(
     traffic.samples.push({ startedAt, ms: Date.now() - startedAt, failure: failure?.reason._tag })
     if (failure !== undefined) {
       traffic.failed++
-      if (traffic.failures.length < keptFailures) traffic.failures.push(failure.message)
+      if (traffic.failures.length < keptFailures) traffic.failures.push(described(failure, startedAt))
       // As a real client backs off: failing at once in a loop would starve the event loop while no node is up.
       yield* Effect.sleep(pauseAfterFailure)
     }

@@ -3,12 +3,12 @@
  * end: a real session (real cassandra-driver, real request path, real metrics) against a fake CQL cluster
  * (test/support/fakeCqlCluster.ts), which answers each statement as the test scripts it (server-side WriteTimeout /
  * ReadTimeout / Overloaded / Unavailable / Unprepared, or success) and records every arrival with its consistency. What is checked is what the policy promises (its doc comment, `Session.Options.retry`, the README):
- * an idempotent timed-out request is sent once more to its coordinator at its own consistency; never a counter update
+ * an idempotent timed-out request is sent once more, to the next node, at its own consistency; never a counter update
  * or conditional write; never a request not declared idempotent; one timeout retry per request at most; the deadline
  * bounds the retry too. The H tests pin promises that held when first attacked; the B tests pin breaks that attack
  * found (a conditional write's Paxos commit timing out as SIMPLE, a second timeout retry after an overloaded node's
  * refusal, no retry after a re-preparation, one retry per speculative execution), fixed with them.
- * No Cassandra is needed: the fake cluster listens on 127.0.0.171 and 127.0.0.172.
+ * No Cassandra is needed: the fake cluster listens on 127.0.0.171 to 127.0.0.173.
  */
 
 import { assert, describe, it } from "@effect/vitest"
@@ -99,27 +99,29 @@ const firstThen =
 
 const A = "127.0.0.171"
 const B = "127.0.0.172"
+const C = "127.0.0.173"
 
 describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL node", () => {
-  it.live("H1 sends an idempotent write timed out once more, to the same node, at its consistency, counted", () =>
+  it.live("H1 sends an idempotent write timed out once more, to the next node, at its consistency, counted", () =>
     withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
       Effect.gen(function* () {
         yield* cql`INSERT INTO ks.t (k, v) VALUES (1, 'x')`.withOptions({ idempotent: true, consistency: "QUORUM" })
         const sent = arrivalsOf(cluster, "INSERT")
+        const coordinator = sent[0]!.node
         assert.deepStrictEqual(
           sent.map(({ node, consistency }) => [node, consistency]),
           [
-            [sent[0]!.node, "QUORUM"],
-            [sent[0]!.node, "QUORUM"]
+            [coordinator, "QUORUM"],
+            [coordinator === A ? B : A, "QUORUM"]
           ]
         )
-        assert.strictEqual(yield* retriesCounted(`${sent[0]!.node}:${cluster.port}`, "WriteTimeout"), 1)
+        assert.strictEqual(yield* retriesCounted(`${coordinator}:${cluster.port}`, "WriteTimeout"), 1)
       })
     )
   )
 
   it.live("H2 sends a logged batch whose batch log write timed out at ONE again at the batch's own consistency", () =>
-    withFake([A], firstThen(writeTimeout("BATCH_LOG", "ONE")), (cluster) =>
+    withFake([A, B], firstThen(writeTimeout("BATCH_LOG", "ONE")), (cluster) =>
       Effect.gen(function* () {
         yield* Query.batch(
           [cql`INSERT INTO ks.t (k, v) VALUES (1, 'x')`, cql`INSERT INTO ks.t (k, v) VALUES (2, 'y')`],
@@ -159,7 +161,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
   )
 
   it.live("H4 sends a timed-out read again unless it is declared not idempotent", () =>
-    withFake([A], firstThen(readTimeout, { _tag: "Rows" }), (cluster) =>
+    withFake([A, B], firstThen(readTimeout, { _tag: "Rows" }), (cluster) =>
       Effect.gen(function* () {
         yield* cql`SELECT v FROM ks.t WHERE k = 1`
         assert.strictEqual(arrivalsOf(cluster, "k = 1").length, 2)
@@ -169,7 +171,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       })
     ).pipe(
       Effect.andThen(
-        withFake([A], firstThen(writeTimeout("SIMPLE")), (cluster) =>
+        withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
           Effect.gen(function* () {
             const write = yield* Effect.flip(cql`INSERT INTO ks.t (k, v) VALUES (3, 'x')`)
             assert.strictEqual(write.reason._tag, "WriteTimeout", "default idempotence of a write")
@@ -181,7 +183,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
   )
 
   it.live("H5 reports the retry's own timeout as a typed WriteTimeout without the bound values, retry counted", () =>
-    withFake([A], firstThen(writeTimeout("SIMPLE"), writeTimeout("SIMPLE")), (cluster) =>
+    withFake([A, B], firstThen(writeTimeout("SIMPLE"), writeTimeout("SIMPLE")), (cluster) =>
       Effect.gen(function* () {
         const secret = "s3cr3t-bound-value"
         const error = yield* Effect.flip(
@@ -191,8 +193,9 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
         assert.strictEqual(error.reason._tag, "WriteTimeout")
         assert.notInclude(error.message, secret)
         assert.notInclude(String(error), secret)
-        assert.strictEqual(arrivalsOf(cluster, "INSERT").length, 2)
-        assert.strictEqual(yield* retriesCounted(`${A}:${cluster.port}`, "WriteTimeout"), 1)
+        const sent = arrivalsOf(cluster, "INSERT")
+        assert.strictEqual(sent.length, 2)
+        assert.strictEqual(yield* retriesCounted(`${sent[0]!.node}:${cluster.port}`, "WriteTimeout"), 1)
       })
     )
   )
@@ -215,9 +218,9 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       )
   )
 
-  it.live("H7 the deadline bounds a retry its coordinator never answers", () =>
+  it.live("H7 the deadline bounds a retry its next node never answers", () =>
     withFake(
-      [A],
+      [A, B],
       firstThen(writeTimeout("SIMPLE"), { _tag: "Hang" }),
       (cluster) =>
         Effect.gen(function* () {
@@ -234,7 +237,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
 
   it.live("H8 an execution profile without its own retry policy gets the session's default", () =>
     withFake(
-      [A],
+      [A, B],
       firstThen(writeTimeout("SIMPLE")),
       (cluster) =>
         Effect.gen(function* () {
@@ -249,7 +252,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
     // The coordinator's WriteTimeout arrives after the 500 ms deadline: the driver's attempt was bounded by the time
     // left, so it gave up at the deadline and the late answer finds nothing to retry.
     withFake(
-      [A],
+      [A, B],
       () => ({ answer: writeTimeout("SIMPLE"), delay: 800 }),
       (cluster) =>
         Effect.gen(function* () {
@@ -273,7 +276,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
     // The driver cannot cancel: the coordinator's timeout, arriving after the fiber was interrupted, is still
     // retried (sent again 150 ms after the caller gave up), but the session counts it in flight until it is answered.
     withFake(
-      [A],
+      [A, B],
       () => ({ answer: writeTimeout("SIMPLE"), delay: 200 }),
       (cluster) =>
         Effect.gen(function* () {
@@ -302,7 +305,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       // the request's own consistency, and `cas` rethrows that timeout with its write type: a conditional write whose
       // commit timed out reaches the client as "WriteTimeout (SIMPLE) at LOCAL_QUORUM". Its proposal was accepted, so a
       // second run answers [applied] = false about the first one: the hazard the policy says it never risks.
-      withFake([A], firstThen(writeTimeout("SIMPLE")), (cluster) =>
+      withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
         Effect.gen(function* () {
           yield* Effect.exit(
             cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`.withOptions({ idempotent: true })
@@ -315,7 +318,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
   it.live("B5 never sends a conditional write's read timeout again, nor a batch that timed out as a SIMPLE write", () =>
     // A conditional write reads the current values first, and that read's timeout reaches the client as a read
     // timeout; a conditional batch's Paxos commit times out as SIMPLE, and a batch's text is not known to the policy.
-    withFake([A], firstThen(readTimeout), (cluster) =>
+    withFake([A, B], firstThen(readTimeout), (cluster) =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(
           cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`.withOptions({ idempotent: true })
@@ -325,7 +328,7 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       })
     ).pipe(
       Effect.andThen(
-        withFake([A], firstThen(writeTimeout("SIMPLE")), (cluster) =>
+        withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
           Effect.gen(function* () {
             const error = yield* Effect.flip(
               Query.batch(
@@ -345,10 +348,10 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
   )
 
   it.live("B2 sends a timed-out write again once only, also after the driver moved it on from an overloaded node", () =>
-    // The write times out on its coordinator and is sent there again (the one timeout retry); the coordinator, now
-    // overloaded, refuses it, and the driver's own rule for that (kept) sends it to the next node, whose timeout ends it.
+    // The write times out on its coordinator and is sent to the next node (the one timeout retry); that node,
+    // overloaded, refuses it, and the driver's own rule for that (kept) sends it to the third, whose timeout ends it.
     withFake(
-      [A, B],
+      [A, B, C],
       (_, nth) => (nth === 1 ? { _tag: "Overloaded", message: "Too many in flight" } : writeTimeout("SIMPLE")),
       (cluster) =>
         Effect.gen(function* () {
@@ -358,23 +361,24 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
           assert.strictEqual(error.reason._tag, "WriteTimeout")
           const sent = arrivalsOf(cluster, "INSERT").map(({ node }) => node)
           assert.strictEqual(sent.length, 3, `sent ${sent.length} times: ${sent.join(", ")}`)
-          assert.strictEqual(sent[0], sent[1], "the timeout was not retried on its coordinator")
-          assert.notStrictEqual(sent[2], sent[1], "the overloaded node's refusal did not move the write on")
+          assert.notStrictEqual(sent[1], sent[0], "the timeout was retried on its coordinator")
+          assert.strictEqual(new Set(sent).size, 3, `the overloaded node's refusal did not move the write on: ${sent}`)
         })
     )
   )
 
   it.live("B3 sends an idempotent write timed out once more after the driver re-prepared it on its node", () =>
-    // A node that restarted (the very case the policy is for) forgot the statement: the driver re-prepares it and
+    // Nodes that restarted (the very case the policy is for) forgot the statement: the driver re-prepares it and
     // sends it again, which the driver counts as the request's retry, so the write timeout that follows is not.
     withFake(
-      [A],
+      [A, B],
       (_, nth) => (nth === 1 ? writeTimeout("SIMPLE") : { _tag: "Void" }),
       (cluster) =>
         Effect.gen(function* () {
           const write = cql`INSERT INTO ks.t (k, v) VALUES (1, ${"x"})`.withOptions({ idempotent: true })
           yield* write
           cluster.forgetPrepared(A)
+          cluster.forgetPrepared(B)
           const outcome = yield* Effect.exit(write)
           assert.isTrue(outcome._tag === "Success", `the timed-out write was not sent again: ${String(outcome)}`)
           assert.strictEqual(arrivalsOf(cluster, "INSERT").length, 3)

@@ -1,6 +1,6 @@
 /**
  * The session's default retry policy (src/internal/timeoutRetry.ts): an idempotent, unconditional request a
- * coordinator timed out is sent once more to it at its own consistency; everything else is decided as the driver's
+ * coordinator timed out is sent once more, to the next node, at its own consistency; everything else is decided as the driver's
  * policy decides. Attacked end to end through a fake node in TimeoutRetry.attack.test.ts, and proven against a real
  * cluster by test/cluster/Session.routing.test.ts.
  */
@@ -14,22 +14,31 @@ const { consistencies } = Cassandra.types
 
 /** One request as the driver describes it to the policy: one execution options object per request. */
 const operation = (
-  options: { readonly idempotent?: boolean; readonly query?: string | undefined; readonly nbRetry?: number } = {}
+  options: {
+    readonly idempotent?: boolean
+    readonly query?: string | undefined
+    readonly nbRetry?: number
+    /** The request's deadline, `performance.now()` ms, as the session's request runner sets it. */
+    readonly requestDeadline?: number
+  } = {}
 ) =>
   ({
     query: "query" in options ? options.query : "INSERT INTO t (k) VALUES (?)",
     nbRetry: options.nbRetry ?? 0,
-    executionOptions: { isIdempotent: () => options.idempotent ?? true }
+    executionOptions: {
+      isIdempotent: () => options.idempotent ?? true,
+      getRawQueryOptions: () => ({ requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY })
+    }
   }) as unknown as Cassandra.policies.retry.OperationInfo
 
 const driverPolicy = new Cassandra.policies.retry.RetryPolicy()
-/** The driver's own decisions: retried on the same node, its consistency left as the request's; failed. */
-const sentAgainAsIs = driverPolicy.retryResult(undefined as unknown as Cassandra.types.consistencies, true)
+/** The driver's own decisions: retried on the next node, its consistency left as the request's; failed. */
+const sentToNextNode = driverPolicy.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
 const failed = driverPolicy.rethrowResult()
 
 /** The first timeout of a request is sent again, the same request's next one is not. */
 const assertRetriedOnce = (decide: () => Cassandra.policies.retry.DecisionInfo, facts: string) => {
-  assert.deepStrictEqual(decide(), sentAgainAsIs, facts)
+  assert.deepStrictEqual(decide(), sentToNextNode, facts)
   assert.deepStrictEqual(decide(), failed, `${facts}, already retried`)
 }
 
@@ -44,7 +53,7 @@ describe("the default retry policy", () => {
     })
   )
 
-  it("sends a write that timed out again, once, to the same coordinator at the request's consistency", () => {
+  it("sends a write that timed out again, once, to the next node at the request's consistency", () => {
     for (const writeType of ["SIMPLE", "BATCH", "UNLOGGED_BATCH", "BATCH_LOG"]) {
       // A batch log write times out at the batch log's consistency (ONE or TWO), never the one to send again at.
       for (const [received, blockFor] of [
@@ -86,7 +95,7 @@ describe("the default retry policy", () => {
     )
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation({ query: undefined }), consistencies.localQuorum, 1, 2, "UNLOGGED_BATCH"),
-      sentAgainAsIs,
+      sentToNextNode,
       "a batch timed out as a batch"
     )
   })
@@ -136,13 +145,13 @@ describe("the default retry policy", () => {
     // The driver counts sending a statement again after preparing it on its node as a retry (nbRetry 1).
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation({ nbRetry: 1 }), consistencies.localQuorum, 1, 2, "SIMPLE"),
-      sentAgainAsIs,
+      sentToNextNode,
       "after a re-preparation"
     )
     const unavailable = operation()
     assert.strictEqual(
       policy.onUnavailable(unavailable, consistencies.localQuorum, 2, false).decision,
-      sentAgainAsIs.decision
+      sentToNextNode.decision
     )
     assert.deepStrictEqual(
       policy.onWriteTimeout(unavailable, consistencies.localQuorum, 1, 2, "SIMPLE"),
@@ -157,7 +166,10 @@ describe("the default retry policy", () => {
       "after a request error retried on the next node"
     )
     // Another request keeps its own retry.
-    assert.deepStrictEqual(policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, "SIMPLE"), sentAgainAsIs)
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, "SIMPLE"),
+      sentToNextNode
+    )
   })
 
   it("decides unavailable replicas and request errors as the driver's policy does", () => {
@@ -176,5 +188,19 @@ describe("the default retry policy", () => {
         )
       }
     }
+  })
+
+  it("sends nothing again once the request's deadline has passed, whatever failed and whoever decided", () => {
+    const policy = new TimeoutRetryPolicy()
+    const late = () => operation({ requestDeadline: performance.now() - 1 })
+    assert.deepStrictEqual(policy.onWriteTimeout(late(), consistencies.localQuorum, 1, 2, "SIMPLE"), failed, "write")
+    assert.deepStrictEqual(policy.onReadTimeout(late(), consistencies.localQuorum, 1, 2, false), failed, "read")
+    assert.deepStrictEqual(policy.onUnavailable(late(), consistencies.localQuorum, 2, false), failed, "unavailable")
+    // The driver's rule for a client timeout, which it asks about when an attempt timed out at the deadline.
+    const timedOut = new Cassandra.errors.OperationTimedOutError("no reply before the deadline", "127.0.0.1:9042")
+    assert.deepStrictEqual(policy.onRequestError(late(), consistencies.localQuorum, timedOut), failed, "client timeout")
+    // Before the deadline, the same request is sent again.
+    const inTime = operation({ requestDeadline: performance.now() + 60_000 })
+    assert.deepStrictEqual(policy.onRequestError(inTime, consistencies.localQuorum, timedOut), sentToNextNode)
   })
 })
