@@ -14,13 +14,14 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
 
 /**
  * The session's default retry policy: the driver's own, except that an idempotent request a coordinator answered
- * with a read or write timeout is sent once more, to the next node of its plan, whatever the replicas answered. The
+ * with a read or write timeout is sent once more, whatever the replicas answered, to the next node of its plan. The
  * coordinator was alive and answered, but either its replicas or the coordinator itself were slow: a replica in a GC
  * pause, or a coordinator just resumed from a pause or restarted, whose own queues still hold its replicas' answers
  * while it times out every request it coordinates. Another coordinator asks the replicas again from its own view,
- * where the driver's policy would fail the request at once (a write unless it was the batch log's, a read unless
- * every replica answered but the one holding the data). With no other node in the plan (one node, or an allow list of
- * one), the request fails with the timeout, as under the driver's policy.
+ * where the driver's policy would fail the request at once. The two timeouts the driver's policy itself sends again
+ * to the same coordinator (a batch log write's; a read every replica answered but the one holding the data) still go
+ * there, so that a plan without another node (one node, an allow list of one, the others down) loses no retry the
+ * driver's policy makes; any other timeout then fails the request with the timeout, as under the driver's policy.
  *
  * A timeout is sent again only when this policy has not retried the request before, counted per request across its
  * speculative executions; the driver's own resending of a statement a node had to prepare again does not count.
@@ -29,25 +30,29 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * again only for the write types no conditional batch has. The driver asks about a write timeout only for an
  * idempotent request; a read's idempotence is checked here.
  *
- * Nothing is sent again once the request's deadline has passed: the session has failed it, and an attempt that timed
- * out at the deadline (its read timeout is the time the deadline had left) would otherwise go on to the next node,
- * under the driver's rule for client timeouts, after the caller was told the request failed.
+ * No retry is decided once the request's deadline has passed, or nearly (see {@link retryBudgetMillis}): the session
+ * has failed the request, and an attempt that timed out at the deadline (its
+ * read timeout is the time the deadline had left) would otherwise go on to the next node, under the driver's rule for
+ * client timeouts, after the caller was told it failed. The driver's own resending without asking the policy (after
+ * preparing a statement again, or a socket error before the request was written) is not covered.
  */
 export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   /** The execution options of the requests this policy has retried: one object per request, shared by its executions. */
   readonly #retried = new WeakSet<object>()
   /** The driver's decision to retry on the next node, its consistency left as the request's (not typed optional). */
   readonly #nextNodeRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
+  /** The same, on the same node: for the timeouts the driver's policy itself sends again there. */
+  readonly #sameNodeRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, true)
 
   override onReadTimeout(
     info: Cassandra.policies.retry.OperationInfo,
     _consistency: Cassandra.types.consistencies,
-    _received: number,
-    _blockFor: number,
-    _isDataPresent: boolean
+    received: number,
+    blockFor: number,
+    isDataPresent: boolean
   ): Cassandra.policies.retry.DecisionInfo {
     return info.executionOptions.isIdempotent() && isUnconditionalText(info.query)
-      ? this.#retryOnce(info)
+      ? this.#retryOnce(info, received >= blockFor && !isDataPresent)
       : this.rethrowResult()
   }
 
@@ -59,7 +64,7 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
     writeType: string
   ): Cassandra.policies.retry.DecisionInfo {
     return resendableWrites.has(writeType) && (batchWrites.has(writeType) || isUnconditionalText(info.query))
-      ? this.#retryOnce(info)
+      ? this.#retryOnce(info, writeType === "BATCH_LOG")
       : this.rethrowResult()
   }
 
@@ -81,14 +86,15 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   }
 
   /**
-   * Sent again to the next node at the request's own consistency (not the one the timeout names, which for a batch
-   * log write is the batch log's, ONE or TWO, not the batch's), unless this policy retried the request before.
+   * Sent again, to the next node or (as the driver's policy would) the same one, at the request's own consistency (not
+   * the one the timeout names, which for a batch log write is the batch log's, ONE or TWO, not the batch's), unless
+   * this policy retried the request before.
    */
-  #retryOnce(info: Cassandra.policies.retry.OperationInfo): Cassandra.policies.retry.DecisionInfo {
+  #retryOnce(info: Cassandra.policies.retry.OperationInfo, sameNode: boolean): Cassandra.policies.retry.DecisionInfo {
     const request = info.executionOptions
     if (this.#retried.has(request) || deadlinePassed(info)) return this.rethrowResult()
     this.#retried.add(request)
-    return this.#nextNodeRetry
+    return sameNode ? this.#sameNodeRetry : this.#nextNodeRetry
   }
 
   /** Notes a retry the driver's own rules decided, so that a timeout after it is not retried too. */
@@ -104,12 +110,19 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
 }
 
 /**
- * Whether the request's deadline has passed: the session's request runner gives each request's driver options its
- * `requestDeadline` (`performance.now()` milliseconds; infinite without a deadline).
+ * The least of its deadline a request must have left to be sent again. With less, the attempt that failed is the one
+ * the deadline cut short (its timer, set to the time left rounded up to the millisecond, can fire a millisecond or two
+ * early on a busy event loop), and a retry would be cut short too before a node could answer.
+ */
+const retryBudgetMillis = 5
+
+/**
+ * Whether the request's deadline has passed, or nearly: the session's request runner gives each request's driver
+ * options its `requestDeadline` (`performance.now()` milliseconds; infinite without one).
  */
 const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean => {
   const options = info.executionOptions.getRawQueryOptions() as { readonly requestDeadline?: unknown }
-  return typeof options.requestDeadline === "number" && options.requestDeadline <= performance.now()
+  return typeof options.requestDeadline === "number" && options.requestDeadline - performance.now() < retryBudgetMillis
 }
 
 /** Whether a request's text is known and carries no condition. */

@@ -404,4 +404,72 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       { speculativeExecution: { delay: "20 millis", maxExecutions: 2 } }
     )
   )
+
+  it.live("B6 keeps the driver's own same-node retries where the plan has no other node", () =>
+    // A batch log write's timeout and a read every replica answered but the data's are what the driver's policy sends
+    // again to the same coordinator: with one node in the plan, a retry sent to the next node would be lost.
+    withFake([A], firstThen(writeTimeout("BATCH_LOG", "ONE")), (cluster) =>
+      Effect.gen(function* () {
+        yield* Query.batch(
+          [cql`INSERT INTO ks.t (k, v) VALUES (1, 'x')`, cql`INSERT INTO ks.t (k, v) VALUES (2, 'y')`],
+          { idempotent: true }
+        )
+        assert.strictEqual(arrivalsOf(cluster, "BATCH").length, 2)
+      })
+    ).pipe(
+      Effect.andThen(
+        withFake(
+          [A],
+          firstThen(
+            { _tag: "ReadTimeout", consistency: "LOCAL_QUORUM", received: 2, blockFor: 2, dataPresent: false },
+            { _tag: "Rows" }
+          ),
+          (cluster) =>
+            Effect.gen(function* () {
+              yield* cql`SELECT v FROM ks.t WHERE k = 1`
+              assert.strictEqual(arrivalsOf(cluster, "k = 1").length, 2)
+            })
+        )
+      )
+    )
+  )
+
+  it.live(
+    "B7 sends nothing to another node once an attempt the deadline cut short timed out",
+    () =>
+      // Each attempt's timer is set to the time the deadline has left, rounded up to the millisecond, and can fire a
+      // fraction of a millisecond early: the driver's rule for a client timeout then asked to send the request to the
+      // next node while the deadline had not quite passed (5 or 6 requests in 300 reached a second node).
+      withFake(
+        [A, B, C],
+        () => ({ _tag: "Hang" }),
+        (cluster) =>
+          Effect.gen(function* () {
+            const { execute } = yield* Session.Session
+            const requests = 300
+            for (let key = 0; key < requests; key++) {
+              // A little jitter, so that the deadlines fall at every fraction of a millisecond.
+              const until = performance.now() + Math.random() * 2
+              while (performance.now() < until) {}
+              yield* Effect.exit(
+                execute({
+                  query: `INSERT INTO ks.t (k, v) VALUES (${key}, 'x')`,
+                  params: [],
+                  options: { idempotent: true, prepare: false }
+                })
+              )
+            }
+            const sentTwice = Array.from({ length: requests }, (_, key) => key).filter(
+              (key) => arrivalsOf(cluster, `VALUES (${key},`).length > 1
+            )
+            assert.deepStrictEqual(sentTwice, [], "requests sent to a second node after their deadline")
+          }),
+        {
+          requestTimeout: "25 millis",
+          // So many timeouts in a row must not make the driver close the connections as defunct.
+          driverOptions: { socketOptions: { defunctReadTimeoutThreshold: 100_000 } }
+        }
+      ),
+    30_000
+  )
 })

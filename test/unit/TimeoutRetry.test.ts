@@ -32,13 +32,18 @@ const operation = (
   }) as unknown as Cassandra.policies.retry.OperationInfo
 
 const driverPolicy = new Cassandra.policies.retry.RetryPolicy()
-/** The driver's own decisions: retried on the next node, its consistency left as the request's; failed. */
+/** The driver's own decisions: retried on the next node or the same one, its consistency left as the request's; failed. */
 const sentToNextNode = driverPolicy.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
+const sentToSameNode = driverPolicy.retryResult(undefined as unknown as Cassandra.types.consistencies, true)
 const failed = driverPolicy.rethrowResult()
 
 /** The first timeout of a request is sent again, the same request's next one is not. */
-const assertRetriedOnce = (decide: () => Cassandra.policies.retry.DecisionInfo, facts: string) => {
-  assert.deepStrictEqual(decide(), sentToNextNode, facts)
+const assertRetriedOnce = (
+  decide: () => Cassandra.policies.retry.DecisionInfo,
+  facts: string,
+  sentTo: Cassandra.policies.retry.DecisionInfo = sentToNextNode
+) => {
+  assert.deepStrictEqual(decide(), sentTo, facts)
   assert.deepStrictEqual(decide(), failed, `${facts}, already retried`)
 }
 
@@ -53,7 +58,7 @@ describe("the default retry policy", () => {
     })
   )
 
-  it("sends a write that timed out again, once, to the next node at the request's consistency", () => {
+  it("sends a write that timed out again, once, to the next node (a batch log's to its own) at the request's consistency", () => {
     for (const writeType of ["SIMPLE", "BATCH", "UNLOGGED_BATCH", "BATCH_LOG"]) {
       // A batch log write times out at the batch log's consistency (ONE or TWO), never the one to send again at.
       for (const [received, blockFor] of [
@@ -63,9 +68,11 @@ describe("the default retry policy", () => {
       ] as const) {
         const policy = new TimeoutRetryPolicy()
         const info = operation()
+        // The driver's policy sends a batch log write again to its coordinator: a plan of one node keeps that retry.
         assertRetriedOnce(
           () => policy.onWriteTimeout(info, consistencies.one, received, blockFor, writeType),
-          writeType
+          writeType,
+          writeType === "BATCH_LOG" ? sentToSameNode : sentToNextNode
         )
       }
     }
@@ -111,9 +118,11 @@ describe("the default retry policy", () => {
       const facts = `received ${received} of ${blockFor}, data ${isDataPresent}`
       const policy = new TimeoutRetryPolicy()
       const read = operation({ query: "SELECT v FROM t WHERE k = ?" })
+      // The driver's policy sends a read every replica answered but the data's again to its coordinator.
       assertRetriedOnce(
         () => policy.onReadTimeout(read, consistencies.localQuorum, received, blockFor, isDataPresent),
-        facts
+        facts,
+        received >= blockFor && !isDataPresent ? sentToSameNode : sentToNextNode
       )
       assert.deepStrictEqual(
         policy.onReadTimeout(
@@ -199,6 +208,15 @@ describe("the default retry policy", () => {
     // The driver's rule for a client timeout, which it asks about when an attempt timed out at the deadline.
     const timedOut = new Cassandra.errors.OperationTimedOutError("no reply before the deadline", "127.0.0.1:9042")
     assert.deepStrictEqual(policy.onRequestError(late(), consistencies.localQuorum, timedOut), failed, "client timeout")
+    // An attempt timer set to the time left can fire a little early: a deadline a moment away counts as passed.
+    for (const left of [0.3, 1.5, 4]) {
+      const nearly = operation({ requestDeadline: performance.now() + left })
+      assert.deepStrictEqual(
+        policy.onRequestError(nearly, consistencies.localQuorum, timedOut),
+        failed,
+        `${left} ms left`
+      )
+    }
     // Before the deadline, the same request is sent again.
     const inTime = operation({ requestDeadline: performance.now() + 60_000 })
     assert.deepStrictEqual(policy.onRequestError(inTime, consistencies.localQuorum, timedOut), sentToNextNode)
