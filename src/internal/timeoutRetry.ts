@@ -21,7 +21,8 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * where the driver's policy would fail the request at once. The two timeouts the driver's policy itself sends again
  * to the same coordinator (a batch log write's; a read every replica answered but the one holding the data) still go
  * there, so that a plan without another node (one node, an allow list of one, the others down) loses no retry the
- * driver's policy makes; any other timeout then fails the request with the timeout, as under the driver's policy.
+ * driver's policy makes of an idempotent, unconditional request (its read retry ignores idempotence; this policy's
+ * does not); any other timeout then fails the request with the timeout, as under the driver's policy.
  *
  * A timeout is sent again only when this policy has not retried the request before, counted per request across its
  * speculative executions; the driver's own resending of a statement a node had to prepare again does not count.
