@@ -20,7 +20,7 @@ const options = importOptions(64)
  * and returns its exit code and output.
  */
 const importUntilSigint = (interruptAt: number) =>
-  Effect.callback<{ readonly code: number | null; readonly output: string }>((resume) => {
+  Effect.callback<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
     const connection = testConnection()
     const child = spawn(
       process.execPath,
@@ -35,19 +35,23 @@ const importUntilSigint = (interruptAt: number) =>
         }
       }
     )
-    let output = ""
+    // Kept apart: a log line on stderr arriving between two chunks of the long checkpoint line on stdout would land
+    // in the middle of its JSON.
+    let stdout = ""
+    let stderr = ""
     let signalled = false
-    const onOutput = (chunk: Buffer) => {
-      output += chunk.toString()
-      const progress = [...output.matchAll(/progress (\d+)/g)].at(-1)
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const progress = [...stdout.matchAll(/progress (\d+)/g)].at(-1)
       if (!signalled && progress !== undefined && Number(progress[1]) >= interruptAt) {
         signalled = true
         child.kill("SIGINT")
       }
-    }
-    child.stdout.on("data", onOutput)
-    child.stderr.on("data", onOutput)
-    child.on("close", (code) => resume(Effect.succeed({ code, output })))
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    child.on("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
     return Effect.sync(() => child.kill())
   })
 
@@ -114,9 +118,9 @@ layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJ
     () =>
       Effect.gen(function* () {
         yield* cql`TRUNCATE ${imported}`
-        const { output } = yield* importUntilSigint(rowCount / 5)
-        const line = /checkpoint (.*)/.exec(output)?.[1]
-        assert.isDefined(line, output)
+        const { stdout, stderr } = yield* importUntilSigint(rowCount / 5)
+        const line = /checkpoint (.*)/.exec(stdout)?.[1]
+        assert.isDefined(line, `${stdout}\n${stderr}`)
         const checkpoint: { interrupted: boolean; succeeded: number; unfinished: Array<number> } = JSON.parse(
           line ?? "{}"
         )
