@@ -224,8 +224,9 @@ export interface Options {
    * coordinator answered with a read or write timeout is sent once more, to the next node, unless the policy retried it
    * before; the two timeouts the driver's policy sends again to the same node still go there; and no retry is decided
    * once the request's deadline has passed or is less than 5 ms away), `"never"`, or any `RetryPolicy` object of
-   * cassandra-driver. A timed-out counter update or conditional statement is never sent again. Whatever its idempotence, a request refused by a node shutting down (which ran nowhere) is
-   * sent once more to another node, except under `"never"` (or an execution profile whose retry policy never retries).
+   * cassandra-driver. A timed-out counter update or conditional statement is never sent again. Whatever its
+   * idempotence, a request refused by a node shutting down (which ran nowhere) is sent once more to another node,
+   * except under `"never"` (or an execution profile whose retry policy never retries).
    */
   readonly retry?: "default" | "never" | Cassandra.policies.retry.RetryPolicy | undefined
   /** Speculative execution for idempotent requests (default: none). */

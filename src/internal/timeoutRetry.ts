@@ -32,10 +32,10 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * idempotent request; a read's idempotence is checked here.
  *
  * No retry is decided once the request's deadline has passed, or nearly (see {@link retryBudgetMillis}): the session
- * has failed the request, and an attempt that timed out at the deadline (its
- * read timeout is the time the deadline had left) would otherwise go on to the next node, under the driver's rule for
- * client timeouts, after the caller was told it failed. The driver's own resending without asking the policy (after
- * preparing a statement again, or a socket error before the request was written) is not covered.
+ * has failed the request, and an attempt that timed out at the deadline (its read timeout is the time the deadline
+ * had left) would otherwise go on to the next node, under the driver's rule for client timeouts, after the caller was
+ * told it failed. The driver's own resending without asking the policy (after preparing a statement again, or a
+ * socket error before the request was written) is not covered.
  */
 export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   /** The execution options of the requests this policy has retried: one object per request, shared by its executions. */
