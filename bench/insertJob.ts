@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type InsertJobSide, insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
 import { machine, revision } from "./machine.ts"
-import { compareRounds } from "./rounds.ts"
+import { compareRounds, loadShown } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,7 +60,7 @@ for (const comparison of comparisons) {
     `${comparison.label}, ${rounds} rounds: CPU per row ${shown(comparison.ratio.cpuPerItem)} of the raw driver's ` +
       `(${comparison.baseline.cpuMicrosPerItem.median.toFixed(2)} µs against ` +
       `${comparison.subject.cpuMicrosPerItem.median.toFixed(2)}), throughput ${shown(comparison.ratio.throughput)}; ` +
-      `${comparison.load.busyRounds} of ${rounds} rounds busy`
+      `rounds: ${loadShown(comparison.load)}`
   )
   if (comparison.floor !== undefined) {
     console.log(

@@ -1,5 +1,6 @@
 /** The machine a run came from, and whether something else kept it busy. */
 import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as Os from "node:os"
 import type { Sample } from "./jobs.ts"
 
@@ -35,10 +36,51 @@ export const loadAverage = (): readonly [number, number, number] => {
   return [one, five, fifteen]
 }
 
-/** The load averages around one round, and whether the rest of the machine was busier than the client. */
+/** The machine's CPU time since boot, in clock ticks, from the first line of /proc/stat. */
+interface CpuTimes {
+  readonly total: number
+  readonly steal: number
+}
+
+/** Undefined where there is no /proc/stat (not Linux). */
+const cpuTimes = (): CpuTimes | undefined => {
+  try {
+    const [line = ""] = readFileSync("/proc/stat", "utf8").split("\n", 1)
+    // user nice system idle iowait irq softirq steal: guest time is already counted in user and nice
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+    return { total: ticks.reduce((sum, n) => sum + n, 0), steal: ticks[7] ?? 0 }
+  } catch {
+    return undefined
+  }
+}
+
+/** What is read of the machine before and after a round. */
+export interface LoadReading {
+  readonly average: readonly [number, number, number]
+  readonly cpu: CpuTimes | undefined
+}
+
+/** The machine's load averages and CPU time counters now. */
+export const loadReading = (): LoadReading => ({ average: loadAverage(), cpu: cpuTimes() })
+
+/**
+ * The steal time of a run's median round above which the run is flagged. A guest's load average cannot see the other
+ * guests of its host; their work slows both sides of a round alike, so the paired ratios hold, but such a run's
+ * absolute figures are not comparable with another run's.
+ */
+export const stolenLimit = 0.1
+
+/**
+ * The load averages and steal time around one round, and whether the rest of the machine was busier than the client.
+ */
 export interface RoundLoad {
   readonly before: readonly [number, number, number]
   readonly after: readonly [number, number, number]
+  /**
+   * The share of the machine's CPU time, over the round, that the hypervisor gave to other guests instead (steal time
+   * in /proc/stat); undefined where /proc/stat is missing.
+   */
+  readonly stolen: number | undefined
   /** Cores the client's processes kept busy on average over the round. */
   readonly clientCores: number
   /**
@@ -49,14 +91,17 @@ export interface RoundLoad {
   readonly busy: boolean
 }
 
-export const roundLoad = (
-  before: readonly [number, number, number],
-  after: readonly [number, number, number],
-  samples: ReadonlyArray<Sample>
-): RoundLoad => {
+export const roundLoad = (before: LoadReading, after: LoadReading, samples: ReadonlyArray<Sample>): RoundLoad => {
   const seconds = samples.reduce((sum, sample) => sum + sample.seconds, 0)
   const cpuSeconds = samples.reduce((sum, sample) => sum + sample.cpuMicros, 0) / 1e6
   const clientCores = seconds > 0 ? cpuSeconds / seconds : 0
-  const others = Math.max(before[0], after[0]) - clientCores
-  return { before, after, clientCores, busy: others > clientCores }
+  const others = Math.max(before.average[0], after.average[0]) - clientCores
+  const ticks = before.cpu !== undefined && after.cpu !== undefined ? after.cpu.total - before.cpu.total : 0
+  return {
+    before: before.average,
+    after: after.average,
+    stolen: ticks > 0 ? ((after.cpu?.steal ?? 0) - (before.cpu?.steal ?? 0)) / ticks : undefined,
+    clientCores,
+    busy: others > clientCores
+  }
 }

@@ -3,8 +3,8 @@
  * measure with.
  */
 import { type Job, runChild, type Sample } from "./jobs.ts"
-import { loadAverage, type RoundLoad, roundLoad } from "./machine.ts"
-import { estimate, pairedRatio } from "./stats.ts"
+import { loadReading, type RoundLoad, roundLoad } from "./machine.ts"
+import { estimate, median, pairedRatio } from "./stats.ts"
 
 /** What the run is doing, on stderr, so that a slow run shows where it is. */
 export const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
@@ -26,10 +26,10 @@ export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArr
     step(`${label}: round ${round + 1} of ${rounds}`)
     const order = jobs.map((_, index) => index)
     if (round % 2 === 1) order.reverse()
-    const before = loadAverage()
+    const before = loadReading()
     const samples = new Array<Sample>(jobs.length)
     for (const index of order) samples[index] = await runChild(jobs[index] as Job)
-    result.push({ samples, load: roundLoad(before, loadAverage(), samples) })
+    result.push({ samples, load: roundLoad(before, loadReading(), samples) })
   }
   return result
 }
@@ -38,11 +38,25 @@ const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
 /** Requests (or rows) per second of a sample's measured run. */
 export const throughputOf = (sample: Sample) => sample.count / sample.seconds
 
-/** How many rounds ran on a machine busier than the client, and every round's load averages. */
-export const loadOf = (rounds: ReadonlyArray<Round>) => ({
-  busyRounds: rounds.filter((round) => round.load.busy).length,
-  rounds: rounds.map((round) => round.load)
-})
+/**
+ * How many rounds ran on a machine busier than the client, the median round's steal time (undefined without
+ * /proc/stat), and every round's load.
+ */
+export const loadOf = (rounds: ReadonlyArray<Round>) => {
+  const stolen = rounds.flatMap((round) => round.load.stolen ?? [])
+  return {
+    busyRounds: rounds.filter((round) => round.load.busy).length,
+    stolenMedian: stolen.length === 0 ? undefined : median(stolen),
+    rounds: rounds.map((round) => round.load)
+  }
+}
+
+/** A share as a percentage with one decimal. */
+export const percent = (share: number) => `${(share * 100).toFixed(1)}%`
+
+/** A comparison's load as its table shows it: "3/15 busy, 4.2% stolen". */
+export const loadShown = (load: ReturnType<typeof loadOf>) =>
+  `${load.busyRounds}/${load.rounds.length} busy${load.stolenMedian === undefined ? "" : `, ${percent(load.stolenMedian)} stolen`}`
 
 /**
  * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a

@@ -28,9 +28,9 @@ import {
   type Job,
   type Sample
 } from "./jobs.ts"
-import { loadAverage, machine, revision } from "./machine.ts"
-import { compareRounds, loadOf, runRounds, step, throughputOf } from "./rounds.ts"
-import { type Estimate, estimate, pairedDifference, pairedRatio } from "./stats.ts"
+import { loadAverage, machine, revision, stolenLimit } from "./machine.ts"
+import { compareRounds, loadOf, loadShown, percent, runRounds, step, throughputOf } from "./rounds.ts"
+import { type Estimate, estimate, median, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
 import { kvTable, readKeys, schema } from "./tables.ts"
 
@@ -286,7 +286,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       "CPU ratio",
       "baseline items/s",
       "throughput ratio",
-      "busy rounds"
+      "rounds' load"
     ],
     comparisons.map((entry) => [
       entry.label,
@@ -295,7 +295,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       shown(entry.ratio.cpuPerItem, 3),
       shown(entry.baseline.throughput, 0),
       shown(entry.ratio.throughput, 3),
-      `${entry.load.busyRounds}/${plan.rounds}`
+      loadShown(entry.load)
     ])
   )
 
@@ -443,18 +443,30 @@ const program = Effect.gen(function* () {
     const points = contactPoints
     realNodeResults = yield* Effect.promise(() => realNode(points))
   }
-  const busyRounds = [
+  const loads = [
     clientOnlyResults.load.rows,
     clientOnlyResults.load.inFlight,
     clientOnlyResults.load.heldInputs,
     ...(realNodeResults?.comparisons.map((entry) => entry.load) ?? []),
     ...(realNodeResults?.latency.flatMap((entry) => [entry.peak.load, entry.load]) ?? [])
-  ].reduce((sum, load) => ({ busy: sum.busy + load.busyRounds, all: sum.all + load.rounds.length }), {
-    busy: 0,
-    all: 0
-  })
+  ]
+  const busyRounds = loads.reduce(
+    (sum, load) => ({ busy: sum.busy + load.busyRounds, all: sum.all + load.rounds.length }),
+    { busy: 0, all: 0 }
+  )
   // The run as a whole is flagged when most of its rounds were: one busy round is noise the median absorbs.
   const busy = busyRounds.busy * 2 > busyRounds.all
+  const stolenShares = loads.flatMap((load) => load.rounds.flatMap((round) => round.stolen ?? []))
+  const stolenMedian = stolenShares.length === 0 ? undefined : median(stolenShares)
+  const stolen =
+    stolenMedian === undefined
+      ? undefined
+      : {
+          median: stolenMedian,
+          largest: Math.max(...stolenShares),
+          limit: stolenLimit,
+          flagged: stolenMedian > stolenLimit
+        }
   const report = {
     startedAt: startedAt.toISOString(),
     seconds: (Date.now() - startedAt.getTime()) / 1000,
@@ -462,6 +474,7 @@ const program = Effect.gen(function* () {
     machine: { ...machine(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
     revision: measured,
     busy: { flagged: busy, busyRounds: busyRounds.busy, rounds: busyRounds.all },
+    stolen,
     statistics: "median over rounds; interval: 95% percentile bootstrap of the median, 10,000 resamples, seed 13",
     clientOnly: clientOnlyResults,
     ...(realNodeResults === undefined ? {} : { cassandra: { contactPoints }, realNode: realNodeResults })
@@ -475,6 +488,10 @@ const program = Effect.gen(function* () {
   if (busy)
     console.log(
       `\nWARNING: ${busyRounds.busy} of ${busyRounds.all} rounds ran on a machine busier than the client itself (load average minus the client's cores above the client's cores): the figures measure contention as much as the code.`
+    )
+  if (stolen !== undefined)
+    console.log(
+      `\n${stolen.flagged ? "WARNING: " : ""}steal time: the hypervisor ran other guests for ${percent(stolen.median)} of this machine's CPU time in the median round, ${percent(stolen.largest)} at most (limit ${percent(stolen.limit)})${stolen.flagged ? ": every figure ran slower than on a host of its own; compare this run's paired ratios, not its absolute figures with another run's." : "."}`
     )
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
   // A client-only run (CI's) must not overwrite the figures of the last run against a real node.
