@@ -42,13 +42,15 @@ interface CpuTimes {
   readonly steal: number
 }
 
-/** Undefined where there is no /proc/stat (not Linux). */
+/** Undefined where there is no /proc/stat (not Linux) or its first line has no steal field (kernels before 2.6.11). */
 const cpuTimes = (): CpuTimes | undefined => {
   try {
     const [line = ""] = readFileSync("/proc/stat", "utf8").split("\n", 1)
+    const [name, ...fields] = line.trim().split(/\s+/)
     // user nice system idle iowait irq softirq steal: guest time is already counted in user and nice
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
-    return { total: ticks.reduce((sum, n) => sum + n, 0), steal: ticks[7] ?? 0 }
+    const ticks = fields.slice(0, 8).map(Number)
+    if (name !== "cpu" || ticks.length < 8) return undefined
+    return { total: ticks.reduce((sum, n) => sum + n, 0), steal: ticks[7] as number }
   } catch {
     return undefined
   }
@@ -65,8 +67,9 @@ export const loadReading = (): LoadReading => ({ average: loadAverage(), cpu: cp
 
 /**
  * The steal time of a run's median round above which the run is flagged. A guest's load average cannot see the other
- * guests of its host; their work slows both sides of a round alike, so the paired ratios hold, but such a run's
- * absolute figures are not comparable with another run's.
+ * guests of its host. Their work slows both sides of a round, which keeps the paired ratios fairer than the absolute
+ * figures (unless a burst lands on one side more than the other: steal is read per round, not per side), but such a
+ * run's CPU, throughput and latency figures are not comparable with another run's.
  */
 export const stolenLimit = 0.1
 
@@ -100,7 +103,8 @@ export const roundLoad = (before: LoadReading, after: LoadReading, samples: Read
   return {
     before: before.average,
     after: after.average,
-    stolen: ticks > 0 ? ((after.cpu?.steal ?? 0) - (before.cpu?.steal ?? 0)) / ticks : undefined,
+    // A counter that stepped back (a kernel's accounting fix-up) is no steal, not a negative share.
+    stolen: ticks > 0 ? Math.max(0, (after.cpu?.steal ?? 0) - (before.cpu?.steal ?? 0)) / ticks : undefined,
     clientCores,
     busy: others > clientCores
   }

@@ -39,14 +39,15 @@ const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
 export const throughputOf = (sample: Sample) => sample.count / sample.seconds
 
 /**
- * How many rounds ran on a machine busier than the client, the median round's steal time (undefined without
- * /proc/stat), and every round's load.
+ * How many rounds ran on a machine busier than the client, the median steal time of the rounds whose steal was read
+ * (undefined when none was) and how many those were, and every round's load.
  */
 export const loadOf = (rounds: ReadonlyArray<Round>) => {
   const stolen = rounds.flatMap((round) => round.load.stolen ?? [])
   return {
     busyRounds: rounds.filter((round) => round.load.busy).length,
     stolenMedian: stolen.length === 0 ? undefined : median(stolen),
+    stolenRounds: stolen.length,
     rounds: rounds.map((round) => round.load)
   }
 }
@@ -54,9 +55,15 @@ export const loadOf = (rounds: ReadonlyArray<Round>) => {
 /** A share as a percentage with one decimal. */
 export const percent = (share: number) => `${(share * 100).toFixed(1)}%`
 
-/** A comparison's load as its table shows it: "3/15 busy, 4.2% stolen". */
-export const loadShown = (load: ReturnType<typeof loadOf>) =>
-  `${load.busyRounds}/${load.rounds.length} busy${load.stolenMedian === undefined ? "" : `, ${percent(load.stolenMedian)} stolen`}`
+/**
+ * A comparison's load as its table shows it: "3/15 busy, 4.2% stolen", ending "(read in 12 of 15 rounds)" when some
+ * rounds' steal could not be read.
+ */
+export const loadShown = (load: ReturnType<typeof loadOf>) => {
+  const read =
+    load.stolenRounds < load.rounds.length ? ` (read in ${load.stolenRounds} of ${load.rounds.length} rounds)` : ""
+  return `${load.busyRounds}/${load.rounds.length} busy${load.stolenMedian === undefined ? "" : `, ${percent(load.stolenMedian)} stolen${read}`}`
+}
 
 /**
  * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a
