@@ -4,7 +4,7 @@
  */
 import { type Job, runChild, type Sample } from "./jobs.ts"
 import { loadReading, type RoundLoad, roundLoad } from "./machine.ts"
-import { estimate, median, pairedRatio } from "./stats.ts"
+import { estimate, median, pairedDifference, pairedRatio } from "./stats.ts"
 
 /** What the run is doing, on stderr, so that a slow run shows where it is. */
 export const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
@@ -35,6 +35,11 @@ export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArr
 }
 
 const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
+/**
+ * The main thread's garbage-collection pauses per item of a sample's measured run, in µs: wall time, so on a busy
+ * machine it grows with the waits for a core as CPU time does not.
+ */
+const gcPauseMicrosPerItem = (sample: Sample) => (sample.gcMillis * 1000) / sample.count
 /** Requests (or rows) per second of a sample's measured run. */
 export const throughputOf = (sample: Sample) => sample.count / sample.seconds
 
@@ -66,14 +71,27 @@ export const loadShown = (load: ReturnType<typeof loadOf>) => {
 }
 
 /**
- * Two sides compared round by round: each figure of each side, and the per-round ratio subject / baseline. With a
- * `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in the same rounds, the ratios
- * floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime and the library's own.
+ * Two sides compared round by round: each figure of each side, the per-round ratio subject / baseline, and the
+ * per-round difference subject - baseline of CPU and of GC pauses per item (how much of the subject's extra CPU its
+ * extra garbage costs). With a `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in
+ * the same rounds, the ratios floor / baseline and subject / floor split the subject's cost into Effect's fiber
+ * runtime and the library's own.
  */
-export const compareRounds = async (label: string, rounds: number, baseline: Job, subject: Job, floor?: Job) => {
-  const sampled = await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor])
+export const compareRounds = async (label: string, rounds: number, baseline: Job, subject: Job, floor?: Job) =>
+  compareSampled(
+    label,
+    await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor])
+  )
+
+/**
+ * The figures of {@link compareRounds} from rounds already run: each round's samples are the baseline's, the
+ * subject's and, when there is a third, the floor's.
+ */
+export const compareSampled = (label: string, sampled: ReadonlyArray<Round>) => {
+  const withFloor = (sampled[0]?.samples.length ?? 0) > 2
   const sideFigures = (index: number) => ({
     cpuMicrosPerItem: estimate(sampled.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
+    gcPauseMicrosPerItem: estimate(sampled.map((round) => gcPauseMicrosPerItem(round.samples[index] as Sample))),
     throughput: estimate(sampled.map((round) => throughputOf(round.samples[index] as Sample)))
   })
   /** The per-round ratio of side `over`'s figure to side `under`'s. */
@@ -82,20 +100,30 @@ export const compareRounds = async (label: string, rounds: number, baseline: Job
       sampled.map((round) => figure(round.samples[under] as Sample)),
       sampled.map((round) => figure(round.samples[over] as Sample))
     )
+  /** The per-round difference subject - baseline of a figure. */
+  const differenceOf = (figure: (sample: Sample) => number) =>
+    pairedDifference(
+      sampled.map((round) => figure(round.samples[0] as Sample)),
+      sampled.map((round) => figure(round.samples[1] as Sample))
+    )
   return {
     label,
     baseline: sideFigures(0),
     subject: sideFigures(1),
     ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughputOf, 1, 0) },
-    ...(floor === undefined
-      ? {}
-      : {
+    extra: {
+      cpuMicrosPerItem: differenceOf(cpuMicrosPerItem),
+      gcPauseMicrosPerItem: differenceOf(gcPauseMicrosPerItem)
+    },
+    ...(withFloor
+      ? {
           floor: {
             ...sideFigures(2),
             cpuOverBaseline: ratioOf(cpuMicrosPerItem, 2, 0),
             subjectCpuOverFloor: ratioOf(cpuMicrosPerItem, 1, 2)
           }
-        }),
+        }
+      : {}),
     load: loadOf(sampled)
   }
 }

@@ -300,8 +300,20 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
   )
 
   printTable(
+    `Garbage collection: the main thread's GC pauses per item (wall time, so a busy machine stretches them), and the library's extra CPU and extra GC pauses per item over the baseline, round by round (${legend})`,
+    ["", "baseline GC µs/item", "library GC µs/item", "library's extra CPU µs/item", "library's extra GC µs/item"],
+    comparisons.map((entry) => [
+      entry.label,
+      shown(entry.baseline.gcPauseMicrosPerItem, 1),
+      shown(entry.subject.gcPauseMicrosPerItem, 1),
+      shown(entry.extra.cpuMicrosPerItem, 1),
+      shown(entry.extra.gcPauseMicrosPerItem, 1)
+    ])
+  )
+
+  printTable(
     `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
-    ["", "floor CPU µs/item", "floor / raw driver CPU", "library / floor CPU"],
+    ["", "floor CPU µs/item", "floor GC µs/item", "floor / raw driver CPU", "library / floor CPU"],
     comparisons.flatMap((entry) =>
       entry.floor === undefined
         ? []
@@ -309,6 +321,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
             [
               entry.label,
               shown(entry.floor.cpuMicrosPerItem, 1),
+              shown(entry.floor.gcPauseMicrosPerItem, 1),
               shown(entry.floor.cpuOverBaseline, 3),
               shown(entry.floor.subjectCpuOverFloor, 3)
             ]

@@ -1,4 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
+import type { Sample } from "../../bench/jobs.ts"
+import { compareSampled, type Round } from "../../bench/rounds.ts"
 import { estimate, median, pairedDifference, pairedRatio, quantile } from "../../bench/stats.ts"
 
 describe("benchmark statistics", () => {
@@ -50,5 +52,34 @@ describe("benchmark statistics", () => {
     assert.deepStrictEqual(overhead.rounds, baseline)
     assert.strictEqual(overhead.median, 10)
     assert.throws(() => pairedRatio([1, 2], [1]), /paired rounds differ in number: 2 baseline, 1 subject/)
+  })
+
+  it("splits a comparison's extra CPU per item into its extra GC pauses, round by round, for the floor too", () => {
+    const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number): Sample => ({
+      seconds: 1,
+      cpuMicros: cpuMicrosPerItem * 1000,
+      count: 1000,
+      gcMillis: gcMicrosPerItem
+    })
+    const load = { before: [0, 0, 0], after: [0, 0, 0], stolen: undefined, clientCores: 1, busy: false } as const
+    // Rounds on a machine whose speed changes between rounds: the subject always costs 5 µs more, 2 of them in GC.
+    const speeds = [1, 3, 2, 5, 1.5]
+    const rounds: ReadonlyArray<Round> = speeds.map((speed) => ({
+      samples: [sample(40 * speed, 10 * speed), sample(40 * speed + 5, 10 * speed + 2), sample(44 * speed, 11 * speed)],
+      load
+    }))
+    const comparison = compareSampled("read c=256", rounds)
+    assert.deepStrictEqual(comparison.extra.cpuMicrosPerItem.interval, [5, 5])
+    assert.deepStrictEqual(comparison.extra.gcPauseMicrosPerItem.interval, [2, 2])
+    assert.strictEqual(comparison.baseline.gcPauseMicrosPerItem.median, 20)
+    assert.strictEqual(comparison.subject.gcPauseMicrosPerItem.median, 22)
+    assert.strictEqual(comparison.floor?.gcPauseMicrosPerItem.median, 22)
+    assert.strictEqual(comparison.floor?.cpuOverBaseline.median, 1.1)
+    const twoSides = compareSampled(
+      "two sides",
+      rounds.map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
+    )
+    assert.isUndefined(twoSides.floor)
+    assert.strictEqual(twoSides.extra.gcPauseMicrosPerItem.median, 2)
   })
 })
