@@ -100,11 +100,11 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>) => 
       sampled.map((round) => figure(round.samples[under] as Sample)),
       sampled.map((round) => figure(round.samples[over] as Sample))
     )
-  /** The per-round difference subject - baseline of a figure. */
-  const differenceOf = (figure: (sample: Sample) => number) =>
+  /** The per-round difference of side `over`'s figure less side `under`'s. */
+  const differenceOf = (figure: (sample: Sample) => number, over: number, under: number) =>
     pairedDifference(
-      sampled.map((round) => figure(round.samples[0] as Sample)),
-      sampled.map((round) => figure(round.samples[1] as Sample))
+      sampled.map((round) => figure(round.samples[under] as Sample)),
+      sampled.map((round) => figure(round.samples[over] as Sample))
     )
   return {
     label,
@@ -112,14 +112,15 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>) => 
     subject: sideFigures(1),
     ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughputOf, 1, 0) },
     extra: {
-      cpuMicrosPerItem: differenceOf(cpuMicrosPerItem),
-      gcPauseMicrosPerItem: differenceOf(gcPauseMicrosPerItem)
+      cpuMicrosPerItem: differenceOf(cpuMicrosPerItem, 1, 0),
+      gcPauseMicrosPerItem: differenceOf(gcPauseMicrosPerItem, 1, 0)
     },
     ...(withFloor
       ? {
           floor: {
             ...sideFigures(2),
             cpuOverBaseline: ratioOf(cpuMicrosPerItem, 2, 0),
+            extraGcPauseMicrosOverBaseline: differenceOf(gcPauseMicrosPerItem, 2, 0),
             subjectCpuOverFloor: ratioOf(cpuMicrosPerItem, 1, 2)
           }
         }

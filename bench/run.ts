@@ -313,7 +313,14 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
 
   printTable(
     `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
-    ["", "floor CPU µs/item", "floor GC µs/item", "floor / raw driver CPU", "library / floor CPU"],
+    [
+      "",
+      "floor CPU µs/item",
+      "floor GC µs/item",
+      "floor's extra GC µs/item",
+      "floor / raw driver CPU",
+      "library / floor CPU"
+    ],
     comparisons.flatMap((entry) =>
       entry.floor === undefined
         ? []
@@ -322,6 +329,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
               entry.label,
               shown(entry.floor.cpuMicrosPerItem, 1),
               shown(entry.floor.gcPauseMicrosPerItem, 1),
+              shown(entry.floor.extraGcPauseMicrosOverBaseline, 1),
               shown(entry.floor.cpuOverBaseline, 3),
               shown(entry.floor.subjectCpuOverFloor, 3)
             ]

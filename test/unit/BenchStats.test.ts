@@ -75,6 +75,7 @@ describe("benchmark statistics", () => {
     assert.strictEqual(comparison.subject.gcPauseMicrosPerItem.median, 22)
     assert.strictEqual(comparison.floor?.gcPauseMicrosPerItem.median, 22)
     assert.strictEqual(comparison.floor?.cpuOverBaseline.median, 1.1)
+    assert.strictEqual(comparison.floor?.extraGcPauseMicrosOverBaseline.median, 2)
     const twoSides = compareSampled(
       "two sides",
       rounds.map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
