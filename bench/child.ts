@@ -31,24 +31,34 @@ const watchGc = () => {
   })
   observer.observe({ entryTypes: ["gc"] })
   return {
-    // Entries are delivered asynchronously: a turn of the event loop lets the last ones arrive.
+    // Entries are delivered asynchronously, and those of the last turn may still be buffered: taken before
+    // disconnecting, which would drop them.
     stop: async () => {
       await new Promise((resolve) => setImmediate(resolve))
+      for (const entry of observer.takeRecords()) {
+        millis += entry.duration
+        count++
+      }
       observer.disconnect()
       return { millis, count }
     }
   }
 }
 
-/** Wall time, client CPU and GC time of one measured run of `count` requests. */
+/**
+ * Wall time, client CPU and GC pauses of one measured run of `count` requests. It starts from a collected heap, so that
+ * it does not pay for collecting the warm-up's garbage.
+ */
 const measure = async (count: number, work: () => Promise<unknown>): Promise<Sample> => {
+  forceGc()
   const gc = watchGc()
   const cpu = process.cpuUsage()
   const started = performance.now()
   await work()
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
-  return { seconds, cpuMicros: used.user + used.system, count, gcMillis: (await gc.stop()).millis }
+  const collected = await gc.stop()
+  return { seconds, cpuMicros: used.user + used.system, count, gcMillis: collected.millis, gcCount: collected.count }
 }
 
 /**

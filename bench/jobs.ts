@@ -126,8 +126,14 @@ export interface Sample {
   readonly cpuMicros: number
   /** Requests (or rows) in the measured run. */
   readonly count: number
-  /** Time spent in garbage collection during the measured run (PerformanceObserver "gc" entries). */
+  /**
+   * The main thread's garbage-collection pauses during the measured run, wall time (the durations of PerformanceObserver
+   * "gc" entries): not the incremental-marking steps interleaved with JavaScript, nor GC work on helper threads, which
+   * the CPU figure counts.
+   */
   readonly gcMillis: number
+  /** How many collections those pauses were: a figure resting on a few is coarse. */
+  readonly gcCount: number
   /**
    * JS heap bytes allocated per request, from `used_heap_size` growth over a batch run between two forced GCs and
    * during which no GC ran (so nothing was freed); absent when a GC ran anyway. Counts the V8 heap only, not Buffer

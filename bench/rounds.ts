@@ -36,8 +36,9 @@ export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArr
 
 const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
 /**
- * The main thread's garbage-collection pauses per item of a sample's measured run, in µs: wall time, so on a busy
- * machine it grows with the waits for a core as CPU time does not.
+ * The main thread's garbage-collection pauses per item of a sample's measured run, in µs (see `Sample.gcMillis`): wall
+ * time, so on a busy machine it grows with the waits for a core as CPU time does not; and not GC work on helper
+ * threads, which CPU time counts. So it is neither a share nor a bound of the CPU figure.
  */
 const gcPauseMicrosPerItem = (sample: Sample) => (sample.gcMillis * 1000) / sample.count
 /** Requests (or rows) per second of a sample's measured run. */
@@ -71,27 +72,34 @@ export const loadShown = (load: ReturnType<typeof loadOf>) => {
 }
 
 /**
- * Two sides compared round by round: each figure of each side, the per-round ratio subject / baseline, and the
- * per-round difference subject - baseline of CPU and of GC pauses per item (how much of the subject's extra CPU its
- * extra garbage costs). With a `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in
- * the same rounds, the ratios floor / baseline and subject / floor split the subject's cost into Effect's fiber
- * runtime and the library's own.
+ * Two sides compared round by round: each side's CPU, GC pauses (and collections) and throughput per item; the per-round
+ * ratios subject / baseline of CPU and throughput; the per-round differences subject - baseline of CPU and of GC
+ * pauses per item (medians of differences, not differences of the sides' medians; the two are not additive, see
+ * `gcPauseMicrosPerItem`). With a `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in
+ * the same rounds, the ratios floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime
+ * and the library's own, and the difference floor - baseline of GC pauses shows the runtime's garbage.
  */
 export const compareRounds = async (label: string, rounds: number, baseline: Job, subject: Job, floor?: Job) =>
   compareSampled(
     label,
-    await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor])
+    await runRounds(label, rounds, floor === undefined ? [baseline, subject] : [baseline, subject, floor]),
+    floor !== undefined
   )
 
 /**
  * The figures of {@link compareRounds} from rounds already run: each round's samples are the baseline's, the
- * subject's and, when there is a third, the floor's.
+ * subject's and, `withFloor`, the floor's.
  */
-export const compareSampled = (label: string, sampled: ReadonlyArray<Round>) => {
-  const withFloor = (sampled[0]?.samples.length ?? 0) > 2
+export const compareSampled = (label: string, sampled: ReadonlyArray<Round>, withFloor: boolean) => {
+  const sides = withFloor ? 3 : 2
+  const uneven = sampled.findIndex((round) => round.samples.length !== sides)
+  if (uneven >= 0) {
+    throw new Error(`${label}: round ${uneven + 1} has ${sampled[uneven]?.samples.length} samples, not ${sides}`)
+  }
   const sideFigures = (index: number) => ({
     cpuMicrosPerItem: estimate(sampled.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
     gcPauseMicrosPerItem: estimate(sampled.map((round) => gcPauseMicrosPerItem(round.samples[index] as Sample))),
+    gcCollections: estimate(sampled.map((round) => (round.samples[index] as Sample).gcCount)),
     throughput: estimate(sampled.map((round) => throughputOf(round.samples[index] as Sample)))
   })
   /** The per-round ratio of side `over`'s figure to side `under`'s. */

@@ -300,8 +300,14 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
   )
 
   printTable(
-    `Garbage collection: the main thread's GC pauses per item (wall time, so a busy machine stretches them), and the library's extra CPU and extra GC pauses per item over the baseline, round by round (${legend})`,
-    ["", "baseline GC µs/item", "library GC µs/item", "library's extra CPU µs/item", "library's extra GC µs/item"],
+    `Garbage collection: the main thread's GC pauses per item (wall time: a busy machine stretches them, and GC work on helper threads is not in them), baseline (raw driver, or observability off) and library, and the per-round differences library - baseline of CPU and of GC pauses (medians of differences, not differences of the medians beside them; not additive) (${legend})`,
+    [
+      "",
+      "baseline GC µs/item",
+      "library GC µs/item",
+      "library - baseline CPU µs/item",
+      "library - baseline GC µs/item"
+    ],
     comparisons.map((entry) => [
       entry.label,
       shown(entry.baseline.gcPauseMicrosPerItem, 1),
@@ -317,7 +323,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       "",
       "floor CPU µs/item",
       "floor GC µs/item",
-      "floor's extra GC µs/item",
+      "floor - raw driver GC µs/item",
       "floor / raw driver CPU",
       "library / floor CPU"
     ],

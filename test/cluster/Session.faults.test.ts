@@ -145,7 +145,7 @@ const report = (
  * Waits until every node coordinates a quorum read promptly, three times in a row. A node back from a 45 s fault still
  * drops the internode messages it queued meanwhile for some seconds; a scenario started then is hit by the last
  * scenario's fault as well as its own (a CI run's hung-control failed twice so: both reads coordinated by the node
- * hung-node had resumed 4 s before).
+ * hung-node had resumed 4 s before). Run before each unresponsive-node scenario and each shutdown cycle.
  */
 const settled = Effect.gen(function* () {
   const client = yield* Session.CassandraClient
@@ -269,6 +269,8 @@ const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
     while (cycles < shutdownCycles && (logged.preparedElsewhere === 0 || logged.sentPastShutdown === 0)) {
       cycles++
       yield* topology.awaitNodesUp(3, "180 seconds")
+      // After the previous scenario's fault, or this one's last restart, as before an unresponsive-node scenario.
+      yield* settled
       let running = true
       const firstRun = Effect.gen(function* () {
         while (running) {

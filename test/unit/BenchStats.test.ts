@@ -54,33 +54,42 @@ describe("benchmark statistics", () => {
     assert.throws(() => pairedRatio([1, 2], [1]), /paired rounds differ in number: 2 baseline, 1 subject/)
   })
 
-  it("splits a comparison's extra CPU per item into its extra GC pauses, round by round, for the floor too", () => {
-    const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number): Sample => ({
+  it("gives each side's GC pauses per item and the paired differences of CPU and GC pauses, the floor's included", () => {
+    const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number, gcCount: number): Sample => ({
       seconds: 1,
       cpuMicros: cpuMicrosPerItem * 1000,
       count: 1000,
-      gcMillis: gcMicrosPerItem
+      gcMillis: gcMicrosPerItem,
+      gcCount
     })
     const load = { before: [0, 0, 0], after: [0, 0, 0], stolen: undefined, clientCores: 1, busy: false } as const
-    // Rounds on a machine whose speed changes between rounds: the subject always costs 5 µs more, 2 of them in GC.
+    // A machine whose speed changes between rounds; against the baseline, the subject always costs 5 µs more CPU and
+    // 2 µs more GC pauses, the floor 4 µs more CPU and 3 µs more GC pauses.
     const speeds = [1, 3, 2, 5, 1.5]
     const rounds: ReadonlyArray<Round> = speeds.map((speed) => ({
-      samples: [sample(40 * speed, 10 * speed), sample(40 * speed + 5, 10 * speed + 2), sample(44 * speed, 11 * speed)],
+      samples: [
+        sample(40 * speed, 10 * speed, 4),
+        sample(40 * speed + 5, 10 * speed + 2, 6),
+        sample(40 * speed + 4, 10 * speed + 3, 5)
+      ],
       load
     }))
-    const comparison = compareSampled("read c=256", rounds)
+    const comparison = compareSampled("read c=256", rounds, true)
     assert.deepStrictEqual(comparison.extra.cpuMicrosPerItem.interval, [5, 5])
     assert.deepStrictEqual(comparison.extra.gcPauseMicrosPerItem.interval, [2, 2])
     assert.strictEqual(comparison.baseline.gcPauseMicrosPerItem.median, 20)
     assert.strictEqual(comparison.subject.gcPauseMicrosPerItem.median, 22)
-    assert.strictEqual(comparison.floor?.gcPauseMicrosPerItem.median, 22)
-    assert.strictEqual(comparison.floor?.cpuOverBaseline.median, 1.1)
-    assert.strictEqual(comparison.floor?.extraGcPauseMicrosOverBaseline.median, 2)
+    assert.strictEqual(comparison.subject.gcCollections.median, 6)
+    assert.strictEqual(comparison.floor?.gcPauseMicrosPerItem.median, 23)
+    assert.deepStrictEqual(comparison.floor?.extraGcPauseMicrosOverBaseline.interval, [3, 3])
+    assert.strictEqual(comparison.floor?.gcCollections.median, 5)
     const twoSides = compareSampled(
       "two sides",
-      rounds.map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
+      rounds.map((round) => ({ ...round, samples: round.samples.slice(0, 2) })),
+      false
     )
     assert.isUndefined(twoSides.floor)
     assert.strictEqual(twoSides.extra.gcPauseMicrosPerItem.median, 2)
+    assert.throws(() => compareSampled("uneven", rounds, false), /uneven: round 1 has 3 samples, not 2/)
   })
 })
