@@ -94,6 +94,18 @@ const printTable = (title: string, header: ReadonlyArray<string>, rows: Readonly
   for (const row of rows) console.log(line(row))
 }
 
+/** A table of labelled entries (comparisons), one row each: its label, then each column's cell. */
+const printLabelled = <Entry extends { readonly label: string }>(
+  title: string,
+  entries: ReadonlyArray<Entry>,
+  columns: ReadonlyArray<readonly [header: string, cell: (entry: Entry) => string]>
+) =>
+  printTable(
+    title,
+    ["", ...columns.map(([header]) => header)],
+    entries.map((entry) => [entry.label, ...columns.map(([, cell]) => cell(entry))])
+  )
+
 const legend = "each figure: median [95% bootstrap interval] (smallest..largest round)"
 
 const clientOnly = async () => {
@@ -277,70 +289,38 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       requestsJob("fibers", "write", 256, "on")
     )
   )
-  printTable(
+  printLabelled(
     `Real node ${contactPoints.join(",")}: baseline (raw driver, or observability off) against the library (${legend})`,
+    comparisons,
     [
-      "",
-      "baseline CPU µs/item",
-      "library CPU µs/item",
-      "CPU ratio",
-      "baseline items/s",
-      "throughput ratio",
-      "rounds' load"
-    ],
-    comparisons.map((entry) => [
-      entry.label,
-      shown(entry.baseline.cpuMicrosPerItem, 1),
-      shown(entry.subject.cpuMicrosPerItem, 1),
-      shown(entry.ratio.cpuPerItem, 3),
-      shown(entry.baseline.throughput, 0),
-      shown(entry.ratio.throughput, 3),
-      loadShown(entry.load)
-    ])
+      ["baseline CPU µs/item", (entry) => shown(entry.baseline.cpuMicrosPerItem, 1)],
+      ["library CPU µs/item", (entry) => shown(entry.subject.cpuMicrosPerItem, 1)],
+      ["CPU ratio", (entry) => shown(entry.ratio.cpuPerItem, 3)],
+      ["baseline items/s", (entry) => shown(entry.baseline.throughput, 0)],
+      ["throughput ratio", (entry) => shown(entry.ratio.throughput, 3)],
+      ["rounds' load", (entry) => loadShown(entry.load)]
+    ]
   )
-
-  printTable(
+  printLabelled(
     `Garbage collection: the main thread's GC pauses per item (wall time: a busy machine stretches them, and GC work on helper threads is not in them), baseline (raw driver, or observability off) and library, and the per-round differences library - baseline of CPU and of GC pauses (medians of differences, not differences of the medians beside them; not additive) (${legend})`,
+    comparisons,
     [
-      "",
-      "baseline GC µs/item",
-      "library GC µs/item",
-      "library - baseline CPU µs/item",
-      "library - baseline GC µs/item"
-    ],
-    comparisons.map((entry) => [
-      entry.label,
-      shown(entry.baseline.gcPauseMicrosPerItem, 1),
-      shown(entry.subject.gcPauseMicrosPerItem, 1),
-      shown(entry.extra.cpuMicrosPerItem, 1),
-      shown(entry.extra.gcPauseMicrosPerItem, 1)
-    ])
+      ["baseline GC µs/item", (entry) => shown(entry.baseline.gcPauseMicrosPerItem, 1)],
+      ["library GC µs/item", (entry) => shown(entry.subject.gcPauseMicrosPerItem, 1)],
+      ["library - baseline CPU µs/item", (entry) => shown(entry.extra.cpuMicrosPerItem, 1)],
+      ["library - baseline GC µs/item", (entry) => shown(entry.extra.gcPauseMicrosPerItem, 1)]
+    ]
   )
-
-  printTable(
+  printLabelled(
     `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
+    comparisons.flatMap(({ label, floor }) => (floor === undefined ? [] : [{ label, floor }])),
     [
-      "",
-      "floor CPU µs/item",
-      "floor GC µs/item",
-      "floor - raw driver GC µs/item",
-      "floor / raw driver CPU",
-      "library / floor CPU"
-    ],
-    comparisons.flatMap((entry) =>
-      entry.floor === undefined
-        ? []
-        : [
-            [
-              entry.label,
-              shown(entry.floor.cpuMicrosPerItem, 1),
-              shown(entry.floor.gcPauseMicrosPerItem, 1),
-              shown(entry.floor.extraGcPauseMicrosOverBaseline, 1),
-              shown(entry.floor.cpuOverBaseline, 3),
-              shown(entry.floor.subjectCpuOverFloor, 3)
-            ]
-          ]
-    )
+      ["floor CPU µs/item", ({ floor }) => shown(floor.cpuMicrosPerItem, 1)],
+      ["floor GC µs/item", ({ floor }) => shown(floor.gcPauseMicrosPerItem, 1)],
+      ["floor - raw driver GC µs/item", ({ floor }) => shown(floor.extraGcPauseMicrosOverBaseline, 1)],
+      ["floor / raw driver CPU", ({ floor }) => shown(floor.cpuOverBaseline, 3)],
+      ["library / floor CPU", ({ floor }) => shown(floor.subjectCpuOverFloor, 3)]
+    ]
   )
 
   const latency = []
