@@ -46,11 +46,12 @@ const watchGc = () => {
 }
 
 /**
- * Wall time, client CPU and GC pauses of one measured run of `count` requests. It starts from a collected heap, so that
- * it does not pay for collecting the warm-up's garbage.
+ * Wall time, client CPU and GC pauses of one measured run of `count` requests. It may pay for collecting some of its
+ * warm-up's garbage, as each side does. Not a forced GC first: V8's helper threads would still be sweeping after it
+ * during the run, in the process's CPU time (it added 2 to 4 µs a request to the client-only rows of Effect's floor
+ * and the library, whose runs last some 50 ms, in a run of ba37cbb).
  */
 const measure = async (count: number, work: () => Promise<unknown>): Promise<Sample> => {
-  forceGc()
   const gc = watchGc()
   const cpu = process.cpuUsage()
   const started = performance.now()
