@@ -47,9 +47,9 @@ const watchGc = () => {
 
 /**
  * Wall time, client CPU and GC pauses of one measured run of `count` requests. It may pay for collecting some of its
- * warm-up's garbage, as each side does. Not a forced GC first: V8's helper threads would still be sweeping after it
- * during the run, in the process's CPU time (it added 2 to 4 µs a request to the client-only rows of Effect's floor
- * and the library, whose runs last some 50 ms, in a run of ba37cbb).
+ * warm-up's garbage, as each side does. Not a forced GC first: it added 2 to 4 µs a request to the client-only rows of
+ * Effect's floor and the library (runs of some 50 ms) in a run of ba37cbb, with no GC pause in those runs; most likely
+ * V8's helper threads still sweeping after it, in the process's CPU time.
  */
 const measure = async (count: number, work: () => Promise<unknown>): Promise<Sample> => {
   const gc = watchGc()
