@@ -96,24 +96,21 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>, wit
   if (uneven >= 0) {
     throw new Error(`${label}: round ${uneven + 1} has ${sampled[uneven]?.samples.length} samples, not ${sides}`)
   }
+  /** Side `index`'s figure in each round. */
+  const valuesOf = (figure: (sample: Sample) => number, index: number) =>
+    sampled.map((round) => figure(round.samples[index] as Sample))
   const sideFigures = (index: number) => ({
-    cpuMicrosPerItem: estimate(sampled.map((round) => cpuMicrosPerItem(round.samples[index] as Sample))),
-    gcPauseMicrosPerItem: estimate(sampled.map((round) => gcPauseMicrosPerItem(round.samples[index] as Sample))),
-    gcCollections: estimate(sampled.map((round) => (round.samples[index] as Sample).gcCount)),
-    throughput: estimate(sampled.map((round) => throughputOf(round.samples[index] as Sample)))
+    cpuMicrosPerItem: estimate(valuesOf(cpuMicrosPerItem, index)),
+    gcPauseMicrosPerItem: estimate(valuesOf(gcPauseMicrosPerItem, index)),
+    gcCollections: estimate(valuesOf((sample) => sample.gcCount, index)),
+    throughput: estimate(valuesOf(throughputOf, index))
   })
   /** The per-round ratio of side `over`'s figure to side `under`'s. */
   const ratioOf = (figure: (sample: Sample) => number, over: number, under: number) =>
-    pairedRatio(
-      sampled.map((round) => figure(round.samples[under] as Sample)),
-      sampled.map((round) => figure(round.samples[over] as Sample))
-    )
+    pairedRatio(valuesOf(figure, under), valuesOf(figure, over))
   /** The per-round difference of side `over`'s figure less side `under`'s. */
   const differenceOf = (figure: (sample: Sample) => number, over: number, under: number) =>
-    pairedDifference(
-      sampled.map((round) => figure(round.samples[under] as Sample)),
-      sampled.map((round) => figure(round.samples[over] as Sample))
-    )
+    pairedDifference(valuesOf(figure, under), valuesOf(figure, over))
   return {
     label,
     baseline: sideFigures(0),
