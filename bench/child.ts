@@ -54,12 +54,21 @@ const watchGc = () => {
 const measure = async (count: number, work: () => Promise<unknown>): Promise<Sample> => {
   const gc = watchGc()
   const cpu = process.cpuUsage()
+  const mainThreadCpu = process.threadCpuUsage()
   const started = performance.now()
   await work()
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
+  const usedByMainThread = process.threadCpuUsage(mainThreadCpu)
   const collected = await gc.stop()
-  return { seconds, cpuMicros: used.user + used.system, count, gcMillis: collected.millis, gcCount: collected.count }
+  return {
+    seconds,
+    cpuMicros: used.user + used.system,
+    mainThreadCpuMicros: usedByMainThread.user + usedByMainThread.system,
+    count,
+    gcMillis: collected.millis,
+    gcCount: collected.count
+  }
 }
 
 /**
@@ -182,6 +191,17 @@ const inMemoryTracer = () => {
   return Tracer.make({ span: (options) => new ExportedSpan(options) })
 }
 
+/** The name and every attribute of the span the library makes for one read over `client`, with what it answered. */
+const spanOfLibraryRead = async (client: Cassandra.Client) => {
+  let span: Tracer.NativeSpan | undefined
+  const capturing = Tracer.make({ span: (options) => (span = new Tracer.NativeSpan(options)) })
+  await withSession(Session.makeFromClient(client), Logging.layer("off"), (run) =>
+    run(Effect.withTracer(Effect.asVoid(libraryRequests.read(0)), capturing))
+  )
+  if (span === undefined) throw new Error("the library made no span for a read under a tracer")
+  return { name: span.name, attributes: Object.fromEntries(span.attributes) }
+}
+
 const rawClient = async (contactPoints: ReadonlyArray<string>) => {
   const client = new Cassandra.Client({
     contactPoints: [...contactPoints],
@@ -295,6 +315,16 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
   if (variant === "effect-floor") {
     const read = rawRequests(stub.client).read
     return sampleWith((count) => effectFloor(count, concurrency, read))
+  }
+  if (variant === "effect-floor+tracer") {
+    const read = rawRequests(stub.client).read
+    const { name, attributes } = await spanOfLibraryRead(stub.client)
+    const tracer = inMemoryTracer()
+    const tracedRead = (i: number) =>
+      Effect.useSpan(name, { kind: "client", attributes }, () => Effect.promise(() => read(i)))
+    return sampleWith((count) =>
+      Effect.runPromise(Effect.withTracer(loopingFibers(count, concurrency, tracedRead), tracer))
+    )
   }
   const request: Request =
     variant === "findAll-10-columns"

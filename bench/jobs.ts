@@ -27,7 +27,9 @@ export type Observability = "default" | "off" | "on"
 /**
  * The rows of the client-only benchmark; each `stub-*` row is the stub alone, the baseline of the rows after it (see
  * {@link clientOnlyBaseline}), and `effect-floor` is the stub inside looping fibers, one `Effect.promise` per request
- * (see {@link EffectFloor}). `stub-failed-read` and `failed-read` read a table whose every read the stub fails with a
+ * (see {@link EffectFloor}); `effect-floor+tracer` wraps each of those in `Effect.useSpan`, named and attributed as the
+ * library's span of a read, under the same tracer as the library's `+tracer` rows: Effect's own cost of a span, which
+ * those rows pay too. `stub-failed-read` and `failed-read` read a table whose every read the stub fails with a
  * server read timeout, each failure caught: what a failed request costs, the building of its errors included (their
  * stack capture was most of it), which an overloaded client, failing many requests at once, feels most.
  */
@@ -37,6 +39,7 @@ export const clientOnlyVariants = [
   "stub-write",
   "stub-failed-read",
   "effect-floor",
+  "effect-floor+tracer",
   "read",
   "failed-read",
   "findAll-10-columns",
@@ -73,6 +76,8 @@ export type Job =
       readonly concurrency: number
       readonly requests: number
       readonly contactPoints: ReadonlyArray<string>
+      /** V8 flags the child runs with, besides the parent's (see {@link noPretenuring}). */
+      readonly v8Flags?: ReadonlyArray<string>
     }
   | {
       readonly kind: "insertJob"
@@ -122,8 +127,13 @@ export const insertJobLabel = (rows: number, outcomes: InsertOutcomes) =>
 /** One measured run of a child. Fields a job does not measure are absent. */
 export interface Sample {
   readonly seconds: number
-  /** Client CPU (user + system) of the measured run, this process only. */
+  /** Client CPU (user + system) of the measured run, this process only: every thread. */
   readonly cpuMicros: number
+  /**
+   * The part of `cpuMicros` the main thread spent (JavaScript, the driver's socket calls, GC pauses); the rest is
+   * V8's helper threads (concurrent marking, parallel scavenging, sweeping, compiling) and libuv's.
+   */
+  readonly mainThreadCpuMicros: number
   /** Requests (or rows) in the measured run. */
   readonly count: number
   /**
@@ -152,6 +162,14 @@ export interface Sample {
 const shownLogLines = 3
 
 /**
+ * Turns off V8's allocation-site pretenuring. With 256 requests in flight against a real node, per-request objects
+ * live across young-generation collections; V8 then allocates what those allocation sites make in the old generation,
+ * where a full mark-compact, mostly on helper threads, collects it. The comparisons run with it show what that costs
+ * the raw driver, and what the library adds without it.
+ */
+export const noPretenuring: ReadonlyArray<string> = ["--no-allocation-site-pretenuring"]
+
+/**
  * Runs `job` in a new Node process. The child gets the parent's Node flags, so it resolves the library through the
  * same export condition the `bench` script gives the parent, and `--expose-gc` for its heap figures. Its sample is
  * the last line it writes; the lines before it are what the library logged (the driver-log bridge writes through
@@ -159,9 +177,16 @@ const shownLogLines = 3
  */
 export const runChild = (job: Job): Promise<Sample> =>
   new Promise((resolve, reject) => {
+    const v8Flags = job.kind === "requests" ? (job.v8Flags ?? []) : []
     execFile(
       process.execPath,
-      [...process.execArgv, "--expose-gc", new URL("./child.ts", import.meta.url).pathname, JSON.stringify(job)],
+      [
+        ...process.execArgv,
+        "--expose-gc",
+        ...v8Flags,
+        new URL("./child.ts", import.meta.url).pathname,
+        JSON.stringify(job)
+      ],
       { maxBuffer: 1 << 28 },
       (error, stdout, stderr) => {
         if (error !== null) {

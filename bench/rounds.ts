@@ -35,6 +35,9 @@ export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArr
 }
 
 const cpuMicrosPerItem = (sample: Sample) => sample.cpuMicros / sample.count
+/** The main thread's CPU per item, and the other threads' (V8's helpers and libuv's): together the CPU figure. */
+const mainThreadCpuMicrosPerItem = (sample: Sample) => sample.mainThreadCpuMicros / sample.count
+const otherThreadsCpuMicrosPerItem = (sample: Sample) => (sample.cpuMicros - sample.mainThreadCpuMicros) / sample.count
 /**
  * The main thread's garbage-collection pauses per item of a sample's measured run, in µs (see `Sample.gcMillis`): wall
  * time, so on a busy machine it grows with the waits for a core as CPU time does not; and not GC work on helper
@@ -72,9 +75,9 @@ export const loadShown = (load: ReturnType<typeof loadOf>) => {
 }
 
 /**
- * Two sides compared round by round: each side's CPU, GC pauses (and collections) and throughput per item; the per-round
- * ratios subject / baseline of CPU and throughput; the per-round differences subject - baseline of CPU and of GC
- * pauses per item (medians of differences, not differences of the sides' medians; the two are not additive, see
+ * Two sides compared round by round: each side's CPU (and its main thread's and other threads' parts), GC pauses (and
+ * collections) and throughput per item; the per-round ratios subject / baseline of CPU and throughput; the per-round
+ * differences subject - baseline of CPU, of each part of it and of GC pauses per item (medians of differences, not differences of the sides' medians; the two are not additive, see
  * `gcPauseMicrosPerItem`). With a `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in
  * the same rounds, the ratios floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime
  * and the library's own, and the difference floor - baseline of GC pauses shows the runtime's garbage.
@@ -101,6 +104,8 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>, wit
     sampled.map((round) => figure(round.samples[index] as Sample))
   const sideFigures = (index: number) => ({
     cpuMicrosPerItem: estimate(valuesOf(cpuMicrosPerItem, index)),
+    mainThreadCpuMicrosPerItem: estimate(valuesOf(mainThreadCpuMicrosPerItem, index)),
+    otherThreadsCpuMicrosPerItem: estimate(valuesOf(otherThreadsCpuMicrosPerItem, index)),
     gcPauseMicrosPerItem: estimate(valuesOf(gcPauseMicrosPerItem, index)),
     gcCollections: estimate(valuesOf((sample) => sample.gcCount, index)),
     throughput: estimate(valuesOf(throughputOf, index))
@@ -118,6 +123,8 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>, wit
     ratio: { cpuPerItem: ratioOf(cpuMicrosPerItem, 1, 0), throughput: ratioOf(throughputOf, 1, 0) },
     extra: {
       cpuMicrosPerItem: differenceOf(cpuMicrosPerItem, 1, 0),
+      mainThreadCpuMicrosPerItem: differenceOf(mainThreadCpuMicrosPerItem, 1, 0),
+      otherThreadsCpuMicrosPerItem: differenceOf(otherThreadsCpuMicrosPerItem, 1, 0),
       gcPauseMicrosPerItem: differenceOf(gcPauseMicrosPerItem, 1, 0)
     },
     ...(withFloor

@@ -26,6 +26,7 @@ import {
   insertJobLabel,
   insertOutcomes,
   type Job,
+  noPretenuring,
   type Sample
 } from "./jobs.ts"
 import { loadAverage, machine, revision, stolenLimit } from "./machine.ts"
@@ -74,6 +75,12 @@ const clientOnlyPlan = {
 const loadLevels = [0.25, 0.5, 0.75] as const
 const streamRows = 1_000_000
 const streamRounds = 3
+
+type RequestsJob = Extract<Job, { readonly kind: "requests" }>
+
+/** The one comparison whose subject is not the library: the raw driver against itself without V8's pretenuring. */
+const pretenuringLabel = "raw driver read c=256: V8 pretenuring on -> off"
+const subjects = `the library (for "${pretenuringLabel}", the raw driver without it)`
 
 /** Two sides compared round by round over the plan's rounds (see `compareRounds`). */
 const compareSides = (label: string, baseline: Job, subject: Job, floor?: Job) =>
@@ -238,7 +245,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     operation: "read" | "write",
     concurrency: 1 | 256,
     observability: "default" | "off" | "on" = "default"
-  ): Job => ({
+  ): RequestsJob => ({
     kind: "requests",
     side,
     observability,
@@ -257,6 +264,22 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
           requestsJob("effectFloor", operation, concurrency)
         )
       )
+  // The raw driver's CPU at c=256 moves with V8's pretenuring (see `noPretenuring`), and with it every ratio over it:
+  // what pretenuring costs the driver, and the same comparison as above without it.
+  const withoutPretenuring = (job: RequestsJob): RequestsJob => ({ ...job, v8Flags: noPretenuring })
+  comparisons.push(
+    await compareSides(
+      pretenuringLabel,
+      requestsJob("raw", "read", 256),
+      withoutPretenuring(requestsJob("raw", "read", 256))
+    ),
+    await compareSides(
+      "read c=256, V8 pretenuring off",
+      withoutPretenuring(requestsJob("raw", "read", 256)),
+      withoutPretenuring(requestsJob("fibers", "read", 256)),
+      withoutPretenuring(requestsJob("effectFloor", "read", 256))
+    )
+  )
   for (const operation of ["read", "write"] as const)
     comparisons.push(
       await compareSides(
@@ -290,7 +313,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     )
   )
   printLabelled(
-    `Real node ${contactPoints.join(",")}: baseline (raw driver, or observability off) against the library (${legend})`,
+    `Real node ${contactPoints.join(",")}: baseline (raw driver, or observability off) against ${subjects} (${legend})`,
     comparisons,
     [
       ["baseline CPU µs/item", (entry) => shown(entry.baseline.cpuMicrosPerItem, 1)],
@@ -302,13 +325,25 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     ]
   )
   printLabelled(
-    `Garbage collection: the main thread's GC pauses per item (wall time: a busy machine stretches them, and GC work on helper threads is not in them), baseline (raw driver, or observability off) and library, and the per-round differences library - baseline of CPU and of GC pauses (medians of differences, not differences of the medians beside them; not additive) (${legend})`,
+    `Garbage collection: the main thread's GC pauses per item (wall time: a busy machine stretches them, and GC work on helper threads is not in them), baseline (raw driver, or observability off) and ${subjects}, and the per-round differences library - baseline of CPU and of GC pauses (medians of differences, not differences of the medians beside them; not additive) (${legend})`,
     comparisons,
     [
       ["baseline GC µs/item", (entry) => shown(entry.baseline.gcPauseMicrosPerItem, 1)],
       ["library GC µs/item", (entry) => shown(entry.subject.gcPauseMicrosPerItem, 1)],
       ["library - baseline CPU µs/item", (entry) => shown(entry.extra.cpuMicrosPerItem, 1)],
       ["library - baseline GC µs/item", (entry) => shown(entry.extra.gcPauseMicrosPerItem, 1)]
+    ]
+  )
+  printLabelled(
+    `Threads: CPU per item on the main thread (JavaScript, socket calls, GC pauses) and on the others (V8's GC and compiler helpers, libuv), baseline and ${subjects}, and the per-round differences library - baseline of each (${legend})`,
+    comparisons,
+    [
+      ["baseline main µs/item", (entry) => shown(entry.baseline.mainThreadCpuMicrosPerItem, 1)],
+      ["baseline other µs/item", (entry) => shown(entry.baseline.otherThreadsCpuMicrosPerItem, 1)],
+      ["library main µs/item", (entry) => shown(entry.subject.mainThreadCpuMicrosPerItem, 1)],
+      ["library other µs/item", (entry) => shown(entry.subject.otherThreadsCpuMicrosPerItem, 1)],
+      ["library - baseline main", (entry) => shown(entry.extra.mainThreadCpuMicrosPerItem, 1)],
+      ["library - baseline other", (entry) => shown(entry.extra.otherThreadsCpuMicrosPerItem, 1)]
     ]
   )
   printLabelled(

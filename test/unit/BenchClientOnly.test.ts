@@ -19,6 +19,7 @@ describe("client-only benchmark", () => {
     }
     assert.strictEqual(clientOnlyBaseline("read"), "stub-read")
     assert.strictEqual(clientOnlyBaseline("read+metrics+tracer"), "stub-read")
+    assert.strictEqual(clientOnlyBaseline("effect-floor+tracer"), "stub-read")
     assert.strictEqual(clientOnlyBaseline("failed-read"), "stub-failed-read")
     assert.strictEqual(clientOnlyBaseline("findAll-10-columns"), "stub-wide")
     assert.strictEqual(clientOnlyBaseline("write"), "stub-write")

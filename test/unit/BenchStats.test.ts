@@ -54,10 +54,12 @@ describe("benchmark statistics", () => {
     assert.throws(() => pairedRatio([1, 2], [1]), /paired rounds differ in number: 2 baseline, 1 subject/)
   })
 
-  it("gives each side's GC pauses per item and the paired differences of CPU and GC pauses, the floor's included", () => {
+  it("gives each side's GC pauses and threads' CPU per item and the paired differences of each, the floor's included", () => {
+    // The main thread takes three quarters of every sample's CPU.
     const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number, gcCount: number): Sample => ({
       seconds: 1,
       cpuMicros: cpuMicrosPerItem * 1000,
+      mainThreadCpuMicros: cpuMicrosPerItem * 750,
       count: 1000,
       gcMillis: gcMicrosPerItem,
       gcCount
@@ -77,6 +79,10 @@ describe("benchmark statistics", () => {
     const comparison = compareSampled("read c=256", rounds, true)
     assert.deepStrictEqual(comparison.extra.cpuMicrosPerItem.interval, [5, 5])
     assert.deepStrictEqual(comparison.extra.gcPauseMicrosPerItem.interval, [2, 2])
+    assert.deepStrictEqual(comparison.extra.mainThreadCpuMicrosPerItem.interval, [3.75, 3.75])
+    assert.deepStrictEqual(comparison.extra.otherThreadsCpuMicrosPerItem.interval, [1.25, 1.25])
+    assert.strictEqual(comparison.baseline.mainThreadCpuMicrosPerItem.median, 60)
+    assert.strictEqual(comparison.subject.otherThreadsCpuMicrosPerItem.median, 21.25)
     assert.strictEqual(comparison.baseline.gcPauseMicrosPerItem.median, 20)
     assert.strictEqual(comparison.subject.gcPauseMicrosPerItem.median, 22)
     assert.strictEqual(comparison.subject.gcCollections.median, 6)
