@@ -58,8 +58,9 @@ const measure = async (count: number, work: () => Promise<unknown>): Promise<Sam
   const started = performance.now()
   await work()
   const seconds = (performance.now() - started) / 1000
-  const used = process.cpuUsage(cpu)
+  // Read in the reverse order of the start, so that the main thread's window lies within the process's.
   const usedByMainThread = process.threadCpuUsage(mainThreadCpu)
+  const used = process.cpuUsage(cpu)
   const collected = await gc.stop()
   return {
     seconds,
@@ -110,9 +111,27 @@ const loopingFibers = <R>(
     })
   })
 
-/** Effect's floor: the raw driver in the same looping fibers, one `Effect.promise` per request and nothing else. */
-const effectFloor = (count: number, concurrency: number, request: RawRequest) =>
-  Effect.runPromise(loopingFibers(count, concurrency, (i) => Effect.promise(() => request(i))))
+/**
+ * Effect's floor: the raw driver in the same looping fibers, one `Effect.promise` per request and nothing else; with
+ * a `span`, each request inside that span under its tracer.
+ */
+const effectFloor = (count: number, concurrency: number, request: RawRequest, span?: FloorSpan) => {
+  const send = (i: number) => Effect.promise(() => request(i))
+  return Effect.runPromise(
+    span === undefined
+      ? loopingFibers(count, concurrency, send)
+      : Effect.withTracer(
+          loopingFibers(count, concurrency, (i) => Effect.useSpan(span.name, span.options, () => send(i))),
+          span.tracer
+        )
+  )
+}
+
+interface FloorSpan {
+  readonly name: string
+  readonly options: Tracer.SpanOptionsNoTrace
+  readonly tracer: Tracer.Tracer
+}
 
 /** The same with one fiber forked per item, as `Effect.forEach` over every request does. */
 const forEachItem = (count: number, concurrency: number, request: Request) =>
@@ -191,15 +210,22 @@ const inMemoryTracer = () => {
   return Tracer.make({ span: (options) => new ExportedSpan(options) })
 }
 
-/** The name and every attribute of the span the library makes for one read over `client`, with what it answered. */
-const spanOfLibraryRead = async (client: Cassandra.Client) => {
+/**
+ * The span the library makes for one read over `client` (its name, kind and every attribute, what the node answered
+ * included), for Effect's floor to make the same, under the tracer of the library's `+tracer` rows.
+ */
+const spanOfLibraryRead = async (client: Cassandra.Client): Promise<FloorSpan> => {
   let span: Tracer.NativeSpan | undefined
   const capturing = Tracer.make({ span: (options) => (span = new Tracer.NativeSpan(options)) })
   await withSession(Session.makeFromClient(client), Logging.layer("off"), (run) =>
     run(Effect.withTracer(Effect.asVoid(libraryRequests.read(0)), capturing))
   )
   if (span === undefined) throw new Error("the library made no span for a read under a tracer")
-  return { name: span.name, attributes: Object.fromEntries(span.attributes) }
+  return {
+    name: span.name,
+    options: { kind: span.kind, attributes: Object.fromEntries(span.attributes) },
+    tracer: inMemoryTracer()
+  }
 }
 
 const rawClient = async (contactPoints: ReadonlyArray<string>) => {
@@ -312,19 +338,10 @@ const clientOnlySample = async (job: Extract<Job, { kind: "clientOnly" }>): Prom
     }[variant as "stub-read" | "stub-wide" | "stub-write" | "stub-failed-read"]
     return sampleWith((count) => loopingWorkers(count, concurrency, stubAlone))
   }
-  if (variant === "effect-floor") {
+  if (variant === "effect-floor" || variant === "effect-floor+tracer") {
     const read = rawRequests(stub.client).read
-    return sampleWith((count) => effectFloor(count, concurrency, read))
-  }
-  if (variant === "effect-floor+tracer") {
-    const read = rawRequests(stub.client).read
-    const { name, attributes } = await spanOfLibraryRead(stub.client)
-    const tracer = inMemoryTracer()
-    const tracedRead = (i: number) =>
-      Effect.useSpan(name, { kind: "client", attributes }, () => Effect.promise(() => read(i)))
-    return sampleWith((count) =>
-      Effect.runPromise(Effect.withTracer(loopingFibers(count, concurrency, tracedRead), tracer))
-    )
+    const span = variant === "effect-floor" ? undefined : await spanOfLibraryRead(stub.client)
+    return sampleWith((count) => effectFloor(count, concurrency, read, span))
   }
   const request: Request =
     variant === "findAll-10-columns"

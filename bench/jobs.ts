@@ -163,9 +163,9 @@ const shownLogLines = 3
 
 /**
  * Turns off V8's allocation-site pretenuring. With 256 requests in flight against a real node, per-request objects
- * live across young-generation collections; V8 then allocates what those allocation sites make in the old generation,
- * where a full mark-compact, mostly on helper threads, collects it. The comparisons run with it show what that costs
- * the raw driver, and what the library adds without it.
+ * may live across young-generation collections; V8 may then allocate what those allocation sites make in the old
+ * generation, where full mark-compacts, mostly on helper threads, collect it. The comparisons run with it measure
+ * what pretenuring costs the raw driver, and what the library adds without it.
  */
 export const noPretenuring: ReadonlyArray<string> = ["--no-allocation-site-pretenuring"]
 

@@ -264,18 +264,15 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
           requestsJob("effectFloor", operation, concurrency)
         )
       )
-  // The raw driver's CPU at c=256 moves with V8's pretenuring (see `noPretenuring`), and with it every ratio over it:
-  // what pretenuring costs the driver, and the same comparison as above without it.
+  // Whether V8's pretenuring (see `noPretenuring`) moves the raw driver's CPU at c=256, and with it every ratio over
+  // it: what it costs the driver, and the comparison above without it.
   const withoutPretenuring = (job: RequestsJob): RequestsJob => ({ ...job, v8Flags: noPretenuring })
+  const rawRead = requestsJob("raw", "read", 256)
   comparisons.push(
-    await compareSides(
-      pretenuringLabel,
-      requestsJob("raw", "read", 256),
-      withoutPretenuring(requestsJob("raw", "read", 256))
-    ),
+    await compareSides(pretenuringLabel, rawRead, withoutPretenuring(rawRead)),
     await compareSides(
       "read c=256, V8 pretenuring off",
-      withoutPretenuring(requestsJob("raw", "read", 256)),
+      withoutPretenuring(rawRead),
       withoutPretenuring(requestsJob("fibers", "read", 256)),
       withoutPretenuring(requestsJob("effectFloor", "read", 256))
     )

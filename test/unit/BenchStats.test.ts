@@ -89,6 +89,7 @@ describe("benchmark statistics", () => {
     assert.strictEqual(comparison.floor?.gcPauseMicrosPerItem.median, 23)
     assert.deepStrictEqual(comparison.floor?.extraGcPauseMicrosOverBaseline.interval, [3, 3])
     assert.strictEqual(comparison.floor?.gcCollections.median, 5)
+    assert.strictEqual(comparison.floor?.mainThreadCpuMicrosPerItem.median, 63)
     const twoSides = compareSampled(
       "two sides",
       rounds.map((round) => ({ ...round, samples: round.samples.slice(0, 2) })),
