@@ -137,9 +137,9 @@ export interface Sample {
   /** Requests (or rows) in the measured run. */
   readonly count: number
   /**
-   * The main thread's garbage-collection pauses during the measured run, wall time (the durations of PerformanceObserver
-   * "gc" entries): not the incremental-marking steps interleaved with JavaScript, nor GC work on helper threads, which
-   * the CPU figure counts.
+   * The main thread's garbage-collection pauses during the measured run, wall time (the durations of
+   * PerformanceObserver "gc" entries): not the incremental-marking steps interleaved with JavaScript, nor GC work on
+   * helper threads, which the CPU figure counts.
    */
   readonly gcMillis: number
   /** How many collections those pauses were: a figure resting on a few is coarse. */

@@ -78,9 +78,10 @@ export const loadShown = (load: ReturnType<typeof loadOf>) => {
  * Two sides compared round by round: each side's CPU (and its main thread's and other threads' parts), GC pauses (and
  * collections) and throughput per item; the per-round ratios subject / baseline of CPU and throughput; the per-round
  * differences subject - baseline of CPU, of each part of it and of GC pauses per item (medians of differences, not
- * differences of the sides' medians; CPU and GC pauses are not additive, see `gcPauseMicrosPerItem`). With a `floor` (the raw driver in looping fibers, one `Effect.promise` per request) run in
- * the same rounds, the ratios floor / baseline and subject / floor split the subject's cost into Effect's fiber runtime
- * and the library's own, and the difference floor - baseline of GC pauses shows the runtime's garbage.
+ * differences of the sides' medians; CPU and GC pauses are not additive, see `gcPauseMicrosPerItem`). With a `floor`
+ * (the raw driver in looping fibers, one `Effect.promise` per request) run in the same rounds, the ratios floor /
+ * baseline and subject / floor split the subject's cost into Effect's fiber runtime and the library's own, and the
+ * difference floor - baseline of GC pauses shows the runtime's garbage.
  */
 export const compareRounds = async (label: string, rounds: number, baseline: Job, subject: Job, floor?: Job) =>
   compareSampled(

@@ -232,15 +232,16 @@ const preparedElsewhere = "another node refused to prepare"
 const sentPastShutdown = "refused as it is shutting down"
 
 /**
- * While a node other than the control connection's shuts down gracefully, fibers run statements never run before
- * (each prepared first) and others increment counters (not idempotent). In its last moments the node answers every
- * request with OVERLOADED ("Server is shutting down") before running it. Repeated until the session reported both a
- * refused PREPARE and a refused write (not every shutdown has both), each later shutdown with only the fibers of the
- * kind not refused yet: a refused write, or within a few refused PREPAREs (once the session's own preparation reaches
- * the node and is refused too), moves the node to the back of query plans, so in a shutdown where PREPAREs are refused
- * first, few writes reach the node before it stops (a CI run saw no refused write in 5 shutdowns of both kinds). Every first run must succeed; a write may fail
- * only with an outcome the client cannot know (its connection closed, a replica timed out), never with the refusal,
- * and the counters must hold every acknowledged increment and at most the unknown ones besides.
+ * While a node other than the control connection's shuts down gracefully, fibers run statements never run before (each
+ * prepared first) and others increment counters (not idempotent). In its last moments the node answers every request
+ * with OVERLOADED ("Server is shutting down") before running it. Repeated until the session reported both a refused
+ * PREPARE and a refused write (not every shutdown has both), each later shutdown with only the fibers of the kind not
+ * refused yet: a refused write, or within a few refused PREPAREs (once the session's own preparation reaches the node
+ * and is refused too), moves the node to the back of query plans, so in a shutdown where PREPAREs are refused first,
+ * few writes reach the node before it stops (a CI run saw no refused write in 5 shutdowns of both kinds). Every first
+ * run must succeed; a write may fail only with an outcome the client cannot know (its connection closed, a replica
+ * timed out), never with the refusal, and the counters must hold every acknowledged increment and at most the unknown
+ * ones besides.
  */
 const requestsWhileShuttingDown = (cluster: LocalCassandra.Cluster) => {
   const logged = { preparedElsewhere: 0, sentPastShutdown: 0 }
