@@ -1,8 +1,11 @@
 /** The statistics every benchmark figure is reported with: medians, quantiles and a seeded bootstrap interval. */
 
-/** The `q` quantile (0..1) of `values`, interpolated between the two nearest ranks. */
+/**
+ * The `q` quantile (0..1) of `values`, interpolated between the two nearest ranks; NaN when a value is NaN (a figure
+ * not measured), which no sort can place.
+ */
 export const quantile = (values: ReadonlyArray<number>, q: number): number => {
-  if (values.length === 0) return Number.NaN
+  if (values.length === 0 || values.some(Number.isNaN)) return Number.NaN
   const sorted = [...values].sort((a, b) => a - b)
   const position = (sorted.length - 1) * q
   const below = Math.floor(position)
@@ -39,8 +42,14 @@ export interface Estimate {
   readonly rounds: ReadonlyArray<number>
 }
 
-/** The median of `rounds` with a 95% percentile-bootstrap interval of that median. */
+/**
+ * The median of `rounds` with a 95% percentile-bootstrap interval of that median; every figure NaN when a round is
+ * (see `quantile`), rather than a median of the rounds that have one.
+ */
 export const estimate = (rounds: ReadonlyArray<number>): Estimate => {
+  if (rounds.some(Number.isNaN)) {
+    return { median: Number.NaN, interval: [Number.NaN, Number.NaN], range: [Number.NaN, Number.NaN], rounds }
+  }
   const random = seededRandom(bootstrapSeed)
   const resample = new Array<number>(rounds.length)
   const medians = new Array<number>(bootstrapResamples)

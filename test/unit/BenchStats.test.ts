@@ -30,6 +30,25 @@ describe("benchmark statistics", () => {
     assert.deepStrictEqual(estimate([5, 5, 5, 5, 5]).interval, [5, 5])
   })
 
+  it("reports a figure with a missing round as not measured, not as the median of the rounds it has", () => {
+    // A round whose child gave no figure (a fixed-load round with no p99) is NaN; sorting with it would order the rest
+    // arbitrarily, so any of them could come out as the median.
+    for (const rounds of [
+      [Number.NaN, 3, 1, 2],
+      [3, Number.NaN, 1, 2, 5],
+      [4, 1, 3, 2, Number.NaN]
+    ]) {
+      assert.isNaN(quantile(rounds, 0.5))
+      const figure = estimate(rounds)
+      assert.isNaN(figure.median)
+      assert.isNaN(figure.interval[0])
+      assert.isNaN(figure.interval[1])
+      assert.isNaN(figure.range[0])
+      assert.isNaN(figure.range[1])
+    }
+    assert.isNaN(pairedRatio([1, 2, 3], [2, Number.NaN, 6]).median)
+  })
+
   it("narrows the interval as rounds agree, and widens it as they spread", () => {
     const width = (rounds: ReadonlyArray<number>) => {
       const [low, high] = estimate(rounds).interval
