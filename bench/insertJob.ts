@@ -9,13 +9,15 @@
  *
  *   node --conditions=effect-cassandra/source bench/insertJob.ts [--contact-points 127.0.0.50] [--rounds 15] [--rows 100000]
  *
- * Writes bench/results/insert-job.json with the machine, the code measured and every round's load average.
+ * Prints the full run's tables of these comparisons (CPU and throughput, GC pauses, threads, Effect's floor) and
+ * writes bench/results/insert-job.json with the machine, the code measured and every round's load average.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type InsertJobSide, insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
 import { machine, revision } from "./machine.ts"
-import { compareRounds, loadShown } from "./rounds.ts"
+import { printComparisons } from "./report.ts"
+import { compareRounds } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
   options: {
@@ -53,21 +55,10 @@ const report = {
   rounds,
   comparisons
 }
-const shown = (figure: { median: number; interval: readonly [number, number] }) =>
-  `${figure.median.toFixed(3)} [${figure.interval[0].toFixed(3)}, ${figure.interval[1].toFixed(3)}]`
-for (const comparison of comparisons) {
-  console.log(
-    `${comparison.label}, ${rounds} rounds: CPU per row ${shown(comparison.ratio.cpuPerItem)} of the raw driver's ` +
-      `(${comparison.baseline.cpuMicrosPerItem.median.toFixed(2)} µs against ` +
-      `${comparison.subject.cpuMicrosPerItem.median.toFixed(2)}), throughput ${shown(comparison.ratio.throughput)}; ` +
-      `rounds: ${loadShown(comparison.load)}`
-  )
-  if (comparison.floor !== undefined) {
-    console.log(
-      `  Effect floor (the driver's requests in looping fibers): ${comparison.floor.cpuMicrosPerItem.median.toFixed(2)} µs, ` +
-        `floor / raw driver ${shown(comparison.floor.cpuOverBaseline)}, library / floor ${shown(comparison.floor.subjectCpuOverFloor)}`
-    )
-  }
-}
+printComparisons(comparisons, {
+  scope: `Insert job, ${rows} rows, ${rounds} rounds, real node ${contactPoints.join(",")}`,
+  baseline: "the driver's executeConcurrent",
+  subjects: "the library (BatchJob)"
+})
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
 writeFileSync(new URL("./results/insert-job.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)

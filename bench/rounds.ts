@@ -141,3 +141,6 @@ export const compareSampled = (label: string, sampled: ReadonlyArray<Round>, wit
     load: loadOf(sampled)
   }
 }
+
+/** Two sides (and the floor) compared round by round: what {@link compareSampled} gives. */
+export type Comparison = ReturnType<typeof compareSampled>

@@ -30,7 +30,8 @@ import {
   type Sample
 } from "./jobs.ts"
 import { loadAverage, machine, revision, stolenLimit } from "./machine.ts"
-import { compareRounds, loadOf, loadShown, percent, runRounds, step, throughputOf } from "./rounds.ts"
+import { digits, legend, printComparisons, printTable, shown } from "./report.ts"
+import { type Comparison, compareRounds, loadOf, percent, runRounds, step, throughputOf } from "./rounds.ts"
 import { type Estimate, estimate, median, pairedDifference, pairedRatio } from "./stats.ts"
 import { streamingFigures } from "./streaming.ts"
 import { kvTable, readKeys, schema } from "./tables.ts"
@@ -63,8 +64,8 @@ const plan =
       }
 /**
  * The client-only plan is the same in every mode: it must stay within a CI step's few minutes. A child measures
- * 100,000 requests (a few hundred ms): with 10,000 its run lasted 20 to 40 ms, and the CPU that V8's compiler threads
- * still spent after the warm-up moved a row's figure by more than the overheads it reports.
+ * 100,000 requests (0.1 to 1.5 s): with 10,000 a plain read's run lasted 20 to 40 ms, and the CPU that V8's compiler
+ * threads still spent after the warm-up moved a row's figure by more than the overheads it reports.
  */
 const clientOnlyPlan = {
   rounds: 5,
@@ -89,35 +90,6 @@ const subjects = `the library (for "${pretenuringLabel}", the raw driver without
 /** Two sides compared round by round over the plan's rounds (see `compareRounds`). */
 const compareSides = (label: string, baseline: Job, subject: Job, floor?: Job) =>
   compareRounds(label, plan.rounds, baseline, subject, floor)
-type Comparison = Awaited<ReturnType<typeof compareSides>>
-
-const digits = (value: number, places: number) =>
-  value.toLocaleString("en-US", { maximumFractionDigits: places, minimumFractionDigits: places })
-/** A figure as the table shows it: the median, its 95% interval, and the range of the rounds. */
-const shown = (figure: Estimate, places: number) =>
-  `${digits(figure.median, places)} [${digits(figure.interval[0], places)}, ${digits(figure.interval[1], places)}] (${digits(figure.range[0], places)}..${digits(figure.range[1], places)})`
-
-const printTable = (title: string, header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
-  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => (row[column] ?? "").length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ")
-  console.log(`\n${title}\n${line(header)}`)
-  for (const row of rows) console.log(line(row))
-}
-
-/** A table of labelled entries (comparisons), one row each: its label, then each column's cell. */
-const printLabelled = <Entry extends { readonly label: string }>(
-  title: string,
-  entries: ReadonlyArray<Entry>,
-  columns: ReadonlyArray<readonly [header: string, cell: (entry: Entry) => string]>
-) =>
-  printTable(
-    title,
-    ["", ...columns.map(([header]) => header)],
-    entries.map((entry) => [entry.label, ...columns.map(([, cell]) => cell(entry))])
-  )
-
-const legend = "each figure: median [95% bootstrap interval] (smallest..largest round)"
 
 const clientOnly = async () => {
   const jobs = clientOnlyVariants.map(
@@ -135,6 +107,7 @@ const clientOnly = async () => {
     return rounds.map((round) => round.samples[index] as Sample)
   }
   const nanosPerRequest = (sample: Sample) => (sample.cpuMicros * 1000) / sample.count
+  // Over the rounds that measured it: a child measures no allocation when a GC ran during its batch.
   const allocated = (samples: ReadonlyArray<Sample>) =>
     estimate(samples.flatMap((sample) => sample.allocatedBytesPerRequest ?? []))
   const figures = clientOnlyVariants.map((variant) => {
@@ -313,52 +286,11 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       requestsJob("fibers", "write", 256, "on")
     )
   )
-  printLabelled(
-    `Real node ${contactPoints.join(",")}: baseline (raw driver, or observability off) against ${subjects} (${legend})`,
-    comparisons,
-    [
-      ["baseline CPU µs/item", (entry) => shown(entry.baseline.cpuMicrosPerItem, 1)],
-      ["library CPU µs/item", (entry) => shown(entry.subject.cpuMicrosPerItem, 1)],
-      ["CPU ratio", (entry) => shown(entry.ratio.cpuPerItem, 3)],
-      ["baseline items/s", (entry) => shown(entry.baseline.throughput, 0)],
-      ["throughput ratio", (entry) => shown(entry.ratio.throughput, 3)],
-      ["rounds' load", (entry) => loadShown(entry.load)]
-    ]
-  )
-  printLabelled(
-    `Garbage collection: the main thread's GC pauses per item (wall time: a busy machine stretches them, and GC work on helper threads is not in them), baseline (raw driver, or observability off) and ${subjects}, and the per-round differences library - baseline of CPU and of GC pauses (medians of differences, not differences of the medians beside them; not additive) (${legend})`,
-    comparisons,
-    [
-      ["baseline GC µs/item", (entry) => shown(entry.baseline.gcPauseMicrosPerItem, 1)],
-      ["library GC µs/item", (entry) => shown(entry.subject.gcPauseMicrosPerItem, 1)],
-      ["library - baseline CPU µs/item", (entry) => shown(entry.extra.cpuMicrosPerItem, 1)],
-      ["library - baseline GC µs/item", (entry) => shown(entry.extra.gcPauseMicrosPerItem, 1)]
-    ]
-  )
-  printLabelled(
-    `Threads: CPU per item on the main thread (JavaScript, socket calls, GC pauses) and on the others (V8's GC and compiler helpers, libuv), baseline and ${subjects}, and the per-round differences library - baseline of each (${legend})`,
-    comparisons,
-    [
-      ["baseline main µs/item", (entry) => shown(entry.baseline.mainThreadCpuMicrosPerItem, 1)],
-      ["baseline other µs/item", (entry) => shown(entry.baseline.otherThreadsCpuMicrosPerItem, 1)],
-      ["library main µs/item", (entry) => shown(entry.subject.mainThreadCpuMicrosPerItem, 1)],
-      ["library other µs/item", (entry) => shown(entry.subject.otherThreadsCpuMicrosPerItem, 1)],
-      ["library - baseline main", (entry) => shown(entry.extra.mainThreadCpuMicrosPerItem, 1)],
-      ["library - baseline other", (entry) => shown(entry.extra.otherThreadsCpuMicrosPerItem, 1)]
-    ]
-  )
-  printLabelled(
-    `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
-    comparisons.flatMap(({ label, floor }) => (floor === undefined ? [] : [{ label, floor }])),
-    [
-      ["floor CPU µs/item", ({ floor }) => shown(floor.cpuMicrosPerItem, 1)],
-      ["floor GC µs/item", ({ floor }) => shown(floor.gcPauseMicrosPerItem, 1)],
-      ["floor - raw driver GC µs/item", ({ floor }) => shown(floor.extraGcPauseMicrosOverBaseline, 1)],
-      ["floor / raw driver CPU", ({ floor }) => shown(floor.cpuOverBaseline, 3)],
-      ["library / floor CPU", ({ floor }) => shown(floor.subjectCpuOverFloor, 3)]
-    ]
-  )
-
+  printComparisons(comparisons, {
+    scope: `Real node ${contactPoints.join(",")}`,
+    baseline: "raw driver, or observability off",
+    subjects
+  })
   const latency = []
   for (const level of loadLevels) {
     // The raw driver's peak is measured again right before each level's rounds: a peak measured earlier, on a machine
@@ -526,7 +458,7 @@ const program = Effect.gen(function* () {
   console.log("\nTargets (issue 13):")
   for (const [name, result] of Object.entries(targets))
     console.log(
-      `  ${result.met ? "met   " : "MISSED"} ${name}: ${"median" in result ? `${digits(result.median ?? Number.NaN, 3)} [${result.interval?.map((n) => digits(n, 3)).join(", ")}]` : "not measured"} (limit ${result.limit})`
+      `  ${result.met ? "met   " : "MISSED"} ${name}: ${"median" in result && !Number.isNaN(result.median) ? `${digits(result.median ?? Number.NaN, 3)} [${result.interval?.map((n) => digits(n, 3)).join(", ")}]` : "not measured"} (limit ${result.limit})`
     )
   if (busy)
     console.log(

@@ -10,7 +10,9 @@ export const quantile = (values: ReadonlyArray<number>, q: number): number => {
   const position = (sorted.length - 1) * q
   const below = Math.floor(position)
   const lower = sorted[below] ?? Number.NaN
-  const upper = sorted[Math.min(below + 1, sorted.length - 1)] ?? lower
+  // On a rank itself, no interpolation: with an infinite neighbour (a ratio over a zero baseline) it would be NaN.
+  if (position === below) return lower
+  const upper = sorted[below + 1] ?? lower
   return lower + (upper - lower) * (position - below)
 }
 
@@ -43,11 +45,11 @@ export interface Estimate {
 }
 
 /**
- * The median of `rounds` with a 95% percentile-bootstrap interval of that median; every figure NaN when a round is
- * (see `quantile`), rather than a median of the rounds that have one.
+ * The median of `rounds` with a 95% percentile-bootstrap interval of that median; every figure NaN when there is no
+ * round or a round is NaN (see `quantile`), rather than a median of the rounds that have one.
  */
 export const estimate = (rounds: ReadonlyArray<number>): Estimate => {
-  if (rounds.some(Number.isNaN)) {
+  if (rounds.length === 0 || rounds.some(Number.isNaN)) {
     return { median: Number.NaN, interval: [Number.NaN, Number.NaN], range: [Number.NaN, Number.NaN], rounds }
   }
   const random = seededRandom(bootstrapSeed)

@@ -1,7 +1,33 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, vi } from "@effect/vitest"
 import type { Sample } from "../../bench/jobs.ts"
+import { printComparisons } from "../../bench/report.ts"
 import { compareSampled, type Round } from "../../bench/rounds.ts"
 import { estimate, median, pairedDifference, pairedRatio, quantile } from "../../bench/stats.ts"
+
+/**
+ * Rounds of three sides (baseline, subject, floor) on a machine whose speed changes between rounds: against the
+ * baseline, the subject always costs 5 µs more CPU and 2 µs more GC pauses, the floor 4 µs more CPU and 3 µs more GC
+ * pauses; the main thread takes three quarters of every sample's CPU.
+ */
+const threeSidedRounds = (): ReadonlyArray<Round> => {
+  const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number, gcCount: number): Sample => ({
+    seconds: 1,
+    cpuMicros: cpuMicrosPerItem * 1000,
+    mainThreadCpuMicros: cpuMicrosPerItem * 750,
+    count: 1000,
+    gcMillis: gcMicrosPerItem,
+    gcCount
+  })
+  const load = { before: [0, 0, 0], after: [0, 0, 0], stolen: undefined, clientCores: 1, busy: false } as const
+  return [1, 3, 2, 5, 1.5].map((speed) => ({
+    samples: [
+      sample(40 * speed, 10 * speed, 4),
+      sample(40 * speed + 5, 10 * speed + 2, 6),
+      sample(40 * speed + 4, 10 * speed + 3, 5)
+    ],
+    load
+  }))
+}
 
 describe("benchmark statistics", () => {
   it("interpolates quantiles between the nearest ranks, without reordering the input", () => {
@@ -46,7 +72,19 @@ describe("benchmark statistics", () => {
       assert.isNaN(figure.range[0])
       assert.isNaN(figure.range[1])
     }
-    assert.isNaN(pairedRatio([1, 2, 3], [2, Number.NaN, 6]).median)
+    const none = estimate([])
+    assert.isNaN(none.median)
+    assert.isNaN(none.range[0])
+    assert.isNaN(none.range[1])
+  })
+
+  it("takes an infinite round (a ratio over a zero baseline) as the largest, not as a figure not measured", () => {
+    assert.strictEqual(median([1, 2, Number.POSITIVE_INFINITY]), 2)
+    assert.strictEqual(quantile([1, 2, Number.POSITIVE_INFINITY], 1), Number.POSITIVE_INFINITY)
+    const figure = estimate([1, 2, 3, 4, Number.POSITIVE_INFINITY])
+    assert.strictEqual(figure.median, 3)
+    assert.isFalse(Number.isNaN(figure.interval[0]))
+    assert.deepStrictEqual(figure.range, [1, Number.POSITIVE_INFINITY])
   })
 
   it("narrows the interval as rounds agree, and widens it as they spread", () => {
@@ -74,27 +112,7 @@ describe("benchmark statistics", () => {
   })
 
   it("gives each side's GC pauses and threads' CPU per item and the paired differences of each, the floor's included", () => {
-    // The main thread takes three quarters of every sample's CPU.
-    const sample = (cpuMicrosPerItem: number, gcMicrosPerItem: number, gcCount: number): Sample => ({
-      seconds: 1,
-      cpuMicros: cpuMicrosPerItem * 1000,
-      mainThreadCpuMicros: cpuMicrosPerItem * 750,
-      count: 1000,
-      gcMillis: gcMicrosPerItem,
-      gcCount
-    })
-    const load = { before: [0, 0, 0], after: [0, 0, 0], stolen: undefined, clientCores: 1, busy: false } as const
-    // A machine whose speed changes between rounds; against the baseline, the subject always costs 5 µs more CPU and
-    // 2 µs more GC pauses, the floor 4 µs more CPU and 3 µs more GC pauses.
-    const speeds = [1, 3, 2, 5, 1.5]
-    const rounds: ReadonlyArray<Round> = speeds.map((speed) => ({
-      samples: [
-        sample(40 * speed, 10 * speed, 4),
-        sample(40 * speed + 5, 10 * speed + 2, 6),
-        sample(40 * speed + 4, 10 * speed + 3, 5)
-      ],
-      load
-    }))
+    const rounds = threeSidedRounds()
     const comparison = compareSampled("read c=256", rounds, true)
     assert.deepStrictEqual(comparison.extra.cpuMicrosPerItem.interval, [5, 5])
     assert.deepStrictEqual(comparison.extra.gcPauseMicrosPerItem.interval, [2, 2])
@@ -117,5 +135,34 @@ describe("benchmark statistics", () => {
     assert.isUndefined(twoSides.floor)
     assert.strictEqual(twoSides.extra.gcPauseMicrosPerItem.median, 2)
     assert.throws(() => compareSampled("uneven", rounds, false), /uneven: round 1 has 3 samples, not 2/)
+  })
+
+  it("prints every figure of a comparison: CPU and throughput, GC pauses, each thread's CPU, and Effect's floor", () => {
+    const printed: Array<string> = []
+    const log = vi.spyOn(console, "log").mockImplementation((line: string) => void printed.push(line))
+    try {
+      printComparisons([compareSampled("insert job", threeSidedRounds(), true)], {
+        scope: "Insert job",
+        baseline: "the driver's executeConcurrent",
+        subjects: "the library (BatchJob)"
+      })
+    } finally {
+      log.mockRestore()
+    }
+    const tables = printed
+      .join("\n")
+      .split("\n\n")
+      .map((table) => table.trim())
+      .filter((table) => table.length > 0)
+    assert.strictEqual(tables.length, 4)
+    const [cpu, gc, threads, floor] = tables as [string, string, string, string]
+    assert.match(cpu, /^Insert job: baseline \(the driver's executeConcurrent\) against the library \(BatchJob\)/)
+    // Each table's row of the comparison, its figures as `median [interval] (range)`.
+    const row = (table: string) => table.split("\n").find((line) => line.startsWith("insert job")) ?? ""
+    assert.include(row(cpu), "1.063 [1.025, 1.125] (1.025..1.125)")
+    assert.include(row(gc), "2.0 [2.0, 2.0] (2.0..2.0)")
+    assert.include(row(threads), "3.8 [3.8, 3.8] (3.8..3.8)")
+    assert.include(row(threads), "1.3 [1.3, 1.3] (1.3..1.3)")
+    assert.include(row(floor), "3.0 [3.0, 3.0] (3.0..3.0)")
   })
 })
