@@ -64,7 +64,7 @@ const plan =
       }
 /**
  * The client-only plan is the same in every mode: it must stay within a CI step's few minutes. A child measures
- * 100,000 requests (0.1 to 1.5 s): with 10,000 a plain read's run lasted 20 to 40 ms, and the CPU that V8's compiler
+ * 100,000 requests (0.1 to 2 s): with 10,000 a plain read's run lasted 20 to 40 ms, and the CPU that V8's compiler
  * threads still spent after the warm-up moved a row's figure by more than the overheads it reports.
  */
 const clientOnlyPlan = {

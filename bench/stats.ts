@@ -10,10 +10,10 @@ export const quantile = (values: ReadonlyArray<number>, q: number): number => {
   const position = (sorted.length - 1) * q
   const below = Math.floor(position)
   const lower = sorted[below] ?? Number.NaN
-  // On a rank itself, no interpolation: with an infinite neighbour (a ratio over a zero baseline) it would be NaN.
+  // On a rank, or between equal ones, no interpolation: with infinite ranks (a ratio over a zero baseline) it is NaN.
   if (position === below) return lower
   const upper = sorted[below + 1] ?? lower
-  return lower + (upper - lower) * (position - below)
+  return upper === lower ? lower : lower + (upper - lower) * (position - below)
 }
 
 export const median = (values: ReadonlyArray<number>): number => quantile(values, 0.5)

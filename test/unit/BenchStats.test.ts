@@ -81,9 +81,10 @@ describe("benchmark statistics", () => {
   it("takes an infinite round (a ratio over a zero baseline) as the largest, not as a figure not measured", () => {
     assert.strictEqual(median([1, 2, Number.POSITIVE_INFINITY]), 2)
     assert.strictEqual(quantile([1, 2, Number.POSITIVE_INFINITY], 1), Number.POSITIVE_INFINITY)
+    assert.strictEqual(median([1, 2, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]), Number.POSITIVE_INFINITY)
     const figure = estimate([1, 2, 3, 4, Number.POSITIVE_INFINITY])
     assert.strictEqual(figure.median, 3)
-    assert.isFalse(Number.isNaN(figure.interval[0]))
+    assert.deepStrictEqual(figure.interval, [1, Number.POSITIVE_INFINITY])
     assert.deepStrictEqual(figure.range, [1, Number.POSITIVE_INFINITY])
   })
 
@@ -137,7 +138,7 @@ describe("benchmark statistics", () => {
     assert.throws(() => compareSampled("uneven", rounds, false), /uneven: round 1 has 3 samples, not 2/)
   })
 
-  it("prints every figure of a comparison: CPU and throughput, GC pauses, each thread's CPU, and Effect's floor", () => {
+  it("prints every figure of a comparison, each under its header: CPU and throughput, GC pauses, threads, the floor", () => {
     const printed: Array<string> = []
     const log = vi.spyOn(console, "log").mockImplementation((line: string) => void printed.push(line))
     try {
@@ -149,20 +150,94 @@ describe("benchmark statistics", () => {
     } finally {
       log.mockRestore()
     }
+    // Each table: its title, its header and the comparison's row, cells apart by two spaces or more.
     const tables = printed
       .join("\n")
       .split("\n\n")
-      .map((table) => table.trim())
-      .filter((table) => table.length > 0)
-    assert.strictEqual(tables.length, 4)
-    const [cpu, gc, threads, floor] = tables as [string, string, string, string]
-    assert.match(cpu, /^Insert job: baseline \(the driver's executeConcurrent\) against the library \(BatchJob\)/)
-    // Each table's row of the comparison, its figures as `median [interval] (range)`.
-    const row = (table: string) => table.split("\n").find((line) => line.startsWith("insert job")) ?? ""
-    assert.include(row(cpu), "1.063 [1.025, 1.125] (1.025..1.125)")
-    assert.include(row(gc), "2.0 [2.0, 2.0] (2.0..2.0)")
-    assert.include(row(threads), "3.8 [3.8, 3.8] (3.8..3.8)")
-    assert.include(row(threads), "1.3 [1.3, 1.3] (1.3..1.3)")
-    assert.include(row(floor), "3.0 [3.0, 3.0] (3.0..3.0)")
+      .map((table) => table.trim().split("\n"))
+      .map(([title = "", header = "", row = ""]) => ({
+        title,
+        header: header.trim().split(/\s{2,}/),
+        row: row.split(/\s{2,}/)
+      }))
+    assert.deepStrictEqual(
+      tables.map(({ header, row }) => ({ header, row })),
+      [
+        {
+          header: [
+            "baseline CPU µs/item",
+            "library CPU µs/item",
+            "CPU ratio",
+            "baseline items/s",
+            "throughput ratio",
+            "rounds' load"
+          ],
+          row: [
+            "insert job",
+            "80.0 [40.0, 200.0] (40.0..200.0)",
+            "85.0 [45.0, 205.0] (45.0..205.0)",
+            "1.063 [1.025, 1.125] (1.025..1.125)",
+            "1,000 [1,000, 1,000] (1,000..1,000)",
+            "1.000 [1.000, 1.000] (1.000..1.000)",
+            "0/5 busy"
+          ]
+        },
+        {
+          header: [
+            "baseline GC µs/item",
+            "library GC µs/item",
+            "library - baseline CPU µs/item",
+            "library - baseline GC µs/item"
+          ],
+          row: [
+            "insert job",
+            "20.0 [10.0, 50.0] (10.0..50.0)",
+            "22.0 [12.0, 52.0] (12.0..52.0)",
+            "5.0 [5.0, 5.0] (5.0..5.0)",
+            "2.0 [2.0, 2.0] (2.0..2.0)"
+          ]
+        },
+        {
+          header: [
+            "baseline main µs/item",
+            "baseline other µs/item",
+            "library main µs/item",
+            "library other µs/item",
+            "library - baseline main",
+            "library - baseline other"
+          ],
+          row: [
+            "insert job",
+            "60.0 [30.0, 150.0] (30.0..150.0)",
+            "20.0 [10.0, 50.0] (10.0..50.0)",
+            "63.8 [33.8, 153.8] (33.8..153.8)",
+            "21.3 [11.3, 51.3] (11.3..51.3)",
+            "3.8 [3.8, 3.8] (3.8..3.8)",
+            "1.3 [1.3, 1.3] (1.3..1.3)"
+          ]
+        },
+        {
+          header: [
+            "floor CPU µs/item",
+            "floor GC µs/item",
+            "floor - raw driver GC µs/item",
+            "floor / raw driver CPU",
+            "library / floor CPU"
+          ],
+          row: [
+            "insert job",
+            "84.0 [44.0, 204.0] (44.0..204.0)",
+            "23.0 [13.0, 53.0] (13.0..53.0)",
+            "3.0 [3.0, 3.0] (3.0..3.0)",
+            "1.050 [1.020, 1.100] (1.020..1.100)",
+            "1.012 [1.005, 1.023] (1.005..1.023)"
+          ]
+        }
+      ]
+    )
+    const sides = "baseline (the driver's executeConcurrent)"
+    assert.match(tables[0]?.title ?? "", /^Insert job: baseline \(the driver's executeConcurrent\) against the library/)
+    assert.include(tables[1]?.title, `${sides} and the library (BatchJob)`)
+    assert.include(tables[2]?.title, "baseline and the library (BatchJob)")
   })
 })
