@@ -78,9 +78,11 @@ export const printComparisons = (
       ["library - baseline other", (entry) => shown(entry.extra.otherThreadsCpuMicrosPerItem, 1)]
     ]
   )
+  const withFloor = comparisons.flatMap(({ label, floor }) => (floor === undefined ? [] : [{ label, floor }]))
+  if (withFloor.length === 0) return
   printLabelled(
     `Where the library's cost goes: the raw driver in looping fibers, one Effect.promise per request or row (Effect's floor), in the same rounds (${legend})`,
-    comparisons.flatMap(({ label, floor }) => (floor === undefined ? [] : [{ label, floor }])),
+    withFloor,
     [
       ["floor CPU µs/item", ({ floor }) => shown(floor.cpuMicrosPerItem, 1)],
       ["floor GC µs/item", ({ floor }) => shown(floor.gcPauseMicrosPerItem, 1)],

@@ -235,6 +235,17 @@ describe("benchmark statistics", () => {
         }
       ]
     )
+    // Without the floor in any comparison, no floor table: three tables, not a fourth with a header and no row.
+    const withoutFloor: Array<string> = []
+    const quiet = vi.spyOn(console, "log").mockImplementation((line: string) => void withoutFloor.push(line))
+    try {
+      const rounds = threeSidedRounds().map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
+      printComparisons([compareSampled("two sides", rounds, false)], { scope: "s", baseline: "b", subjects: "x" })
+    } finally {
+      quiet.mockRestore()
+    }
+    assert.strictEqual(withoutFloor.length, 3 * 2)
+    assert.notInclude(withoutFloor.join("\n"), "Effect's floor")
     const sides = "baseline (the driver's executeConcurrent)"
     assert.match(tables[0]?.title ?? "", /^Insert job: baseline \(the driver's executeConcurrent\) against the library/)
     assert.include(tables[1]?.title, `${sides} and the library (BatchJob)`)
