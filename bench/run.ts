@@ -4,7 +4,7 @@
  *
  *   npm run bench                    full run (15 rounds, streaming included)
  *   npm run bench -- --quick         7 rounds, no streaming
- *   npm run bench -- --client-only   no Cassandra: the library's overhead over a stub client (a CI report, 2.5 to 3 min)
+ *   npm run bench -- --client-only   no Cassandra: the library's overhead over a stub client (CI's report, about 3 min)
  *
  * Against a real node the contact points come from --contact-points or CASSANDRA_CONTACT_POINTS; without either a
  * local node is started (127.0.0.61, cluster "bench"). Every figure is the median over rounds of a per-round value

@@ -1,7 +1,7 @@
 import { assert, describe, it, vi } from "@effect/vitest"
 import type { Sample } from "../../bench/jobs.ts"
 import { printComparisons } from "../../bench/report.ts"
-import { compareSampled, type Round } from "../../bench/rounds.ts"
+import { type Comparison, compareSampled, type Round } from "../../bench/rounds.ts"
 import { estimate, median, pairedDifference, pairedRatio, quantile } from "../../bench/stats.ts"
 
 /**
@@ -27,6 +27,31 @@ const threeSidedRounds = (): ReadonlyArray<Round> => {
     ],
     load
   }))
+}
+
+/** The tables `printComparisons` prints: each one's title, header cells and rows of cells (apart by 2+ spaces). */
+const printedTables = (comparisons: ReadonlyArray<Comparison>) => {
+  const printed: Array<string> = []
+  const log = vi.spyOn(console, "log").mockImplementation((line: string) => void printed.push(line))
+  try {
+    printComparisons(comparisons, {
+      scope: "Insert job",
+      baseline: "the driver's executeConcurrent",
+      subjects: "the library (BatchJob)"
+    })
+  } finally {
+    log.mockRestore()
+  }
+  return printed
+    .join("\n")
+    .split("\n\n")
+    .map((table) => table.trim().split("\n"))
+    .filter((lines) => lines.length > 1)
+    .map(([title = "", header = "", ...rows]) => ({
+      title,
+      header: header.trim().split(/\s{2,}/),
+      rows: rows.map((row) => row.split(/\s{2,}/))
+    }))
 }
 
 describe("benchmark statistics", () => {
@@ -81,7 +106,10 @@ describe("benchmark statistics", () => {
   it("takes an infinite round (a ratio over a zero baseline) as the largest, not as a figure not measured", () => {
     assert.strictEqual(median([1, 2, Number.POSITIVE_INFINITY]), 2)
     assert.strictEqual(quantile([1, 2, Number.POSITIVE_INFINITY], 1), Number.POSITIVE_INFINITY)
-    assert.strictEqual(median([1, 2, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]), Number.POSITIVE_INFINITY)
+    assert.strictEqual(
+      median([1, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]),
+      Infinity
+    )
     const figure = estimate([1, 2, 3, 4, Number.POSITIVE_INFINITY])
     assert.strictEqual(figure.median, 3)
     assert.deepStrictEqual(figure.interval, [1, Number.POSITIVE_INFINITY])
@@ -138,30 +166,11 @@ describe("benchmark statistics", () => {
     assert.throws(() => compareSampled("uneven", rounds, false), /uneven: round 1 has 3 samples, not 2/)
   })
 
-  it("prints every figure of a comparison, each under its header: CPU and throughput, GC pauses, threads, the floor", () => {
-    const printed: Array<string> = []
-    const log = vi.spyOn(console, "log").mockImplementation((line: string) => void printed.push(line))
-    try {
-      printComparisons([compareSampled("insert job", threeSidedRounds(), true)], {
-        scope: "Insert job",
-        baseline: "the driver's executeConcurrent",
-        subjects: "the library (BatchJob)"
-      })
-    } finally {
-      log.mockRestore()
-    }
-    // Each table: its title, its header and the comparison's row, cells apart by two spaces or more.
-    const tables = printed
-      .join("\n")
-      .split("\n\n")
-      .map((table) => table.trim().split("\n"))
-      .map(([title = "", header = "", row = ""]) => ({
-        title,
-        header: header.trim().split(/\s{2,}/),
-        row: row.split(/\s{2,}/)
-      }))
+  it("prints every figure of a comparison under its header, and a floor table of the comparisons with a floor", () => {
+    const insertJob = compareSampled("insert job", threeSidedRounds(), true)
+    const tables = printedTables([insertJob])
     assert.deepStrictEqual(
-      tables.map(({ header, row }) => ({ header, row })),
+      tables.map(({ header, rows }) => ({ header, row: rows[0] })),
       [
         {
           header: [
@@ -235,20 +244,21 @@ describe("benchmark statistics", () => {
         }
       ]
     )
-    // Without the floor in any comparison, no floor table: three tables, not a fourth with a header and no row.
-    const withoutFloor: Array<string> = []
-    const quiet = vi.spyOn(console, "log").mockImplementation((line: string) => void withoutFloor.push(line))
-    try {
-      const rounds = threeSidedRounds().map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
-      printComparisons([compareSampled("two sides", rounds, false)], { scope: "s", baseline: "b", subjects: "x" })
-    } finally {
-      quiet.mockRestore()
-    }
-    assert.strictEqual(withoutFloor.length, 3 * 2)
-    assert.notInclude(withoutFloor.join("\n"), "Effect's floor")
     const sides = "baseline (the driver's executeConcurrent)"
     assert.match(tables[0]?.title ?? "", /^Insert job: baseline \(the driver's executeConcurrent\) against the library/)
     assert.include(tables[1]?.title, `${sides} and the library (BatchJob)`)
     assert.include(tables[2]?.title, "baseline and the library (BatchJob)")
+    assert.include(tables[3]?.title, "(Effect's floor)")
+    // A comparison without the floor has rows in the first three tables only; with none, there is no floor table.
+    const rounds = threeSidedRounds().map((round) => ({ ...round, samples: round.samples.slice(0, 2) }))
+    const twoSides = compareSampled("two sides", rounds, false)
+    const mixed = printedTables([insertJob, twoSides])
+    assert.deepStrictEqual(
+      mixed.map((table) => table.rows.map(([label]) => label)),
+      [["insert job", "two sides"], ["insert job", "two sides"], ["insert job", "two sides"], ["insert job"]]
+    )
+    const withoutFloor = printedTables([twoSides])
+    assert.strictEqual(withoutFloor.length, 3)
+    assert.notInclude(withoutFloor.map((table) => table.title).join("\n"), "Effect's floor")
   })
 })
