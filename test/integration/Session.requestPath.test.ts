@@ -204,21 +204,13 @@ describe("the request path against a real Cassandra", () => {
             params: [],
             options: { prepare: false, ...options }
           })
-        let fastest = Number.POSITIVE_INFINITY
-        for (let round = 0; round < 3; round++) {
+        const countTime = Effect.gen(function* () {
           const started = performance.now()
           yield* countOn(setup, {})
-          fastest = Math.min(fastest, performance.now() - started)
-        }
-        assert.isAbove(
-          fastest,
-          8,
-          "the count must take several milliseconds for an attempt bound below it to mean anything"
-        )
-        const attemptBound = `${Math.floor(fastest / 4)} millis` as const
-        const session = yield* Session.make(testOptions({ attemptTimeout: attemptBound }))
-        const count = (options: Session.RequestOptions) => countOn(session, options)
-        const counted = (result: { readonly rows: ReadonlyArray<Record<string, unknown>> }) => String(result.rows[0]?.n)
+          return performance.now() - started
+        })
+        let fastest = Number.POSITIVE_INFINITY
+        for (let round = 0; round < 3; round++) fastest = Math.min(fastest, yield* countTime)
         // Cut at the session's attempt timeout, on every node the driver tries: the query really is this slow.
         const cutAtEachAttempt = (error: CassandraError.CassandraError) => {
           assert.instanceOf(error.reason, CassandraError.NoHostAvailable)
@@ -229,6 +221,28 @@ describe("the request path against a real Cassandra", () => {
             )
           }
         }
+        // A node may count several times faster once warm (a 6.0 one did, after three counts): a count that beats
+        // the bound lowers it to a quarter of that count, or of one more, and is tried again, a few times at most.
+        let attemptBound: Duration.Input = "0 millis"
+        let session: Session.Session | undefined
+        let cutsTried = 0
+        while (session === undefined) {
+          assert.isAbove(
+            fastest,
+            8,
+            "the count must take several milliseconds for an attempt bound below it to mean anything"
+          )
+          attemptBound = `${Math.floor(fastest / 4)} millis`
+          const bounded = yield* Session.make(testOptions({ attemptTimeout: attemptBound }))
+          const started = performance.now()
+          const first = yield* Effect.exit(countOn(bounded, {}))
+          cutsTried++
+          if (Exit.isFailure(first) || cutsTried === 5) session = bounded
+          else fastest = Math.min(performance.now() - started, yield* countTime)
+        }
+        const cut = session
+        const count = (options: Session.RequestOptions) => countOn(cut, options)
+        const counted = (result: { readonly rows: ReadonlyArray<Record<string, unknown>> }) => String(result.rows[0]?.n)
         cutAtEachAttempt(yield* Effect.flip(count({})))
         cutAtEachAttempt(yield* Effect.flip(count({ timeout: "30 seconds", attemptTimeout: attemptBound })))
         assert.strictEqual(counted(yield* count({ attemptTimeout: "30 seconds" })), String(rows))
