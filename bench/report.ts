@@ -26,7 +26,7 @@ export const printTable = (
 }
 
 /** A table of labelled entries (comparisons), one row each: its label, then each column's cell. */
-export const printLabelled = <Entry extends { readonly label: string }>(
+const printLabelled = <Entry extends { readonly label: string }>(
   title: string,
   entries: ReadonlyArray<Entry>,
   columns: ReadonlyArray<readonly [header: string, cell: (entry: Entry) => string]>

@@ -223,23 +223,21 @@ describe("the request path against a real Cassandra", () => {
         }
         // A node may count several times faster once warm (a 6.0 one did, after three counts): a count that beats
         // the bound lowers it to a quarter of that count, or of one more, and is tried again, a few times at most.
-        let attemptBound: Duration.Input = "0 millis"
+        const quarterOf = (millis: number) => `${Math.floor(millis / 4)} millis` as const
         let session: Session.Session | undefined
-        let cutsTried = 0
-        while (session === undefined) {
+        for (let tries = 1; session === undefined; tries++) {
           assert.isAbove(
             fastest,
             8,
             "the count must take several milliseconds for an attempt bound below it to mean anything"
           )
-          attemptBound = `${Math.floor(fastest / 4)} millis`
-          const bounded = yield* Session.make(testOptions({ attemptTimeout: attemptBound }))
+          const bounded = yield* Session.make(testOptions({ attemptTimeout: quarterOf(fastest) }))
           const started = performance.now()
           const first = yield* Effect.exit(countOn(bounded, {}))
-          cutsTried++
-          if (Exit.isFailure(first) || cutsTried === 5) session = bounded
+          if (Exit.isFailure(first) || tries === 5) session = bounded
           else fastest = Math.min(performance.now() - started, yield* countTime)
         }
+        const attemptBound = quarterOf(fastest)
         const cut = session
         const count = (options: Session.RequestOptions) => countOn(cut, options)
         const counted = (result: { readonly rows: ReadonlyArray<Record<string, unknown>> }) => String(result.rows[0]?.n)
