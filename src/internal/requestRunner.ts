@@ -381,6 +381,8 @@ interface Sender {
   readonly defaultTimeoutMillis: number
   readonly sent: () => void
   readonly settled: () => void
+  /** Gives back the throttle place of a request that was given one and never sent. */
+  readonly passOn: () => void
 }
 
 /**
@@ -450,7 +452,7 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     if (throttle === undefined) {
       this.begin()
     } else {
-      this.withdraw = throttle.submit(() => this.startQueued(throttle))
+      this.withdraw = throttle.submit(() => this.startQueued())
       if (this.withdraw === undefined) {
         this.waiting = false
         this.stopClock()
@@ -498,14 +500,14 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   }
 
   /** Given a place by the throttle. */
-  private startQueued(throttle: Throttle) {
+  private startQueued() {
     if (performance.now() < this.expiresAt) return this.begin()
     // Given a place after its deadline passed, before its timer could fire (a busy event loop): failed unsent. The
     // place is passed on after this returns, since passing it on here would start the next waiting request inside
-    // this one, nesting as deep as the queue holds expired requests.
+    // this one, nesting as deep as the queue holds expired requests; a drain waits for it meanwhile.
     this.waiting = false
     this.stopClock()
-    queueMicrotask(throttle.release)
+    queueMicrotask(this.sender.passOn)
     this.failWith(timedOut(this.prepared.timeoutMillis, this.plan.context))
   }
 
@@ -678,6 +680,8 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   const throttle = settings.throttle === undefined ? undefined : makeThrottle(settings.throttle)
   const deadlines = settings.requestTimeoutMillis === Number.POSITIVE_INFINITY ? undefined : makeDeadlineList()
 
+  // A throttle place held by no request in flight is one being passed on to a queued request, still to be sent.
+  const drained = () => inFlight === 0 && (throttle === undefined || throttle.running() === 0)
   const sender: Sender = {
     client,
     throttle,
@@ -689,7 +693,11 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     settled: () => {
       inFlight--
       throttle?.release()
-      if (inFlight === 0 && onDrained !== undefined) onDrained()
+      if (onDrained !== undefined && drained()) onDrained()
+    },
+    passOn: () => {
+      throttle?.release()
+      if (onDrained !== undefined && drained()) onDrained()
     }
   }
 
@@ -834,7 +842,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
 
   const waitForDrain = Effect.callback<void>((resume) => {
     closing = true
-    if (inFlight === 0) return resume(Effect.void)
+    if (drained()) return resume(Effect.void)
     onDrained = () => resume(Effect.void)
   })
   const drain =

@@ -51,29 +51,22 @@ const expectRefused = (error: CassandraError.CassandraError, option: string) => 
 }
 
 /**
- * A node that answers late: what a client sends before `holdMillis` after it starts listening is held back until
- * then, and passed on to the real node. `open` holds the client connections still open; `answered` says whether
- * anything was passed on yet.
+ * A proxy in front of the real node: each chunk a client sends is passed on through `toNode`, each the node answers
+ * through `toClient`, and either may hold it back before calling `forward`. `connections` counts the client
+ * connections still open.
  */
-const slowNode = (holdMillis: number) =>
+const proxyNode = (relay: {
+  readonly toNode: (forward: () => void) => void
+  readonly toClient: (forward: () => void) => void
+}) =>
   Effect.gen(function* () {
     const [host, port = "9042"] = testConnection().contactPoints[0]!.split(":")
     const open = new Set<Net.Socket>()
-    let forwarded = false
-    let answersAt = Number.POSITIVE_INFINITY
     const server = Net.createServer((client) => {
       open.add(client)
       const upstream = Net.connect(Number(port), host)
-      client.on("data", (bytes) =>
-        setTimeout(
-          () => {
-            forwarded = true
-            upstream.write(bytes)
-          },
-          Math.max(0, answersAt - performance.now())
-        )
-      )
-      upstream.on("data", (bytes) => client.write(bytes))
+      client.on("data", (bytes) => relay.toNode(() => upstream.write(bytes)))
+      upstream.on("data", (bytes) => relay.toClient(() => client.write(bytes)))
       const close = () => {
         open.delete(client)
         client.destroy()
@@ -94,20 +87,58 @@ const slowNode = (holdMillis: number) =>
           server.close()
         })
     )
-    answersAt = performance.now() + holdMillis
     const address = server.address() as Net.AddressInfo
-    const allClosed = Effect.sync(() => open.size).pipe(
+    return { contactPoint: `127.0.0.1:${address.port}`, connections: Effect.sync(() => open.size) }
+  })
+
+/**
+ * A node that answers late: what a client sends before `holdMillis` after it starts listening is held back until
+ * then, and passed on to the real node. `answered` says whether anything was passed on yet, `allClosed` whether every
+ * client connection closed within 20 seconds.
+ */
+const slowNode = (holdMillis: number) =>
+  Effect.gen(function* () {
+    let forwarded = false
+    let answersAt = Number.POSITIVE_INFINITY
+    const proxy = yield* proxyNode({
+      toNode: (forward) =>
+        setTimeout(
+          () => {
+            forwarded = true
+            forward()
+          },
+          Math.max(0, answersAt - performance.now())
+        ),
+      toClient: (forward) => forward()
+    })
+    answersAt = performance.now() + holdMillis
+    const allClosed = proxy.connections.pipe(
       Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (n) => n === 0 }),
       Effect.timeoutOption("20 seconds"),
       Effect.map((closed) => closed._tag === "Some")
     )
-    return {
-      contactPoint: `127.0.0.1:${address.port}`,
-      connections: Effect.sync(() => open.size),
-      answered: Effect.sync(() => forwarded),
-      allClosed
-    }
+    return { ...proxy, answered: Effect.sync(() => forwarded), allClosed }
   })
+
+/** A node whose answers are held back from `hold()` until `release()`, then passed on in order. */
+const holdingNode = Effect.gen(function* () {
+  let holding = false
+  const held: Array<() => void> = []
+  const proxy = yield* proxyNode({
+    toNode: (forward) => forward(),
+    toClient: (forward) => (holding ? held.push(forward) : forward())
+  })
+  return {
+    ...proxy,
+    hold: () => {
+      holding = true
+    },
+    release: () => {
+      holding = false
+      for (const forward of held.splice(0)) forward()
+    }
+  }
+})
 
 const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
   effect.pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: done }))
@@ -328,6 +359,48 @@ describe("the request path against a real Cassandra", () => {
         assert.isFalse(yield* node.answered)
         yield* until(node.answered, (answered) => answered)
         assert.isTrue(yield* node.allClosed, "every connection the interrupted build opened was closed")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "closes only once a request queued behind one whose deadline ran out while queued is sent and answered",
+    () =>
+      Effect.gen(function* () {
+        const node = yield* holdingNode
+        const scope = yield* Scope.make()
+        const session = yield* Session.make(
+          testOptions({
+            contactPoints: [node.contactPoint],
+            throttle: { maxInFlight: 1, maxQueued: 2 },
+            drainTimeout: "30 seconds"
+          })
+        ).pipe(Scope.provide(scope))
+        yield* send(session, {})
+        node.hold()
+        const first = yield* Effect.forkChild(Effect.exit(send(session, {})))
+        yield* until(session.inFlight, (n) => n === 1)
+        const expiringSince = performance.now()
+        const expiring = yield* Effect.forkChild(send(session, { timeout: "100 millis" }))
+        const queued = yield* Effect.forkChild(Effect.exit(send(session, {})))
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        // One timer callback holds the event loop past the expiring request's deadline, then lets the first answer
+        // through: the loop reads that answer before it runs the expiring request's timer, so the place goes to the
+        // expired request, which passes it on to the one behind it.
+        yield* Effect.sync(() =>
+          setTimeout(() => {
+            while (performance.now() < expiringSince + 150) {
+              // Holding the event loop, as a loaded process does.
+            }
+            node.release()
+          }, 1)
+        )
+        yield* Fiber.join(closing)
+        assert.strictEqual(yield* session.inFlight, 0, "closing waited for every request it accepted")
+        assert.isTrue(Exit.isSuccess(yield* Fiber.join(first)))
+        assert.strictEqual((yield* Effect.flip(Fiber.join(expiring))).reason._tag, "ClientTimeout")
+        const queuedExit = yield* Fiber.join(queued)
+        assert.isTrue(Exit.isSuccess(queuedExit), `the request queued behind it was served: ${String(queuedExit)}`)
       }).pipe(Effect.scoped),
     60_000
   )

@@ -3,8 +3,10 @@ import * as Cassandra from "cassandra-driver"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
 import { recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
@@ -353,6 +355,48 @@ describe("request runner under interruption and deadlines", () => {
       calls[1]!.answer()
       yield* Fiber.join(next)
     }).pipe(Effect.scoped)
+  )
+
+  it.live("drains a request queued behind one whose deadline ran out while queued, sending it before closing", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const scope = yield* Scope.make()
+      const runner = yield* runnerOver(client, {
+        throttle: { maxInFlight: 1, maxQueued: 2 },
+        drainTimeout: "30 seconds"
+      }).pipe(Scope.provide(scope))
+      const first = yield* Effect.forkChild(runner.execute(request()))
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 1
+      )
+      const expiring = yield* Effect.forkChild(runner.execute(request({ timeout: "20 millis" })))
+      const queued = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
+      yield* Effect.yieldNow
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow
+      // The first request's answer gives the place to the expired one (its timer not yet fired), which passes it on
+      // later: closing must not end in between, since the request behind it is then sent.
+      yield* Effect.sync(() => {
+        const busyUntil = performance.now() + 100
+        while (performance.now() < busyUntil) {
+          // Holding the event loop, as a loaded process does.
+        }
+        calls[0]!.answer()
+      })
+      yield* Fiber.join(first)
+      assert.strictEqual((yield* Effect.flip(Fiber.join(expiring))).reason._tag, "ClientTimeout")
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 2
+      )
+      assert.strictEqual(calls[1]!.options.fetchSize, 7)
+      assert.isUndefined(closing.pollUnsafe(), "closing ended with a request still to send")
+      calls[1]!.answer()
+      yield* Fiber.join(queued)
+      yield* Fiber.join(closing)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
   )
 
   it.live("accepts write timestamps exactly at the window's bounds and refuses one microsecond outside", () =>
