@@ -211,7 +211,10 @@ export interface Options {
    * `Duration.infinity` sets none.
    */
   readonly attemptTimeout?: Duration.Input | undefined
-  /** How long closing the session waits for requests in flight (default 10 seconds; `Duration.infinity` waits). */
+  /**
+   * How long closing the session waits for the requests it accepted, in flight or waiting for a throttle place (default
+   * 10 seconds; `Duration.infinity` waits).
+   */
   readonly drainTimeout?: Duration.Input | undefined
   /** Consistency of requests that do not choose one (default `LOCAL_QUORUM`). */
   readonly consistency?: Consistency | undefined
@@ -381,7 +384,8 @@ const serveOver = Effect.fnUntraced(function* (
 
 /**
  * Creates a session: builds the driver client, connects eagerly within the connect timeout, and on scope close
- * refuses new requests, waits for those in flight up to the drain timeout, then shuts the client down.
+ * refuses new requests, waits up to the drain timeout for those it accepted (in flight, or waiting for a throttle place),
+ * then shuts the client down.
  *
  * @since 0.1.0
  * @category constructors
