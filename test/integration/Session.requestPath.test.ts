@@ -9,6 +9,7 @@ import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import * as Session from "effect-cassandra/Session"
 import { testConnection } from "../support/cassandra.ts"
+import { holdEventLoopUntil } from "../support/requestRunner.ts"
 import { testOptions, uniqueKeyspace } from "../support/session.ts"
 
 const probe = "SELECT release_version FROM system.local"
@@ -389,9 +390,7 @@ describe("the request path against a real Cassandra", () => {
         // expired request, which passes it on to the one behind it.
         yield* Effect.sync(() =>
           setTimeout(() => {
-            while (performance.now() < expiringSince + 150) {
-              // Holding the event loop, as a loaded process does.
-            }
+            holdEventLoopUntil(expiringSince + 150)
             node.release()
           }, 1)
         )

@@ -37,6 +37,13 @@ export const request = (options: Session.RequestOptions = {}): Session.Request =
   options
 })
 
+/** Holds the event loop until `performance.now()` reaches `until`, as a loaded process does. */
+export const holdEventLoopUntil = (until: number) => {
+  while (performance.now() < until) {
+    // Busy: no timer, socket or microtask runs meanwhile.
+  }
+}
+
 /** Repeats `effect` every 5 ms until `done` holds of its result. */
 export const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
   effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done }))

@@ -24,6 +24,7 @@ import {
   answerAll,
   endedOrRejected,
   type Held as HeldKey,
+  holdEventLoopUntil,
   runnerOver,
   sentAtLeast,
   until,
@@ -371,10 +372,7 @@ describe("start: deadlines", () => {
       // place is given (in the answer's callback) before the queued request's timer can fire.
       yield* Effect.sync(() => {
         sent[0]?.answer()
-        const busyUntil = performance.now() + 20
-        while (performance.now() < busyUntil) {
-          // busy
-        }
+        holdEventLoopUntil(performance.now() + 20)
       })
       assert.deepStrictEqual(shapeOf(yield* outcomeOf(first)), ["Success", [{ k: 1 }]])
       assert.strictEqual(shapeOf(yield* outcomeOf(queued))[1], "ClientTimeout")

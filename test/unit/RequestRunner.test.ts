@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
-import { recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
+import { holdEventLoopUntil, recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
 
 describe("request runner", () => {
   it.live("bounds each attempt by the attempt timeout and by the request's own deadline", () =>
@@ -335,10 +335,7 @@ describe("request runner under interruption and deadlines", () => {
       // An event loop busy past the queued request's deadline: its timer has not fired yet when the first request's
       // answer gives it the place.
       yield* Effect.sync(() => {
-        const busyUntil = performance.now() + 100
-        while (performance.now() < busyUntil) {
-          // Holding the event loop, as a loaded process does.
-        }
+        holdEventLoopUntil(performance.now() + 100)
         calls[0]!.answer()
       })
       yield* Fiber.join(first)
@@ -378,10 +375,7 @@ describe("request runner under interruption and deadlines", () => {
       // The first request's answer gives the place to the expired one (its timer not yet fired), which passes it on
       // later: closing must not end in between, since the request behind it is then sent.
       yield* Effect.sync(() => {
-        const busyUntil = performance.now() + 100
-        while (performance.now() < busyUntil) {
-          // Holding the event loop, as a loaded process does.
-        }
+        holdEventLoopUntil(performance.now() + 100)
         calls[0]!.answer()
       })
       yield* Fiber.join(first)
