@@ -379,6 +379,8 @@ interface Sender {
   /** The deadlines of requests under the session's default timeout, when it is finite. */
   readonly deadlines: DeadlineList | undefined
   readonly defaultTimeoutMillis: number
+  /** Set as the session starts closing: a request submitted from then on is refused. */
+  closing: boolean
   readonly sent: () => void
   readonly settled: () => void
   /** Gives back the throttle place of a request that was given one and never sent. */
@@ -445,6 +447,12 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   register(resume: Settle) {
     this.resume = resume
     const { sender, prepared } = this
+    // Checked as the request is submitted, not as its effect was built: its fiber may have yielded in between.
+    if (sender.closing) {
+      this.waiting = false
+      this.failWith(CassandraError.sessionClosed(this.plan.context))
+      return undefined
+    }
     const timeoutMillis = prepared.timeoutMillis
     if (timeoutMillis === sender.defaultTimeoutMillis && sender.deadlines !== undefined) sender.deadlines.add(this)
     else if (timeoutMillis !== Number.POSITIVE_INFINITY) this.timer = setTimeout(() => this.expire(), timeoutMillis)
@@ -670,7 +678,6 @@ const noOptions: RequestOptions = {}
 
 export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.Client, settings: SessionSettings) {
   let inFlight = 0
-  let closing = false
   let onDrained: (() => void) | undefined
   // The session's keyspace (the driver's client keeps the one it was built with).
   const keyspace = client.keyspace
@@ -683,6 +690,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   // A throttle place held by no request in flight is one being passed on to a queued request, still to be sent.
   const drained = () => inFlight === 0 && (throttle === undefined || throttle.running() === 0)
   const sender: Sender = {
+    closing: false,
     client,
     throttle,
     deadlines,
@@ -775,18 +783,16 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     return Exit.fail(error)
   }
 
-  /** Why a request fails before it is sent (as its exit), or undefined when it may be sent. */
+  /**
+   * The exit of a request whose options could not be read (`prepared` then says why), or undefined when it may be
+   * submitted; a closing session refuses it as it is submitted.
+   */
   const refusal = (
     plan: StatementPlan,
     prepared: PreparedRequest | string,
     span: Tracer.Span | undefined,
     series: RequestSeries | undefined
-  ) =>
-    closing
-      ? refused(CassandraError.sessionClosed(plan.context), span, series)
-      : typeof prepared === "string"
-        ? refused(invalidOption(prepared, plan.context), span, series)
-        : undefined
+  ) => (typeof prepared === "string" ? refused(invalidOption(prepared, plan.context), span, series) : undefined)
 
   const send = (
     plan: StatementPlan,
@@ -841,7 +847,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     ) as Effect.Effect<Cassandra.types.ResultSet, CassandraError.CassandraError>
 
   const waitForDrain = Effect.callback<void>((resume) => {
-    closing = true
+    sender.closing = true
     if (drained()) return resume(Effect.void)
     onDrained = () => resume(Effect.void)
   })

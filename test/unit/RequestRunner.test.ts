@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Scheduler from "effect/Scheduler"
 import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
@@ -390,6 +391,117 @@ describe("request runner under interruption and deadlines", () => {
       yield* Fiber.join(queued)
       yield* Fiber.join(closing)
       assert.strictEqual(yield* runner.inFlight, 0)
+    })
+  )
+
+  it.live("drains a request queued behind an expired one when closing starts as the expired one fails", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const scope = yield* Scope.make()
+      const runner = yield* runnerOver(client, {
+        throttle: { maxInFlight: 1, maxQueued: 2 },
+        drainTimeout: "30 seconds"
+      }).pipe(Scope.provide(scope))
+      const first = yield* Effect.forkChild(runner.execute(request()))
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 1
+      )
+      // Its failure starts closing at once, while the place it was given is still to be passed on.
+      const closing = yield* Effect.forkChild(
+        Effect.exit(runner.execute(request({ timeout: "20 millis" }))).pipe(
+          Effect.andThen(Scope.close(scope, Exit.void))
+        )
+      )
+      const queued = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
+      yield* Effect.yieldNow
+      yield* Effect.sync(() => {
+        holdEventLoopUntil(performance.now() + 100)
+        calls[0]!.answer()
+      })
+      yield* Fiber.join(first)
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 2
+      )
+      assert.strictEqual(calls[1]!.options.fetchSize, 7)
+      assert.isUndefined(closing.pollUnsafe(), "closing ended with a request still to send")
+      calls[1]!.answer()
+      yield* Fiber.join(queued)
+      yield* Fiber.join(closing)
+    })
+  )
+
+  it.live("closes without waiting for its drain timeout when every queued request expired unsent", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const scope = yield* Scope.make()
+      const runner = yield* runnerOver(client, {
+        throttle: { maxInFlight: 1, maxQueued: 3 },
+        drainTimeout: "1 minute"
+      }).pipe(Scope.provide(scope))
+      const first = yield* Effect.forkChild(runner.execute(request()))
+      yield* until(
+        Effect.sync(() => calls.length),
+        (n) => n === 1
+      )
+      const expiring = yield* Effect.forEach([1, 2, 3], () =>
+        Effect.forkChild(runner.execute(request({ timeout: "20 millis" })))
+      )
+      yield* Effect.yieldNow
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow
+      yield* Effect.sync(() => {
+        holdEventLoopUntil(performance.now() + 100)
+        calls[0]!.answer()
+      })
+      yield* Fiber.join(first)
+      for (const fiber of expiring) {
+        assert.strictEqual((yield* Effect.flip(Fiber.join(fiber))).reason._tag, "ClientTimeout")
+      }
+      const closed = yield* Fiber.join(closing).pipe(Effect.timeoutOption("10 seconds"))
+      assert.isTrue(Option.isSome(closed), "closing waited for its drain timeout")
+      assert.strictEqual(calls.length, 1, "no expired request was sent")
+    })
+  )
+
+  it.live("refuses a request submitted once closing started, though its effect was built before", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const scope = yield* Scope.make()
+      const runner = yield* runnerOver(client, { drainTimeout: "30 seconds" }).pipe(Scope.provide(scope))
+      // A scheduler that makes the request's fiber yield once, between building the request and submitting it.
+      let yieldOnce = false
+      const standard = new Scheduler.MixedScheduler()
+      const yieldingOnce: Scheduler.Scheduler = {
+        executionMode: standard.executionMode,
+        makeDispatcher: () => standard.makeDispatcher(),
+        shouldYield: (fiber) => {
+          if (!yieldOnce) return standard.shouldYield(fiber)
+          yieldOnce = false
+          return true
+        }
+      }
+      let closing: Fiber.Fiber<void> | undefined
+      // Read as the request is built: the session starts closing while its fiber has yielded.
+      const options = {
+        get pageSize() {
+          yieldOnce = true
+          queueMicrotask(() => {
+            closing = Effect.runFork(Scope.close(scope, Exit.void))
+          })
+          return 7
+        }
+      }
+      const refused = yield* Effect.forkChild(
+        runner.execute(request(options)).pipe(Effect.provideService(Scheduler.Scheduler, yieldingOnce))
+      )
+      yield* until(
+        Effect.sync(() => closing?.pollUnsafe() !== undefined),
+        (closed) => closed
+      )
+      assert.strictEqual(calls.length, 0, "the request was sent after closing started")
+      assert.strictEqual((yield* Effect.flip(Fiber.join(refused))).reason._tag, "SessionClosed")
     })
   )
 
