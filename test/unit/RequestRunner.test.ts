@@ -10,7 +10,15 @@ import * as Scheduler from "effect/Scheduler"
 import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
-import { holdEventLoopUntil, recordingClient, request, runnerOver, until } from "../support/requestRunner.ts"
+import {
+  holdEventLoopUntil,
+  recordingClient,
+  request,
+  runnerOver,
+  sentAtLeast,
+  sentCount,
+  until
+} from "../support/requestRunner.ts"
 
 describe("request runner", () => {
   it.live("bounds each attempt by the attempt timeout and by the request's own deadline", () =>
@@ -20,10 +28,7 @@ describe("request runner", () => {
       const fibers = yield* Effect.forEach([request(), request({ timeout: "3 seconds" })], (r) =>
         Effect.forkChild(runner.execute(r))
       )
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 2
-      )
+      yield* sentCount(calls, 2)
       assert.strictEqual(calls[0]!.options.readTimeout, 6000)
       // The time left of the 3-second deadline when the driver reads it.
       assert.isAtMost(calls[1]!.options.readTimeout!, 3000)
@@ -42,18 +47,12 @@ describe("request runner", () => {
         throttle: { maxInFlight: 1, maxQueued: 1 }
       })
       const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      yield* sentCount(calls, 1)
       const second = yield* Effect.forkChild(runner.execute(request()))
       // The second request waits at least this long for its place, less the moment it takes to be submitted.
       yield* Effect.sleep("300 millis")
       calls[0]!.answer()
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 2
-      )
+      yield* sentCount(calls, 2)
       const readTimeout = calls[1]!.options.readTimeout
       assert.isDefined(readTimeout)
       assert.isAtMost(readTimeout!, 800)
@@ -71,10 +70,7 @@ describe("request runner", () => {
         const { calls, client } = recordingClient()
         const runner = yield* runnerOver(client, { requestTimeout: "1 second", attemptTimeout: "30 seconds" })
         const fiber = yield* Effect.forkChild(runner.execute(request()))
-        yield* until(
-          Effect.sync(() => calls.length),
-          (n) => n === 1
-        )
+        yield* sentCount(calls, 1)
         // The driver reads the read timeout again for each attempt it sends (a retry on the next node, say).
         const first = calls[0]!.options.readTimeout!
         assert.isAtMost(first, 1000)
@@ -107,10 +103,7 @@ describe("request runner", () => {
         ],
         (r) => Effect.forkChild(runner.execute(r))
       )
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 6
-      )
+      yield* sentCount(calls, 6)
       const readTimeouts = calls.map((call) => call.options.readTimeout!)
       assert.strictEqual(readTimeouts[0], 2000)
       assert.strictEqual(readTimeouts[1], 20_000)
@@ -175,10 +168,7 @@ describe("request runner", () => {
       const { calls, client } = recordingClient()
       const runner = yield* runnerOver(client, { requestTimeout: "Infinity", attemptTimeout: "Infinity" })
       const fiber = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      yield* sentCount(calls, 1)
       // The driver's own way to say no read timeout.
       assert.strictEqual(calls[0]!.options.readTimeout, 0)
       yield* Effect.sleep("20 millis")
@@ -252,10 +242,7 @@ describe("request runner under hostile request options", () => {
       for (const [options, named] of cases) {
         if (named === "none") {
           const sent = yield* Effect.forkChild(runner.execute(request(options as Session.RequestOptions)))
-          yield* until(
-            Effect.sync(() => calls.length),
-            (n) => n === 1
-          )
+          yield* sentCount(calls, 1)
           assert.strictEqual(String(calls[0]!.options.timestamp), "1700000000000000")
           calls.shift()!.answer()
           yield* Fiber.join(sent)
@@ -271,10 +258,7 @@ describe("request runner under hostile request options", () => {
       }
       // The single place of the throttle was never kept: a good request still goes through.
       const good = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n >= 1
-      )
+      yield* sentAtLeast(calls, 1)
       for (const call of calls) call.answer()
       yield* Fiber.join(good)
       assert.strictEqual(yield* runner.inFlight, 0)
@@ -282,18 +266,53 @@ describe("request runner under hostile request options", () => {
   )
 })
 
+/**
+ * A runner with a one-place throttle that a first request holds, sent and unanswered, closed by `scope` (at the latest
+ * with the test's scope). `answerFirstLate` answers it while the event loop is held past the 20 ms deadlines of the
+ * requests queued meanwhile: their timers have not fired yet when its answer gives the place on.
+ */
+const placeHeldByFirst = (options: { readonly maxQueued: number; readonly drainTimeout: Duration.Input }) =>
+  Effect.gen(function* () {
+    const { calls, client } = recordingClient()
+    const scope = yield* Scope.fork(yield* Effect.scope)
+    const runner = yield* runnerOver(client, {
+      throttle: { maxInFlight: 1, maxQueued: options.maxQueued },
+      drainTimeout: options.drainTimeout
+    }).pipe(Scope.provide(scope))
+    const first = yield* Effect.forkChild(runner.execute(request()))
+    yield* sentCount(calls, 1)
+    const answerFirstLate = Effect.sync(() => {
+      holdEventLoopUntil(performance.now() + 100)
+      calls[0]!.answer()
+    }).pipe(Effect.andThen(Fiber.join(first)))
+    /** Lets the requests just submitted reach the queue, starts closing, then answers the first request late. */
+    const closeThenAnswerFirstLate = Effect.gen(function* () {
+      yield* Effect.yieldNow
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow
+      yield* answerFirstLate
+      return closing
+    })
+    /** Checks that the request `queued` (page size 7) is sent while `closing` waits, which ends once it is answered. */
+    const sentBeforeClosingEnds = (queued: Fiber.Fiber<unknown, unknown>, closing: Fiber.Fiber<void, unknown>) =>
+      Effect.gen(function* () {
+        yield* sentCount(calls, 2)
+        assert.strictEqual(calls[1]!.options.fetchSize, 7)
+        assert.isUndefined(closing.pollUnsafe(), "closing ended with a request still to send")
+        calls[1]!.answer()
+        yield* Fiber.join(queued)
+        yield* Fiber.join(closing)
+      })
+    return { calls, runner, scope, answerFirstLate, closeThenAnswerFirstLate, sentBeforeClosingEnds }
+  })
+
 describe("request runner under interruption and deadlines", () => {
   it.live("never sends a request interrupted or timed out while queued, and counts a started one until it ends", () =>
     Effect.gen(function* () {
       const { calls, client } = recordingClient()
       const runner = yield* runnerOver(client, { throttle: { maxInFlight: 1, maxQueued: 3 } })
-      const sent = (n: number) =>
-        until(
-          Effect.sync(() => calls.length),
-          (length) => length === n
-        )
       const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* sent(1)
+      yield* sentCount(calls, 1)
       const interrupted = yield* Effect.forkChild(runner.execute(request()))
       const expiring = yield* Effect.forkChild(runner.execute(request({ timeout: "50 millis" })))
       const next = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
@@ -303,7 +322,7 @@ describe("request runner under interruption and deadlines", () => {
       assert.strictEqual(expired.reason._tag, "ClientTimeout")
       calls[0]!.answer()
       yield* Fiber.join(first)
-      yield* sent(2)
+      yield* sentCount(calls, 2)
       // Only the request still waiting was started.
       assert.strictEqual(calls[1]!.options.fetchSize, 7)
       yield* Fiber.interrupt(next)
@@ -312,7 +331,7 @@ describe("request runner under interruption and deadlines", () => {
       calls[1]!.answer()
       yield* until(runner.inFlight, (n) => n === 0)
       const after = yield* Effect.forkChild(runner.execute(request()))
-      yield* sent(3)
+      yield* sentCount(calls, 3)
       calls[2]!.answer()
       yield* Fiber.join(after)
       assert.strictEqual(calls.length, 3)
@@ -321,35 +340,17 @@ describe("request runner under interruption and deadlines", () => {
 
   it.live("fails a request whose deadline ran out while queued at once, unsent, and gives its place on", () =>
     Effect.gen(function* () {
-      const { calls, client } = recordingClient()
-      const runner = yield* runnerOver(client, {
-        throttle: { maxInFlight: 1, maxQueued: 1 },
-        drainTimeout: "10 millis"
-      })
-      const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      const { calls, runner, answerFirstLate } = yield* placeHeldByFirst({ maxQueued: 1, drainTimeout: "10 millis" })
       const expiring = yield* Effect.forkChild(runner.execute(request({ timeout: "20 millis" })))
       yield* Effect.yieldNow
-      // An event loop busy past the queued request's deadline: its timer has not fired yet when the first request's
-      // answer gives it the place.
-      yield* Effect.sync(() => {
-        holdEventLoopUntil(performance.now() + 100)
-        calls[0]!.answer()
-      })
-      yield* Fiber.join(first)
+      yield* answerFirstLate
       const expired = yield* Effect.flip(Fiber.join(expiring))
       assert.strictEqual(expired.reason._tag, "ClientTimeout")
       assert.strictEqual(calls.length, 1, "the expired request was never sent")
       assert.strictEqual(yield* runner.inFlight, 0)
       // Its place was not kept: the next request is sent at once, not queued behind it.
       const next = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 2
-      )
+      yield* sentCount(calls, 2)
       calls[1]!.answer()
       yield* Fiber.join(next)
     }).pipe(Effect.scoped)
@@ -357,56 +358,27 @@ describe("request runner under interruption and deadlines", () => {
 
   it.live("drains a request queued behind one whose deadline ran out while queued, sending it before closing", () =>
     Effect.gen(function* () {
-      const { calls, client } = recordingClient()
-      const scope = yield* Scope.make()
-      const runner = yield* runnerOver(client, {
-        throttle: { maxInFlight: 1, maxQueued: 2 },
+      const { runner, closeThenAnswerFirstLate, sentBeforeClosingEnds } = yield* placeHeldByFirst({
+        maxQueued: 2,
         drainTimeout: "30 seconds"
-      }).pipe(Scope.provide(scope))
-      const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      })
       const expiring = yield* Effect.forkChild(runner.execute(request({ timeout: "20 millis" })))
       const queued = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
-      yield* Effect.yieldNow
-      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-      yield* Effect.yieldNow
-      // The first request's answer gives the place to the expired one (its timer not yet fired), which passes it on
-      // later: closing must not end in between, since the request behind it is then sent.
-      yield* Effect.sync(() => {
-        holdEventLoopUntil(performance.now() + 100)
-        calls[0]!.answer()
-      })
-      yield* Fiber.join(first)
+      // The first request's answer gives the place to the expired one, which passes it on later: closing must not end
+      // in between, since the request behind it is then sent.
+      const closing = yield* closeThenAnswerFirstLate
       assert.strictEqual((yield* Effect.flip(Fiber.join(expiring))).reason._tag, "ClientTimeout")
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 2
-      )
-      assert.strictEqual(calls[1]!.options.fetchSize, 7)
-      assert.isUndefined(closing.pollUnsafe(), "closing ended with a request still to send")
-      calls[1]!.answer()
-      yield* Fiber.join(queued)
-      yield* Fiber.join(closing)
+      yield* sentBeforeClosingEnds(queued, closing)
       assert.strictEqual(yield* runner.inFlight, 0)
-    })
+    }).pipe(Effect.scoped)
   )
 
   it.live("drains a request queued behind an expired one when closing starts as the expired one fails", () =>
     Effect.gen(function* () {
-      const { calls, client } = recordingClient()
-      const scope = yield* Scope.make()
-      const runner = yield* runnerOver(client, {
-        throttle: { maxInFlight: 1, maxQueued: 2 },
+      const { runner, scope, answerFirstLate, sentBeforeClosingEnds } = yield* placeHeldByFirst({
+        maxQueued: 2,
         drainTimeout: "30 seconds"
-      }).pipe(Scope.provide(scope))
-      const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      })
       // Its failure starts closing at once, while the place it was given is still to be passed on.
       const closing = yield* Effect.forkChild(
         Effect.exit(runner.execute(request({ timeout: "20 millis" }))).pipe(
@@ -415,54 +387,28 @@ describe("request runner under interruption and deadlines", () => {
       )
       const queued = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
       yield* Effect.yieldNow
-      yield* Effect.sync(() => {
-        holdEventLoopUntil(performance.now() + 100)
-        calls[0]!.answer()
-      })
-      yield* Fiber.join(first)
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 2
-      )
-      assert.strictEqual(calls[1]!.options.fetchSize, 7)
-      assert.isUndefined(closing.pollUnsafe(), "closing ended with a request still to send")
-      calls[1]!.answer()
-      yield* Fiber.join(queued)
-      yield* Fiber.join(closing)
-    })
+      yield* answerFirstLate
+      yield* sentBeforeClosingEnds(queued, closing)
+    }).pipe(Effect.scoped)
   )
 
   it.live("closes without waiting for its drain timeout when every queued request expired unsent", () =>
     Effect.gen(function* () {
-      const { calls, client } = recordingClient()
-      const scope = yield* Scope.make()
-      const runner = yield* runnerOver(client, {
-        throttle: { maxInFlight: 1, maxQueued: 3 },
+      const { calls, runner, closeThenAnswerFirstLate } = yield* placeHeldByFirst({
+        maxQueued: 3,
         drainTimeout: "1 minute"
-      }).pipe(Scope.provide(scope))
-      const first = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 1
-      )
+      })
       const expiring = yield* Effect.forEach([1, 2, 3], () =>
         Effect.forkChild(runner.execute(request({ timeout: "20 millis" })))
       )
-      yield* Effect.yieldNow
-      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-      yield* Effect.yieldNow
-      yield* Effect.sync(() => {
-        holdEventLoopUntil(performance.now() + 100)
-        calls[0]!.answer()
-      })
-      yield* Fiber.join(first)
+      const closing = yield* closeThenAnswerFirstLate
       for (const fiber of expiring) {
         assert.strictEqual((yield* Effect.flip(Fiber.join(fiber))).reason._tag, "ClientTimeout")
       }
       const closed = yield* Fiber.join(closing).pipe(Effect.timeoutOption("10 seconds"))
       assert.isTrue(Option.isSome(closed), "closing waited for its drain timeout")
       assert.strictEqual(calls.length, 1, "no expired request was sent")
-    })
+    }).pipe(Effect.scoped)
   )
 
   it.live("refuses a request submitted once closing started, though its effect was built before", () =>
@@ -528,10 +474,7 @@ describe("request runner under interruption and deadlines", () => {
       }
       for (const timestamp of [-(2n ** 63n), 2n ** 63n - 1n]) {
         const fiber = yield* Effect.forkChild(runner.execute(request({ timestamp, allowAnyTimestamp: true })))
-        yield* until(
-          Effect.sync(() => calls.length),
-          (n) => n === 1
-        )
+        yield* sentCount(calls, 1)
         assert.strictEqual(String(calls[0]!.options.timestamp), String(timestamp))
         calls.shift()!.answer()
         yield* Fiber.join(fiber)
@@ -540,10 +483,7 @@ describe("request runner under interruption and deadlines", () => {
       assert.include(outOfRange.message, "signed 64-bit")
       for (const timestamp of accepted) {
         const fiber = yield* Effect.forkChild(runner.execute(request({ timestamp })))
-        yield* until(
-          Effect.sync(() => calls.length),
-          (n) => n === 1
-        )
+        yield* sentCount(calls, 1)
         calls.shift()!.answer()
         yield* Fiber.join(fiber)
       }
@@ -557,10 +497,7 @@ describe("request runner session deadline", () => {
       const { calls, client } = recordingClient()
       const runner = yield* runnerOver(client, { requestTimeout: "50 millis" })
       const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(runner.execute(request())))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 3
-      )
+      yield* sentCount(calls, 3)
       yield* Fiber.interrupt(fibers[1]!)
       for (const fiber of [fibers[0]!, fibers[2]!]) {
         const error = yield* Effect.flip(Fiber.join(fiber))
@@ -572,10 +509,7 @@ describe("request runner session deadline", () => {
       for (const call of calls) call.answer()
       yield* until(runner.inFlight, (n) => n === 0)
       const next = yield* Effect.forkChild(runner.execute(request()))
-      yield* until(
-        Effect.sync(() => calls.length),
-        (n) => n === 4
-      )
+      yield* sentCount(calls, 4)
       calls[3]!.answer()
       yield* Fiber.join(next)
     }).pipe(Effect.scoped)
