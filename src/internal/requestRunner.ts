@@ -381,6 +381,11 @@ interface Sender {
   readonly defaultTimeoutMillis: number
   /** Set as the session starts closing: a request submitted from then on is refused. */
   closing: boolean
+  /**
+   * Set once closing stopped waiting for the requests it accepted (its drain timeout passed): the client is shut down
+   * next, so a request given a throttle place from then on fails unsent.
+   */
+  closed: boolean
   readonly sent: () => void
   readonly settled: () => void
   /** Gives back the throttle place of a request that was given one and never sent. */
@@ -509,14 +514,20 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
 
   /** Given a place by the throttle. */
   private startQueued() {
-    if (performance.now() < this.expiresAt) return this.begin()
-    // Given a place after its deadline passed, before its timer could fire (a busy event loop): failed unsent. The
-    // place is passed on after this returns, since passing it on here would start the next waiting request inside
-    // this one, nesting as deep as the queue holds expired requests; a drain waits for it meanwhile.
+    const closed = this.sender.closed
+    if (!closed && performance.now() < this.expiresAt) return this.begin()
+    // Given a place once the session stopped draining, or after its deadline passed but before its timer could fire (a
+    // busy event loop): failed unsent. The place is passed on after this returns, since passing it on here would start
+    // the next waiting request inside this one, nesting as deep as the queue holds such requests; a drain waits for it
+    // meanwhile.
     this.waiting = false
     this.stopClock()
     queueMicrotask(this.sender.passOn)
-    this.failWith(timedOut(this.prepared.timeoutMillis, this.plan.context))
+    this.failWith(
+      closed
+        ? CassandraError.sessionClosed(this.plan.context)
+        : timedOut(this.prepared.timeoutMillis, this.plan.context)
+    )
   }
 
   private succeeded(result: Cassandra.types.ResultSet) {
@@ -691,6 +702,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   const drained = () => inFlight === 0 && (throttle === undefined || throttle.running() === 0)
   const sender: Sender = {
     closing: false,
+    closed: false,
     client,
     throttle,
     deadlines,
@@ -859,7 +871,10 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
   yield* Effect.addFinalizer(() =>
     Effect.andThen(
       drain,
-      Effect.sync(() => deadlines?.close())
+      Effect.sync(() => {
+        sender.closed = true
+        deadlines?.close()
+      })
     )
   )
 

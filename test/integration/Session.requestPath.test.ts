@@ -403,4 +403,32 @@ describe("the request path against a real Cassandra", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it.live(
+    "fails a request still queued when closing stops waiting for it as the session closed, unsent to the shut-down client",
+    () =>
+      Effect.gen(function* () {
+        const node = yield* holdingNode
+        const scope = yield* Scope.make()
+        const session = yield* Session.make(
+          testOptions({
+            contactPoints: [node.contactPoint],
+            throttle: { maxInFlight: 1, maxQueued: 1 },
+            drainTimeout: "200 millis"
+          })
+        ).pipe(Scope.provide(scope))
+        yield* send(session, {})
+        node.hold()
+        const first = yield* Effect.forkChild(Effect.exit(send(session, {})))
+        yield* until(session.inFlight, (n) => n === 1)
+        const queued = yield* Effect.forkChild(send(session, {}), { startImmediately: true })
+        assert.strictEqual((yield* Effect.flip(send(session, {}))).reason._tag, "Throttled", "the queue holds it")
+        // The first request's answer is held past the drain timeout: the client is shut down with the second queued.
+        yield* Scope.close(scope, Exit.void)
+        yield* Fiber.join(first)
+        assert.strictEqual((yield* Effect.flip(Fiber.join(queued))).reason._tag, "SessionClosed")
+        node.release()
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

@@ -303,7 +303,7 @@ const placeHeldByFirst = (options: { readonly maxQueued: number; readonly drainT
         yield* Fiber.join(queued)
         yield* Fiber.join(closing)
       })
-    return { calls, runner, scope, answerFirstLate, closeThenAnswerFirstLate, sentBeforeClosingEnds }
+    return { calls, runner, scope, first, answerFirstLate, closeThenAnswerFirstLate, sentBeforeClosingEnds }
   })
 
 describe("request runner under interruption and deadlines", () => {
@@ -408,6 +408,21 @@ describe("request runner under interruption and deadlines", () => {
       const closed = yield* Fiber.join(closing).pipe(Effect.timeoutOption("10 seconds"))
       assert.isTrue(Option.isSome(closed), "closing waited for its drain timeout")
       assert.strictEqual(calls.length, 1, "no expired request was sent")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fails a request still queued when closing stops waiting for it, unsent, as the session closed", () =>
+    Effect.gen(function* () {
+      const { calls, runner, scope, first } = yield* placeHeldByFirst({ maxQueued: 1, drainTimeout: "10 millis" })
+      const queued = yield* Effect.forkChild(runner.execute(request({ pageSize: 7 })))
+      yield* Effect.yieldNow
+      // The first request outlasts the drain timeout: closing ends with the second still queued.
+      yield* Scope.close(scope, Exit.void)
+      calls[0]!.answer()
+      yield* Fiber.join(first)
+      assert.strictEqual((yield* Effect.flip(Fiber.join(queued))).reason._tag, "SessionClosed")
+      assert.strictEqual(calls.length, 1, "the queued request was sent after closing ended")
+      assert.strictEqual(yield* runner.inFlight, 0)
     }).pipe(Effect.scoped)
   )
 
