@@ -89,23 +89,27 @@ const stringCoordinator = (error: Cassandra.errors.ResponseError): string | unde
 
 /**
  * The failure of a request, classified: when re-preparing failed on every host, by the node's answer to preparing
- * the statement again, if it comes within `timeLeftMillis` (the time left of the request's deadline, infinite for
- * none); otherwise as `CassandraError.fromDriverError` does.
+ * the statement again, if it comes within `timeLeftMillis()` (read as that PREPARE would be sent: the time left of the
+ * request's deadline, infinite for none, zero when it may no longer be sent); otherwise as
+ * `CassandraError.fromDriverError` does.
  */
 export const classifyFailure = (
   client: Cassandra.Client,
   error: unknown,
   context: CassandraError.ErrorContext,
-  timeLeftMillis = Number.POSITIVE_INFINITY
+  timeLeftMillis: () => number = () => Number.POSITIVE_INFINITY
 ): Effect.Effect<never, CassandraError.CassandraError> => {
   const first = unpreparedEverywhere(error)
-  const waitMillis = first === undefined ? 0 : Math.min(prepareWaitMillis(client), timeLeftMillis)
-  if (first === undefined || !(waitMillis > 0)) return Effect.fail(CassandraError.fromDriverError(error, context))
-  return Effect.flatMap(
-    Effect.timeoutOption(
-      Effect.promise(() => prepareAgain(client, ...first)),
-      waitMillis
-    ),
-    (cause) => Effect.fail(CassandraError.fromDriverError(Option.getOrUndefined(cause) ?? error, context))
-  )
+  if (first === undefined) return Effect.fail(CassandraError.fromDriverError(error, context))
+  return Effect.suspend(() => {
+    const waitMillis = Math.min(prepareWaitMillis(client), timeLeftMillis())
+    if (!(waitMillis > 0)) return Effect.fail(CassandraError.fromDriverError(error, context))
+    return Effect.flatMap(
+      Effect.timeoutOption(
+        Effect.promise(() => prepareAgain(client, ...first)),
+        waitMillis
+      ),
+      (cause) => Effect.fail(CassandraError.fromDriverError(Option.getOrUndefined(cause) ?? error, context))
+    )
+  })
 }

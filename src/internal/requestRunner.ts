@@ -551,19 +551,22 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   private failed(error: unknown) {
     if (this.waiting) {
       if (!this.preparedElsewhere && isPrepareRefusal(error) && this.prepared.queryOptions.prepare) {
-        return this.prepareElsewhere(error)
+        return this.sendAgain(() => this.prepareElsewhere(error))
       }
       const stopping = this.sentPast ? undefined : shuttingDownNode(error)
       if (stopping !== undefined && resendsRefused(this.sender.client, this.prepared.queryOptions.executionProfile)) {
-        return this.sendPast(stopping, error)
+        return this.sendAgain(() => this.sendPast(stopping, error))
       }
     }
     this.sender.settled()
     if (!this.waiting) return
     this.waiting = false
     this.stopClock()
-    // Learning why re-preparing failed may take one more round trip: never past the deadline.
-    const failure = classifyFailure(this.sender.client, error, this.plan.context, this.expiresAt - performance.now())
+    // Learning why re-preparing failed may take one more round trip: never past the deadline, and not once the session
+    // is closing, since the drain no longer counts this request.
+    const failure = classifyFailure(this.sender.client, error, this.plan.context, () =>
+      this.sender.closing ? 0 : this.expiresAt - performance.now()
+    )
     this.resume(
       this.span === undefined && this.series === undefined
         ? failure
@@ -581,9 +584,21 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     const queries = BatchCall.is(call) ? call.statements.map(({ query }) => query) : [this.plan.query]
     const profile = this.prepared.queryOptions.executionProfile
     void prepareElsewhere(this.sender.client, queries, refusal, profile).then((failure) => {
-      if (failure === undefined && this.waiting) this.dispatch()
+      if (failure === undefined && this.waiting) this.sendAgain(() => this.dispatch())
       else this.failed(failure ?? refusal)
     })
+  }
+
+  /**
+   * Sends again, with `send`, a request that ran nowhere; once closing stopped waiting for it (the client is shut down
+   * next, or is the caller's to keep using), it fails unsent instead.
+   */
+  private sendAgain(send: () => void) {
+    if (!this.sender.closed) return send()
+    this.sender.settled()
+    this.waiting = false
+    this.stopClock()
+    this.failWith(CassandraError.sessionClosed(this.plan.context))
   }
 
   /**

@@ -1,10 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/testing/TestClock"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import { classifyFailure } from "../../src/internal/rePrepare.ts"
+import { request, runnerOver, sentCount } from "../support/requestRunner.ts"
 
 const queryId = Buffer.from("0102", "hex")
 
@@ -99,6 +102,48 @@ describe("re-preparing a statement to learn why a request failed", () => {
       })()
       const error = yield* Effect.flip(classified)
       assert.instanceOf(error.reason, CassandraError.Unknown)
+    })
+  )
+
+  it.live("sends no PREPARE once the session is closing, whose drain no longer counts the request", () =>
+    Effect.gen(function* () {
+      const tableGone = new Cassandra.errors.ResponseError(
+        Cassandra.types.responseErrorCodes.invalid,
+        "table t does not exist"
+      )
+      let prepares = 0
+      const calls: Array<(error: unknown) => void> = []
+      const client = Object.assign(
+        clientWith(() => {
+          prepares++
+          return Promise.reject(tableGone)
+        }),
+        {
+          keyspace: undefined,
+          execute: () => new Promise((_resolve, reject) => calls.push(reject))
+        }
+      )
+      const scope = yield* Scope.make()
+      const runner = yield* runnerOver(client, { drainTimeout: "30 seconds" }).pipe(Scope.provide(scope))
+      const failing = () =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.forkChild(Effect.flip(runner.execute(request())))
+          yield* sentCount(calls, calls.length + 1)
+          return fiber
+        })
+      // Open: the node's own answer to one more PREPARE says why.
+      const open = yield* failing()
+      calls[0]!(unpreparedEverywhere())
+      assert.instanceOf((yield* Fiber.join(open)).reason, CassandraError.Invalid)
+      assert.strictEqual(prepares, 1)
+      // Closing: its failure ends the drain, so the session reports it as the driver gave it.
+      const closingRequest = yield* failing()
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow
+      calls[1]!(unpreparedEverywhere())
+      yield* Fiber.join(closing)
+      assert.instanceOf((yield* Fiber.join(closingRequest)).reason, CassandraError.NoHostAvailable)
+      assert.strictEqual(prepares, 1, "a PREPARE was sent once the session was closing")
     })
   )
 })

@@ -9,10 +9,11 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as CassandraError from "effect-cassandra/CassandraError"
-import type * as Session from "effect-cassandra/Session"
+import * as Session from "effect-cassandra/Session"
 import { HealthAwarePolicy } from "../../src/internal/healthAwarePolicy.ts"
 import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
 import { isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "../../src/internal/refusals.ts"
+import { fakeCluster } from "../support/fakeCqlCluster.ts"
 import { request, runnerOver, until } from "../support/requestRunner.ts"
 import { standInNode } from "../support/standInNode.ts"
 
@@ -910,6 +911,33 @@ describe("a request whose statement a node refused to prepare", () => {
     })
   )
 
+  it.live(
+    "fails unsent as the session closed once closing stopped waiting, before or while it is prepared elsewhere",
+    () =>
+      Effect.gen(function* () {
+        const cluster = refusingCluster()
+        const preparing = deferred<void>()
+        cluster.serveWith(() => preparing.promise)
+        const scope = yield* Scope.make()
+        const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+        const whilePrepared = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+        yield* callsReach(cluster.calls, 1)
+        cluster.calls[0]!.fail(shuttingDown())
+        yield* callsReach(cluster.prepares, 2)
+        const refusedLater = yield* Effect.forkChild(Effect.exit(runner.execute(request({ pageSize: 7 }))))
+        yield* callsReach(cluster.calls, 2)
+        // Both outlast the drain timeout: closing ends, and the client is shut down next.
+        yield* Scope.close(scope, Exit.void)
+        cluster.calls[1]!.fail(shuttingDown())
+        preparing.resolve()
+        assert.strictEqual(reasonOf(yield* Fiber.join(whilePrepared))._tag, "SessionClosed")
+        assert.strictEqual(reasonOf(yield* Fiber.join(refusedLater))._tag, "SessionClosed")
+        assert.strictEqual(cluster.calls.length, 2, "a request was sent again after closing ended")
+        assert.strictEqual(cluster.prepares.length, 2, "a statement was prepared after closing ended")
+        assert.strictEqual(yield* runner.inFlight, 0)
+      })
+  )
+
   it.live("prepares once a statement refused to several requests at once, and sends each again", () =>
     Effect.gen(function* () {
       const cluster = refusingCluster()
@@ -1067,6 +1095,25 @@ describe("a request a node refused because it is shutting down", () => {
       assert.strictEqual(cluster.calls.length, 2)
       assert.strictEqual(yield* runner.inFlight, 0)
     }).pipe(Effect.scoped)
+  )
+
+  it.live("fails unsent as the session closed when refused once closing stopped waiting for it", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(
+        countedRunner(cluster.client, { drainTimeout: "20 millis", throttle: { maxInFlight: 1, maxQueued: 1 } }),
+        scope
+      )
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      // The refusal comes after the drain timed out: the client is shut down next, or is the caller's to keep using.
+      yield* Scope.close(scope, Exit.void)
+      cluster.calls[0]!.fail(refusedAttempt())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      assert.strictEqual(cluster.calls.length, 1, "the request was sent again after closing ended")
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
   )
 
   it.live("fails at once under the retry policy that never retries", () =>
@@ -1285,6 +1332,36 @@ describe("a request refused by a node shutting down, attacked", () => {
       cluster.calls[1]!.answer()
       yield* Fiber.join(fiber)
       assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("is not run again through the caller's client once closing stopped waiting for it", () =>
+    Effect.gen(function* () {
+      const address = "127.0.0.191"
+      const isWrite = (query: string) => query.startsWith("INSERT")
+      const node = yield* fakeCluster([address], (arrival, nth) =>
+        isWrite(arrival.query) && nth === 0
+          ? { answer: { _tag: "Overloaded", message: "Server is shutting down" }, delay: 300 }
+          : { _tag: "Void" }
+      )
+      const client = new Cassandra.Client({
+        contactPoints: [address],
+        localDataCenter: "dc1",
+        protocolOptions: { port: node.port, maxVersion: 4 },
+        isMetadataSyncEnabled: false
+      })
+      yield* Effect.addFinalizer(() => Effect.promise(() => client.shutdown()))
+      const scope = yield* Scope.make()
+      const session = yield* Session.makeFromClient(client, { drainTimeout: "50 millis" }).pipe(Scope.provide(scope))
+      const write = yield* Effect.forkChild(
+        Effect.exit(session.execute({ query: "INSERT INTO ks.kv (k, v) VALUES (1, 1)", params: [], options: {} }))
+      )
+      const writes = Effect.sync(() => node.arrivals.filter(({ query }) => isWrite(query)).length)
+      yield* until(writes, (n) => n === 1)
+      // The refusal comes after the drain timed out: the session is closed, and the caller keeps its client.
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(reasonOf(yield* Fiber.join(write))._tag, "SessionClosed")
+      assert.strictEqual(yield* writes, 1, "the closed session sent the write again")
     }).pipe(Effect.scoped)
   )
 })
