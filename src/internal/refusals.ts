@@ -173,20 +173,24 @@ const queryPlan = (policy: QueryPlanner, keyspace: string | undefined) =>
 
 /**
  * Prepares `query` on the first node of a fresh plan that accepts it: its answer (the prepared id and metadata), or
- * the error to fail with (the statement's own problem, as a node answered it, or every node's failure).
+ * the error to fail with (the statement's own problem, as a node answered it, or every node's failure; `refusal`
+ * once the request may no longer be sent, before the next node is asked).
  */
 const prepareOnFirstServing = async (
   internals: DriverInternals,
   policy: QueryPlanner,
   query: string,
   keyspace: string | undefined,
-  waitMillis: number
+  waitMillis: number,
+  refusal: unknown,
+  sending: () => boolean
 ): Promise<
   { readonly id: unknown; readonly meta: unknown; readonly address: string } | { readonly failure: unknown }
 > => {
   const plan = await queryPlan(policy, keyspace)
   const tried: Record<string, unknown> = {}
   for (let host = nextUsable(internals, plan, tried); host !== undefined; host = nextUsable(internals, plan, tried)) {
+    if (!sending()) return { failure: refusal }
     let prepared: { readonly id: unknown; readonly meta: unknown }
     try {
       prepared = await prepareOn(host, query, keyspace, waitMillis)
@@ -201,7 +205,7 @@ const prepareOnFirstServing = async (
     // As the driver's own preparation with `prepareOnAllHosts`, so the request finds it prepared on its node; but in
     // the background, since the node that prepared it is enough to release the requests waiting, and another node
     // may be frozen.
-    if (internals.options?.prepareOnAllHosts === true)
+    if (internals.options?.prepareOnAllHosts === true && sending())
       startPreparingOnRest(internals, plan, query, keyspace, waitMillis)
     return { id: prepared.id, meta: prepared.meta, address: host.address }
   }
@@ -278,13 +282,15 @@ const preparedBySomeoneElse = (info: PreparedInfo) =>
 
 /**
  * Prepares `query` after a node refused it, unless it is prepared (or being prepared) meanwhile: undefined once the
- * driver holds it prepared, else the error the request fails with.
+ * driver holds it prepared, else the error the request fails with (`refusal` once it may no longer be sent: a
+ * preparation it started ends so, and those waiting on it prepare for themselves).
  */
 const prepareAfterRefusal = async (
   client: Cassandra.Client,
   driver: PreparingDriver,
   query: string,
-  refusal: unknown
+  refusal: unknown,
+  sending: () => boolean
 ): Promise<unknown> => {
   const { metadata, getPreparedInfo, setPreparedById, policy, keyspace } = driver
   const info = getPreparedInfo.call(metadata, keyspace, query)
@@ -295,11 +301,20 @@ const prepareAfterRefusal = async (
     if (!isPrepareRefusal(error)) return error
     if (info.queryId) return undefined
   }
+  if (!sending()) return refusal
   info.preparing = true
   let failure: unknown
   let address: string | undefined
   try {
-    const outcome = await prepareOnFirstServing(driver.internals, policy, query, keyspace, driver.waitMillis)
+    const outcome = await prepareOnFirstServing(
+      driver.internals,
+      policy,
+      query,
+      keyspace,
+      driver.waitMillis,
+      refusal,
+      sending
+    )
     if ("failure" in outcome) failure = outcome.failure
     else {
       info.queryId = outcome.id
@@ -388,20 +403,22 @@ const preparingDriver = (client: Cassandra.Client, executionProfile: unknown): P
 /**
  * Prepares each of `queries` that a node refused to prepare, on the other nodes of the request's execution profile:
  * undefined once all are prepared (the request can be sent again), else the error the request fails with. It never
- * rejects.
+ * rejects. Before each PREPARE it sends it asks `sending` whether the request may still be sent (a session that
+ * stopped waiting for it as it closes says no): it then stops, with `refusal`.
  */
 export const prepareElsewhere = async (
   client: Cassandra.Client,
   queries: ReadonlyArray<string>,
   refusal: unknown,
-  executionProfile?: unknown
+  executionProfile?: unknown,
+  sending: () => boolean = () => true
 ): Promise<unknown> => {
   try {
     const driver = preparingDriver(client, executionProfile)
     // Without the internals it needs, the request fails as the driver failed it.
     if (driver === undefined) return refusal
     for (const query of queries) {
-      const failure = await prepareAfterRefusal(client, driver, query, refusal)
+      const failure = await prepareAfterRefusal(client, driver, query, refusal, sending)
       if (failure !== undefined) return failure
     }
     return undefined

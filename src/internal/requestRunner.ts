@@ -390,6 +390,8 @@ interface Sender {
   readonly settled: () => void
   /** Gives back the throttle place of a request that was given one and never sent. */
   readonly passOn: () => void
+  /** Whether a request may still be sent, or prepared for: until closing stops waiting for it. */
+  readonly sending: () => boolean
 }
 
 /**
@@ -583,8 +585,9 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     const call = this.call
     const queries = BatchCall.is(call) ? call.statements.map(({ query }) => query) : [this.plan.query]
     const profile = this.prepared.queryOptions.executionProfile
-    void prepareElsewhere(this.sender.client, queries, refusal, profile).then((failure) => {
-      if (failure === undefined && this.waiting) this.sendAgain(() => this.dispatch())
+    void prepareElsewhere(this.sender.client, queries, refusal, profile, this.sender.sending).then((failure) => {
+      // Once closing stopped waiting for it, it fails as the session closed, however far preparing went.
+      if (this.waiting && (failure === undefined || this.sender.closed)) this.sendAgain(() => this.dispatch())
       else this.failed(failure ?? refusal)
     })
   }
@@ -733,7 +736,8 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
     passOn: () => {
       throttle?.release()
       if (onDrained !== undefined && drained()) onDrained()
-    }
+    },
+    sending: () => !sender.closed
   }
 
   const makePlan = (target: StatementTarget, query: string): StatementPlan => {

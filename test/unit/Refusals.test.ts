@@ -617,11 +617,17 @@ const emptyResult = { rows: [], rowLength: 0, columns: null, info: { speculative
 
 /**
  * A real driver client (its prepared-statement cache, profiles and log events) over two stand-in nodes, the first
- * refusing every PREPARE, the second preparing when `serve` says; `execute` and `batch` are answered by the test.
+ * refusing every PREPARE (or answering as `nodes.first` does), the second preparing when `serve` says, and with
+ * `nodes.third` a third one preparing at once; `execute` and `batch` are answered by the test.
  */
 const refusingCluster = (
   policies: Cassandra.ClientOptions["policies"] = {},
-  profiles: ReadonlyArray<Cassandra.ExecutionProfile> = []
+  profiles: ReadonlyArray<Cassandra.ExecutionProfile> = [],
+  nodes: {
+    readonly first?: (query: string) => Promise<void>
+    readonly third?: boolean
+    readonly prepareOnAllHosts?: boolean
+  } = {}
 ) => {
   const prepares: Array<{ readonly address: string; readonly query: string }> = []
   let serve: (query: string) => Promise<void> = async () => {}
@@ -631,11 +637,16 @@ const refusingCluster = (
       await answer(query)
       return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
     })
-  const nodes = [
-    node("10.0.0.1:9042", async () => {
-      throw shuttingDown()
-    }),
-    node("10.0.0.2:9042", (query) => serve(query))
+  const planned = [
+    node(
+      "10.0.0.1:9042",
+      nodes.first ??
+        (async () => {
+          throw shuttingDown()
+        })
+    ),
+    node("10.0.0.2:9042", (query) => serve(query)),
+    ...(nodes.third === true ? [node("10.0.0.3:9042", async () => {})] : [])
   ]
   const plans = { count: 0 }
   /** A policy planning over `planned`, every node local. */
@@ -657,7 +668,8 @@ const refusingCluster = (
   const client = new Cassandra.Client({
     contactPoints: ["192.0.2.1"],
     localDataCenter: "dc1",
-    policies: { loadBalancing: planning(nodes), ...policies },
+    policies: { loadBalancing: planning(planned), ...policies },
+    prepareOnAllHosts: nodes.prepareOnAllHosts === true,
     // Its own node, which prepares as the second one does.
     profiles: [
       new Cassandra.ExecutionProfile("remote", {
@@ -689,7 +701,7 @@ const refusingCluster = (
     calls,
     prepares,
     plans,
-    nodes,
+    nodes: planned,
     serveWith: (answer: (query: string) => Promise<void>) => {
       serve = answer
     },
@@ -936,6 +948,84 @@ describe("a request whose statement a node refused to prepare", () => {
         assert.strictEqual(cluster.prepares.length, 2, "a statement was prepared after closing ended")
         assert.strictEqual(yield* runner.inFlight, 0)
       })
+  )
+
+  it.live("asks no further node to prepare it once closing stopped waiting, and fails as the session closed", () =>
+    Effect.gen(function* () {
+      const refusing = deferred<void>()
+      const cluster = refusingCluster({}, [], { first: () => refusing.promise })
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 1)
+      yield* Scope.close(scope, Exit.void)
+      // The first node of the plan refuses to prepare it only now.
+      refusing.reject(shuttingDown())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042"],
+        "a node was asked to prepare it after closing ended"
+      )
+      assert.strictEqual(cluster.calls.length, 1)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
+  )
+
+  it.live("prepares neither a batch's next statement nor on the other nodes once closing stopped waiting", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster({}, [], { third: true, prepareOnAllHosts: true })
+      const preparing = deferred<void>()
+      cluster.serveWith(() => preparing.promise)
+      const scope = yield* Scope.make()
+      const { runner, summary } = yield* Scope.provide(
+        countedRunner(cluster.client, { drainTimeout: "20 millis" }),
+        scope
+      )
+      const statements = [
+        { query, params: [1] },
+        { query: "UPDATE kv SET v = ? WHERE k = ?", params: [3, 1] }
+      ]
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.batch(statements, { type: "logged" })))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      yield* Scope.close(scope, Exit.void)
+      // The second node prepares the first statement only now: the third is not asked to, nor anyone the second.
+      preparing.resolve()
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address, query }) => `${address} ${query}`),
+        [`10.0.0.1:9042 ${query}`, `10.0.0.2:9042 ${query}`],
+        "a statement was prepared after closing ended"
+      )
+      assert.strictEqual(cluster.calls.length, 1)
+      assert.strictEqual(yield* runner.inFlight, 0)
+      assert.strictEqual((yield* summary).failed, 1)
+    })
+  )
+
+  it.live("does not prepare it for itself when the preparation it waited on is refused after closing ended", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      const info = cluster.prepared(query)
+      // The driver prepares the statement for another request meanwhile.
+      info.preparing = true
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* Scope.close(scope, Exit.void)
+      info.preparing = false
+      info.emit("prepared", shuttingDown())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      assert.deepStrictEqual(cluster.prepares, [], "it was prepared after closing ended")
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
   )
 
   it.live("prepares once a statement refused to several requests at once, and sends each again", () =>
