@@ -34,6 +34,7 @@ interface PreparedInfo {
   preparing?: unknown
   readonly once: (event: "prepared", listener: (error: unknown) => void) => unknown
   readonly emit: (event: "prepared", error: unknown, info?: PreparedInfo) => boolean
+  readonly listenerCount?: (event: "prepared") => number
 }
 
 interface PoolConnection {
@@ -174,7 +175,7 @@ const queryPlan = (policy: QueryPlanner, keyspace: string | undefined) =>
 /**
  * Prepares `query` on the first node of a fresh plan that accepts it: its answer (the prepared id and metadata), or
  * the error to fail with (the statement's own problem, as a node answered it, or every node's failure; `refusal`
- * once the request may no longer be sent, before the next node is asked).
+ * once `goingOn` says the preparation is no longer wanted, before the next node is asked).
  */
 const prepareOnFirstServing = async (
   internals: DriverInternals,
@@ -183,17 +184,17 @@ const prepareOnFirstServing = async (
   keyspace: string | undefined,
   waitMillis: number,
   refusal: unknown,
-  sending: () => boolean
+  goingOn: () => boolean
 ): Promise<
   { readonly id: unknown; readonly meta: unknown; readonly address: string } | { readonly failure: unknown }
 > => {
   const plan = await queryPlan(policy, keyspace)
   const tried: Record<string, unknown> = {}
   for (let host = nextUsable(internals, plan, tried); host !== undefined; host = nextUsable(internals, plan, tried)) {
-    if (!sending()) return { failure: refusal }
+    if (!goingOn()) return { failure: refusal }
     let prepared: { readonly id: unknown; readonly meta: unknown }
     try {
-      prepared = await prepareOn(host, query, keyspace, waitMillis)
+      prepared = await prepareOn(host, query, keyspace, waitMillis, goingOn)
     } catch (error) {
       const failure = answeredBy(error, host.address, query)
       if (!isNodeFailure(error)) return { failure }
@@ -205,8 +206,8 @@ const prepareOnFirstServing = async (
     // As the driver's own preparation with `prepareOnAllHosts`, so the request finds it prepared on its node; but in
     // the background, since the node that prepared it is enough to release the requests waiting, and another node
     // may be frozen.
-    if (internals.options?.prepareOnAllHosts === true && sending())
-      startPreparingOnRest(internals, plan, query, keyspace, waitMillis)
+    if (internals.options?.prepareOnAllHosts === true && goingOn())
+      startPreparingOnRest(internals, plan, query, keyspace, waitMillis, goingOn)
     return { id: prepared.id, meta: prepared.meta, address: host.address }
   }
   return { failure: stackless(() => new Cassandra.errors.NoHostAvailableError(tried)) }
@@ -228,9 +229,16 @@ const nextUsable = (internals: DriverInternals, plan: Iterator<PoolHost>, tried?
 
 /**
  * The node's answer to preparing `query`, waited for at most `waitMillis`: a node that does not answer by then fails
- * as one that timed out, so the next node is tried and the statement is never held by a frozen node.
+ * as one that timed out, so the next node is tried and the statement is never held by a frozen node. A preparation
+ * `goingOn` no longer wants once the connection's keyspace is changed fails unsent.
  */
-const prepareOn = (host: PoolHost, query: string, keyspace: string | undefined, waitMillis: number) => {
+const prepareOn = (
+  host: PoolHost,
+  query: string,
+  keyspace: string | undefined,
+  waitMillis: number,
+  goingOn: () => boolean
+) => {
   let timer: ReturnType<typeof setTimeout> | undefined
   const unanswered = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -249,7 +257,10 @@ const prepareOn = (host: PoolHost, query: string, keyspace: string | undefined, 
   })
   const answer = (async () => {
     const connection = host.borrowConnection()
-    if (keyspace !== undefined && connection.keyspace !== keyspace) await connection.changeKeyspace(keyspace)
+    if (keyspace !== undefined && connection.keyspace !== keyspace) {
+      await connection.changeKeyspace(keyspace)
+      if (!goingOn()) throw stackless(() => new Error("The preparation was no longer wanted"))
+    }
     return connection.prepareOnceAsync(query, keyspace)
   })()
   return Promise.race([answer, unanswered]).finally(() => clearTimeout(timer))
@@ -265,14 +276,24 @@ const startPreparingOnRest = (
   plan: Iterator<PoolHost>,
   query: string,
   keyspace: string | undefined,
-  waitMillis: number
+  waitMillis: number,
+  goingOn: () => boolean
 ) => {
   try {
     for (let host = nextUsable(internals, plan); host !== undefined; host = nextUsable(internals, plan)) {
-      prepareOn(host, query, keyspace, waitMillis).catch(() => undefined)
+      prepareOn(host, query, keyspace, waitMillis, goingOn).catch(() => undefined)
     }
   } catch {
     // The statement is prepared on one node already; the nodes planned so far are still prepared on.
+  }
+}
+
+/** Whether a request waits on the preparation of `info` under way; true for a driver whose record cannot say. */
+const waitedOn = (info: PreparedInfo) => {
+  try {
+    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > 0
+  } catch {
+    return true
   }
 }
 
@@ -282,8 +303,8 @@ const preparedBySomeoneElse = (info: PreparedInfo) =>
 
 /**
  * Prepares `query` after a node refused it, unless it is prepared (or being prepared) meanwhile: undefined once the
- * driver holds it prepared, else the error the request fails with (`refusal` once it may no longer be sent: a
- * preparation it started ends so, and those waiting on it prepare for themselves).
+ * driver holds it prepared, else the error the request fails with (`refusal` once it may no longer be sent and no
+ * other request waits on the preparation it started).
  */
 const prepareAfterRefusal = async (
   client: Cassandra.Client,
@@ -302,6 +323,9 @@ const prepareAfterRefusal = async (
     if (info.queryId) return undefined
   }
   if (!sending()) return refusal
+  // A preparation serves every request waiting on it, of any session over this client or the driver's own: it goes
+  // on while this request may still be sent, or another request waits on it.
+  const goingOn = () => sending() || waitedOn(info)
   info.preparing = true
   let failure: unknown
   let address: string | undefined
@@ -313,7 +337,7 @@ const prepareAfterRefusal = async (
       keyspace,
       driver.waitMillis,
       refusal,
-      sending
+      goingOn
     )
     if ("failure" in outcome) failure = outcome.failure
     else {

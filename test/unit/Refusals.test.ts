@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events"
+import { createRequire } from "node:module"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
@@ -618,7 +619,8 @@ const emptyResult = { rows: [], rowLength: 0, columns: null, info: { speculative
 /**
  * A real driver client (its prepared-statement cache, profiles and log events) over two stand-in nodes, the first
  * refusing every PREPARE (or answering as `nodes.first` does), the second preparing when `serve` says, and with
- * `nodes.third` a third one preparing at once; `execute` and `batch` are answered by the test.
+ * `nodes.third` a third one preparing at once; `execute` and `batch` are answered by the test. With
+ * `nodes.keyspace`, each node's connection changes to it before preparing, as `nodes.use` answers for its address.
  */
 const refusingCluster = (
   policies: Cassandra.ClientOptions["policies"] = {},
@@ -627,16 +629,26 @@ const refusingCluster = (
     readonly first?: (query: string) => Promise<void>
     readonly third?: boolean
     readonly prepareOnAllHosts?: boolean
+    readonly keyspace?: string
+    readonly use?: Record<string, () => Promise<void>>
   } = {}
 ) => {
   const prepares: Array<{ readonly address: string; readonly query: string }> = []
+  const uses: Array<string> = []
   let serve: (query: string) => Promise<void> = async () => {}
   const node = (address: string, answer: (query: string) => Promise<void>) =>
-    standInNode(address, async (query) => {
-      prepares.push({ address, query })
-      await answer(query)
-      return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
-    })
+    standInNode(
+      address,
+      async (query) => {
+        prepares.push({ address, query })
+        await answer(query)
+        return { id: Buffer.from(`${address}:${query}`), meta: { columns: [] } }
+      },
+      async () => {
+        uses.push(address)
+        await nodes.use?.[address]?.()
+      }
+    )
   const planned = [
     node(
       "10.0.0.1:9042",
@@ -670,6 +682,7 @@ const refusingCluster = (
     localDataCenter: "dc1",
     policies: { loadBalancing: planning(planned), ...policies },
     prepareOnAllHosts: nodes.prepareOnAllHosts === true,
+    ...(nodes.keyspace === undefined ? {} : { keyspace: nodes.keyspace }),
     // Its own node, which prepares as the second one does.
     profiles: [
       new Cassandra.ExecutionProfile("remote", {
@@ -700,16 +713,16 @@ const refusingCluster = (
     client,
     calls,
     prepares,
+    uses,
     plans,
     nodes: planned,
     serveWith: (answer: (query: string) => Promise<void>) => {
       serve = answer
     },
     prepared: (query: string) =>
-      (client.metadata as unknown as { getPreparedInfo: (keyspace: undefined, query: string) => Info }).getPreparedInfo(
-        undefined,
-        query
-      )
+      (
+        client.metadata as unknown as { getPreparedInfo: (keyspace: string | undefined, query: string) => Info }
+      ).getPreparedInfo(nodes.keyspace, query)
   }
 }
 
@@ -732,6 +745,21 @@ const reasonOf = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
   const error = Exit.findErrorOption(exit as Exit.Exit<never, CassandraError.CassandraError>)
   assert.isTrue(Option.isSome(error))
   return (error as Option.Some<CassandraError.CassandraError>).value.reason
+}
+
+/** The driver's own preparation of `query` for a request (lib/prepare-handler.js, as `execute` with `prepare`). */
+const driverPrepared = (client: Cassandra.Client, query: string): Promise<unknown> => {
+  const { getPrepared } = createRequire(import.meta.url)("cassandra-driver/lib/prepare-handler.js") as {
+    readonly getPrepared: (
+      client: Cassandra.Client,
+      policy: unknown,
+      query: string,
+      keyspace: unknown
+    ) => Promise<unknown>
+  }
+  const policy = (client as unknown as { readonly options: { readonly policies: { readonly loadBalancing: unknown } } })
+    .options.policies.loadBalancing
+  return getPrepared(client, policy, query, undefined)
 }
 
 describe("a request whose statement a node refused to prepare", () => {
@@ -1025,6 +1053,120 @@ describe("a request whose statement a node refused to prepare", () => {
       assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
       assert.deepStrictEqual(cluster.prepares, [], "it was prepared after closing ended")
       assert.strictEqual(yield* runner.inFlight, 0)
+    })
+  )
+
+  it.live("sends no PREPARE once closing stopped waiting while the connection changed keyspace for it", () =>
+    Effect.gen(function* () {
+      const using = deferred<void>()
+      const cluster = refusingCluster({}, [], { keyspace: "ks", use: { "10.0.0.1:9042": () => using.promise } })
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.uses, 1)
+      yield* Scope.close(scope, Exit.void)
+      using.resolve()
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      assert.deepStrictEqual(cluster.prepares, [], "it was prepared after closing ended")
+      assert.strictEqual(yield* runner.inFlight, 0)
+    })
+  )
+
+  it.live("sends no PREPARE on the other nodes once closing stopped waiting while they changed keyspace for it", () =>
+    Effect.gen(function* () {
+      const using = deferred<void>()
+      const cluster = refusingCluster({}, [], {
+        third: true,
+        prepareOnAllHosts: true,
+        keyspace: "ks",
+        use: { "10.0.0.3:9042": () => using.promise }
+      })
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      // Prepared on the second node, and sent again; the third changes keyspace in the background meanwhile.
+      yield* callsReach(cluster.calls, 2)
+      assert.deepStrictEqual(cluster.uses, ["10.0.0.1:9042", "10.0.0.2:9042", "10.0.0.3:9042"])
+      yield* Scope.close(scope, Exit.void)
+      using.resolve()
+      cluster.calls[1]!.answer()
+      yield* Fiber.join(fiber)
+      yield* Effect.sleep("20 millis")
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042", "10.0.0.2:9042"],
+        "the third node was asked to prepare it after closing ended"
+      )
+    })
+  )
+
+  it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>
+    Effect.gen(function* () {
+      const serving = deferred<void>()
+      const cluster = refusingCluster({}, [], { third: true, prepareOnAllHosts: true })
+      cluster.serveWith(() => serving.promise)
+      const closingScope = yield* Scope.make()
+      const closing = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), closingScope)
+      const open = yield* countedRunner(cluster.client)
+      const closed = yield* Effect.forkChild(Effect.exit(closing.runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      // The open session's request, refused too, waits on the preparation the closing session's request started.
+      const served = yield* Effect.forkChild(Effect.exit(open.runner.execute(request())))
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.fail(shuttingDown())
+      yield* Effect.yieldNow
+      yield* Scope.close(closingScope, Exit.void)
+      serving.resolve()
+      assert.strictEqual(reasonOf(yield* Fiber.join(closed))._tag, "SessionClosed")
+      yield* callsReach(cluster.calls, 3)
+      cluster.calls[2]!.answer()
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(served)))
+      yield* Effect.yieldNow
+      // Prepared on the other nodes too, as the driver would for the open session.
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042", "10.0.0.2:9042", "10.0.0.3:9042"]
+      )
+      assert.strictEqual(yield* closing.runner.inFlight, 0)
+      assert.strictEqual(yield* open.runner.inFlight, 0)
+    })
+  )
+
+  it.live("goes on preparing it for the driver's own request waiting on it once closing stopped waiting", () =>
+    Effect.gen(function* () {
+      const refusing = deferred<void>()
+      let asked = 0
+      // The first node refuses late the first time, at once after.
+      const cluster = refusingCluster({}, [], {
+        first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
+      })
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 1)
+      // A request of the caller's own through the driver (lib/prepare-handler.js, as execute with prepare: true)
+      // waits on that preparation.
+      const driverWaits = Effect.promise(() =>
+        driverPrepared(cluster.client, query).then(
+          () => undefined,
+          (error: unknown) => error
+        )
+      )
+      const driverRequest = yield* Effect.forkChild(driverWaits)
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      refusing.reject(shuttingDown())
+      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+      assert.isUndefined(yield* Fiber.join(driverRequest), "the driver's own request failed")
+      assert.isDefined(cluster.prepared(query).queryId)
     })
   )
 
