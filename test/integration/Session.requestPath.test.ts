@@ -144,6 +144,28 @@ const holdingNode = Effect.gen(function* () {
 const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
   effect.pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: done }))
 
+/**
+ * A session closed by `scope`, over a holding node, whose one throttle place a first request holds: sent, its answer
+ * held back until `node.release()`.
+ */
+const firstHeld = (options: { readonly maxQueued: number; readonly drainTimeout: Duration.Input }) =>
+  Effect.gen(function* () {
+    const node = yield* holdingNode
+    const scope = yield* Scope.make()
+    const session = yield* Session.make(
+      testOptions({
+        contactPoints: [node.contactPoint],
+        throttle: { maxInFlight: 1, maxQueued: options.maxQueued },
+        drainTimeout: options.drainTimeout
+      })
+    ).pipe(Scope.provide(scope))
+    yield* send(session, {})
+    node.hold()
+    const first = yield* Effect.forkChild(Effect.exit(send(session, {})))
+    yield* until(session.inFlight, (n) => n === 1)
+    return { node, scope, session, first }
+  })
+
 describe("the request path against a real Cassandra", () => {
   it.live("refuses each bad request option with a typed reason before it counts as in flight", () =>
     Effect.gen(function* () {
@@ -368,19 +390,7 @@ describe("the request path against a real Cassandra", () => {
     "closes only once a request queued behind one whose deadline ran out while queued is sent and answered",
     () =>
       Effect.gen(function* () {
-        const node = yield* holdingNode
-        const scope = yield* Scope.make()
-        const session = yield* Session.make(
-          testOptions({
-            contactPoints: [node.contactPoint],
-            throttle: { maxInFlight: 1, maxQueued: 2 },
-            drainTimeout: "30 seconds"
-          })
-        ).pipe(Scope.provide(scope))
-        yield* send(session, {})
-        node.hold()
-        const first = yield* Effect.forkChild(Effect.exit(send(session, {})))
-        yield* until(session.inFlight, (n) => n === 1)
+        const { node, scope, session, first } = yield* firstHeld({ maxQueued: 2, drainTimeout: "30 seconds" })
         const expiringSince = performance.now()
         const expiring = yield* Effect.forkChild(send(session, { timeout: "100 millis" }))
         const queued = yield* Effect.forkChild(Effect.exit(send(session, {})))
@@ -408,19 +418,7 @@ describe("the request path against a real Cassandra", () => {
     "fails a request still queued when closing stops waiting for it as the session closed, unsent to the shut-down client",
     () =>
       Effect.gen(function* () {
-        const node = yield* holdingNode
-        const scope = yield* Scope.make()
-        const session = yield* Session.make(
-          testOptions({
-            contactPoints: [node.contactPoint],
-            throttle: { maxInFlight: 1, maxQueued: 1 },
-            drainTimeout: "200 millis"
-          })
-        ).pipe(Scope.provide(scope))
-        yield* send(session, {})
-        node.hold()
-        const first = yield* Effect.forkChild(Effect.exit(send(session, {})))
-        yield* until(session.inFlight, (n) => n === 1)
+        const { node, scope, session, first } = yield* firstHeld({ maxQueued: 1, drainTimeout: "200 millis" })
         const queued = yield* Effect.forkChild(send(session, {}), { startImmediately: true })
         assert.strictEqual((yield* Effect.flip(send(session, {}))).reason._tag, "Throttled", "the queue holds it")
         // The first request's answer is held past the drain timeout: the client is shut down with the second queued.
