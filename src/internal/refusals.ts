@@ -175,7 +175,7 @@ const queryPlan = (policy: QueryPlanner, keyspace: string | undefined) =>
 /**
  * Prepares `query` on the first node of a fresh plan that accepts it: its answer (the prepared id and metadata), or
  * the error to fail with (the statement's own problem, as a node answered it, or every node's failure; `refusal`
- * once `goingOn` says the preparation is no longer wanted, before the next node is asked).
+ * once the preparation is `wanted` no more, before the next node is asked).
  */
 const prepareOnFirstServing = async (
   internals: DriverInternals,
@@ -184,12 +184,13 @@ const prepareOnFirstServing = async (
   keyspace: string | undefined,
   waitMillis: number,
   refusal: unknown,
-  goingOn: () => boolean
+  wanted: Wanted
 ): Promise<
   { readonly id: unknown; readonly meta: unknown; readonly address: string } | { readonly failure: unknown }
 > => {
   const plan = await queryPlan(policy, keyspace)
   const tried: Record<string, unknown> = {}
+  const goingOn = () => wanted.byThisRequest() || wanted.byOthers()
   for (let host = nextUsable(internals, plan, tried); host !== undefined; host = nextUsable(internals, plan, tried)) {
     if (!goingOn()) return { failure: refusal }
     let prepared: { readonly id: unknown; readonly meta: unknown }
@@ -205,9 +206,11 @@ const prepareOnFirstServing = async (
     }
     // As the driver's own preparation with `prepareOnAllHosts`, so the request finds it prepared on its node; but in
     // the background, since the node that prepared it is enough to release the requests waiting, and another node
-    // may be frozen.
-    if (internals.options?.prepareOnAllHosts === true && goingOn())
-      startPreparingOnRest(internals, plan, query, keyspace, waitMillis, goingOn)
+    // may be frozen. Wanted by others now, it is for good: they stop waiting as soon as this returns.
+    if (internals.options?.prepareOnAllHosts === true) {
+      const rest = wanted.byOthers() ? always : wanted.byThisRequest
+      if (rest()) startPreparingOnRest(internals, plan, query, keyspace, waitMillis, rest)
+    }
     return { id: prepared.id, meta: prepared.meta, address: host.address }
   }
   return { failure: stackless(() => new Cassandra.errors.NoHostAvailableError(tried)) }
@@ -288,18 +291,49 @@ const startPreparingOnRest = (
   }
 }
 
-/** Whether a request waits on the preparation of `info` under way; true for a driver whose record cannot say. */
+/**
+ * Who wants a preparation a request started: the request itself while it may still be sent, and the requests waiting
+ * on it (of any session over the same client, or the driver's own), which it serves as well.
+ */
+interface Wanted {
+  readonly byThisRequest: () => boolean
+  readonly byOthers: () => boolean
+}
+
+const always = () => true
+
+/** Each request of this library waiting on a preparation, by the driver's record of it: whether it may still be sent. */
+const sessionWaiters = new WeakMap<PreparedInfo, Set<{ readonly sending: () => boolean }>>()
+
+/**
+ * Whether a request that may still be sent waits on the preparation of `info` under way: one of this library's whose
+ * session still sends it, or any other listener (the driver's own requests; true for a record that cannot say).
+ */
 const waitedOn = (info: PreparedInfo) => {
+  const waiters = sessionWaiters.get(info)
+  for (const waiter of waiters ?? []) if (waiter.sending()) return true
   try {
-    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > 0
+    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > (waiters?.size ?? 0)
   } catch {
     return true
   }
 }
 
-/** Waits for the driver's (or another request's) preparation of `info`: undefined when prepared, else its error. */
-const preparedBySomeoneElse = (info: PreparedInfo) =>
-  new Promise<unknown>((resolve) => info.once("prepared", (error) => resolve(error ?? undefined)))
+/**
+ * Waits for the driver's (or another request's) preparation of `info`, for a request `sending` says may still be sent
+ * or not: undefined when prepared, else its error.
+ */
+const preparedBySomeoneElse = (info: PreparedInfo, sending: () => boolean) =>
+  new Promise<unknown>((resolve) => {
+    const waiter = { sending }
+    const waiters = sessionWaiters.get(info) ?? new Set()
+    sessionWaiters.set(info, waiters)
+    waiters.add(waiter)
+    info.once("prepared", (error) => {
+      waiters.delete(waiter)
+      resolve(error ?? undefined)
+    })
+  })
 
 /**
  * Prepares `query` after a node refused it, unless it is prepared (or being prepared) meanwhile: undefined once the
@@ -317,15 +351,13 @@ const prepareAfterRefusal = async (
   const info = getPreparedInfo.call(metadata, keyspace, query)
   if (info.queryId) return undefined
   while (info.preparing) {
-    const error = await preparedBySomeoneElse(info)
+    const error = await preparedBySomeoneElse(info, sending)
     // Refused by the node another preparation picked: unless yet another is under way, this one goes past that node.
     if (!isPrepareRefusal(error)) return error
     if (info.queryId) return undefined
   }
   if (!sending()) return refusal
-  // A preparation serves every request waiting on it, of any session over this client or the driver's own: it goes
-  // on while this request may still be sent, or another request waits on it.
-  const goingOn = () => sending() || waitedOn(info)
+  const wanted: Wanted = { byThisRequest: sending, byOthers: () => waitedOn(info) }
   info.preparing = true
   let failure: unknown
   let address: string | undefined
@@ -337,7 +369,7 @@ const prepareAfterRefusal = async (
       keyspace,
       driver.waitMillis,
       refusal,
-      goingOn
+      wanted
     )
     if ("failure" in outcome) failure = outcome.failure
     else {

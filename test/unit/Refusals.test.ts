@@ -747,6 +747,13 @@ const reasonOf = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
   return (error as Option.Some<CassandraError.CassandraError>).value.reason
 }
 
+/** Waits until at least `count` requests wait on the preparation of `info` under way. */
+const waitersOn = (info: Info, count: number) =>
+  until(
+    Effect.sync(() => info.listenerCount("prepared")),
+    (n) => n >= count
+  )
+
 /** The driver's own preparation of `query` for a request (lib/prepare-handler.js, as `execute` with `prepare`). */
 const driverPrepared = (client: Cassandra.Client, query: string): Promise<unknown> => {
   const { getPrepared } = createRequire(import.meta.url)("cassandra-driver/lib/prepare-handler.js") as {
@@ -1107,7 +1114,13 @@ describe("a request whose statement a node refused to prepare", () => {
   it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>
     Effect.gen(function* () {
       const serving = deferred<void>()
-      const cluster = refusingCluster({}, [], { third: true, prepareOnAllHosts: true })
+      const using = deferred<void>()
+      const cluster = refusingCluster({}, [], {
+        third: true,
+        prepareOnAllHosts: true,
+        keyspace: "ks",
+        use: { "10.0.0.3:9042": () => using.promise }
+      })
       cluster.serveWith(() => serving.promise)
       const closingScope = yield* Scope.make()
       const closing = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), closingScope)
@@ -1120,14 +1133,17 @@ describe("a request whose statement a node refused to prepare", () => {
       const served = yield* Effect.forkChild(Effect.exit(open.runner.execute(request())))
       yield* callsReach(cluster.calls, 2)
       cluster.calls[1]!.fail(shuttingDown())
-      yield* Effect.yieldNow
+      yield* waitersOn(cluster.prepared(query), 1)
       yield* Scope.close(closingScope, Exit.void)
       serving.resolve()
       assert.strictEqual(reasonOf(yield* Fiber.join(closed))._tag, "SessionClosed")
       yield* callsReach(cluster.calls, 3)
       cluster.calls[2]!.answer()
       assert.isTrue(Exit.isSuccess(yield* Fiber.join(served)))
-      yield* Effect.yieldNow
+      // The third node's connection changes keyspace in the background, after the waiters were released.
+      assert.include(cluster.uses, "10.0.0.3:9042")
+      using.resolve()
+      yield* callsReach(cluster.prepares, 3)
       // Prepared on the other nodes too, as the driver would for the open session.
       assert.deepStrictEqual(
         cluster.prepares.map(({ address }) => address),
@@ -1135,6 +1151,43 @@ describe("a request whose statement a node refused to prepare", () => {
       )
       assert.strictEqual(yield* closing.runner.inFlight, 0)
       assert.strictEqual(yield* open.runner.inFlight, 0)
+    })
+  )
+
+  it.live("stops preparing it once closing stopped waiting when only requests of the same session wait on it", () =>
+    Effect.gen(function* () {
+      const refusing = deferred<void>()
+      let asked = 0
+      // The first node refuses late the first time, at once after.
+      const cluster = refusingCluster({}, [], {
+        first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
+      })
+      const scope = yield* Scope.make()
+      const { runner, summary } = yield* Scope.provide(
+        countedRunner(cluster.client, { drainTimeout: "20 millis" }),
+        scope
+      )
+      const first = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 1)
+      // A second request of the same session, refused too, waits on the preparation the first one started.
+      const second = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.fail(shuttingDown())
+      yield* waitersOn(cluster.prepared(query), 1)
+      yield* Scope.close(scope, Exit.void)
+      refusing.reject(shuttingDown())
+      assert.strictEqual(reasonOf(yield* Fiber.join(first))._tag, "SessionClosed")
+      assert.strictEqual(reasonOf(yield* Fiber.join(second))._tag, "SessionClosed")
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042"],
+        "it was prepared after closing ended, for none but the closed session's requests"
+      )
+      assert.strictEqual(cluster.calls.length, 2)
+      assert.strictEqual(yield* runner.inFlight, 0)
+      assert.strictEqual((yield* summary).requests, 2)
     })
   )
 
