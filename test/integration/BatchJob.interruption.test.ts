@@ -1,4 +1,7 @@
 import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -17,11 +20,18 @@ const options = importOptions(64)
 
 /**
  * Runs test/integration/programs/batch-job-sigint.ts, sends it SIGINT once it reports `interruptAt` rows written,
- * and returns its exit code and output.
+ * and returns its exit code, its output and the checkpoint it saved (undefined for none).
  */
 const importUntilSigint = (interruptAt: number) =>
-  Effect.callback<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
+  Effect.callback<{
+    readonly code: number | null
+    readonly stdout: string
+    readonly stderr: string
+    readonly checkpoint: string | undefined
+  }>((resume) => {
     const connection = testConnection()
+    const directory = mkdtempSync(join(tmpdir(), "batch-job-sigint-"))
+    const checkpointFile = join(directory, "checkpoint.json")
     const child = spawn(
       process.execPath,
       ["--conditions=effect-cassandra/source", new URL("programs/batch-job-sigint.ts", import.meta.url).pathname],
@@ -31,12 +41,11 @@ const importUntilSigint = (interruptAt: number) =>
           CASSANDRA_CONTACT_POINTS: connection.contactPoints.join(","),
           CASSANDRA_LOCAL_DC: connection.localDataCenter,
           IMPORT_KEYSPACE: keyspace,
-          IMPORT_ROWS: String(rowCount)
+          IMPORT_ROWS: String(rowCount),
+          CHECKPOINT_FILE: checkpointFile
         }
       }
     )
-    // Kept apart: a log line on stderr arriving between two chunks of the long checkpoint line on stdout would land
-    // in the middle of its JSON.
     let stdout = ""
     let stderr = ""
     let signalled = false
@@ -51,8 +60,20 @@ const importUntilSigint = (interruptAt: number) =>
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString()
     })
-    child.on("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
-    return Effect.sync(() => child.kill())
+    child.on("close", (code) => {
+      let checkpoint: string | undefined
+      try {
+        checkpoint = readFileSync(checkpointFile, "utf8")
+      } catch {
+        checkpoint = undefined
+      }
+      rmSync(directory, { recursive: true, force: true })
+      resume(Effect.succeed({ code, stdout, stderr, checkpoint }))
+    })
+    return Effect.sync(() => {
+      child.kill()
+      rmSync(directory, { recursive: true, force: true })
+    })
   })
 
 layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJob interrupted", (it) => {
@@ -118,11 +139,10 @@ layer(sessionLayer, { excludeTestServices: true, timeout: "5 minutes" })("BatchJ
     () =>
       Effect.gen(function* () {
         yield* cql`TRUNCATE ${imported}`
-        const { stdout, stderr } = yield* importUntilSigint(rowCount / 5)
-        const line = /checkpoint (.*)/.exec(stdout)?.[1]
-        assert.isDefined(line, `${stdout}\n${stderr}`)
+        const { stdout, stderr, checkpoint: saved } = yield* importUntilSigint(rowCount / 5)
+        assert.isDefined(saved, `${stdout}\n${stderr}`)
         const checkpoint: { interrupted: boolean; succeeded: number; unfinished: Array<number> } = JSON.parse(
-          line ?? "{}"
+          saved ?? "{}"
         )
         assert.isTrue(checkpoint.interrupted)
         assert.isAtLeast(checkpoint.succeeded, rowCount / 5)

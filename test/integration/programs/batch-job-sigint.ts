@@ -1,7 +1,8 @@
 /**
  * An import stopped by SIGINT that saves where it stopped: run by test/integration/BatchJob.interruption.test.ts,
- * which interrupts it once it printed progress and resumes from the checkpoint it printed.
+ * which interrupts it once it printed progress and resumes from the checkpoint it saved to `CHECKPOINT_FILE`.
  */
+import { writeFileSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Stream } from "effect"
 import * as BatchJob from "../../../src/BatchJob.ts"
@@ -25,15 +26,19 @@ const program = Effect.gen(function* () {
   yield* job.report.pipe(
     Effect.onInterrupt(() =>
       Effect.flatMap(job.interrupt, (report) =>
-        Effect.sync(() =>
-          console.log(
-            `checkpoint ${JSON.stringify({
+        Effect.sync(() => {
+          // A file, not stdout: the process exits as soon as this returns, and a pipe may not have taken the whole
+          // line by then (a CI run read 182,709 characters of it).
+          writeFileSync(
+            process.env.CHECKPOINT_FILE ?? "",
+            JSON.stringify({
               interrupted: report.interrupted,
               succeeded: report.succeeded,
               unfinished: BatchJob.unfinished(report).map((statement) => statement.params[1])
-            })}`
+            })
           )
-        )
+          console.log("checkpoint saved")
+        })
       )
     )
   )
