@@ -747,6 +747,23 @@ const reasonOf = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
   return (error as Option.Some<CassandraError.CassandraError>).value.reason
 }
 
+/**
+ * A runner over `cluster`'s client, closed by `scope` and giving up its drain after 20 ms, and the exit of a request
+ * it sent (`fiber`), which the node it was sent to refused to prepare.
+ */
+const refusedBeforeClosing = (cluster: ReturnType<typeof refusingCluster>) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const { runner, summary } = yield* Scope.provide(
+      countedRunner(cluster.client, { drainTimeout: "20 millis" }),
+      scope
+    )
+    const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+    yield* callsReach(cluster.calls, 1)
+    cluster.calls[0]!.fail(shuttingDown())
+    return { runner, summary, scope, fiber }
+  })
+
 /** Waits until at least `count` requests wait on the preparation of `info` under way. */
 const waitersOn = (info: Info, count: number) =>
   until(
@@ -989,11 +1006,7 @@ describe("a request whose statement a node refused to prepare", () => {
     Effect.gen(function* () {
       const refusing = deferred<void>()
       const cluster = refusingCluster({}, [], { first: () => refusing.promise })
-      const scope = yield* Scope.make()
-      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
-      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { runner, scope, fiber } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.prepares, 1)
       yield* Scope.close(scope, Exit.void)
       // The first node of the plan refuses to prepare it only now.
@@ -1049,11 +1062,7 @@ describe("a request whose statement a node refused to prepare", () => {
       const info = cluster.prepared(query)
       // The driver prepares the statement for another request meanwhile.
       info.preparing = true
-      const scope = yield* Scope.make()
-      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
-      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { runner, scope, fiber } = yield* refusedBeforeClosing(cluster)
       yield* Scope.close(scope, Exit.void)
       info.preparing = false
       info.emit("prepared", shuttingDown())
@@ -1067,11 +1076,7 @@ describe("a request whose statement a node refused to prepare", () => {
     Effect.gen(function* () {
       const using = deferred<void>()
       const cluster = refusingCluster({}, [], { keyspace: "ks", use: { "10.0.0.1:9042": () => using.promise } })
-      const scope = yield* Scope.make()
-      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
-      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { runner, scope, fiber } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.uses, 1)
       yield* Scope.close(scope, Exit.void)
       using.resolve()
@@ -1090,11 +1095,7 @@ describe("a request whose statement a node refused to prepare", () => {
         keyspace: "ks",
         use: { "10.0.0.3:9042": () => using.promise }
       })
-      const scope = yield* Scope.make()
-      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
-      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { scope, fiber } = yield* refusedBeforeClosing(cluster)
       // Prepared on the second node, and sent again; the third changes keyspace in the background meanwhile.
       yield* callsReach(cluster.calls, 2)
       assert.deepStrictEqual(cluster.uses, ["10.0.0.1:9042", "10.0.0.2:9042", "10.0.0.3:9042"])
@@ -1162,14 +1163,7 @@ describe("a request whose statement a node refused to prepare", () => {
       const cluster = refusingCluster({}, [], {
         first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
       })
-      const scope = yield* Scope.make()
-      const { runner, summary } = yield* Scope.provide(
-        countedRunner(cluster.client, { drainTimeout: "20 millis" }),
-        scope
-      )
-      const first = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { runner, summary, scope, fiber: first } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.prepares, 1)
       // A second request of the same session, refused too, waits on the preparation the first one started.
       const second = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
@@ -1199,11 +1193,7 @@ describe("a request whose statement a node refused to prepare", () => {
       const cluster = refusingCluster({}, [], {
         first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
       })
-      const scope = yield* Scope.make()
-      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
-      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
-      yield* callsReach(cluster.calls, 1)
-      cluster.calls[0]!.fail(shuttingDown())
+      const { scope, fiber } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.prepares, 1)
       // A request of the caller's own through the driver (lib/prepare-handler.js, as execute with prepare: true)
       // waits on that preparation.
