@@ -383,7 +383,7 @@ interface Sender {
   closing: boolean
   /**
    * Set once closing stopped waiting for the requests it accepted (its drain timeout passed): the client is shut down
-   * next, so a request given a throttle place from then on fails unsent.
+   * next, so a request given a throttle place from then on, or refused and due to be sent again, fails unsent.
    */
   closed: boolean
   readonly sent: () => void
