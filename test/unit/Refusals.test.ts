@@ -764,6 +764,55 @@ const refusedBeforeClosing = (cluster: ReturnType<typeof refusingCluster>) =>
     return { runner, summary, scope, fiber }
   })
 
+/**
+ * A cluster of three nodes in keyspace "ks" that prepares on all of them, whose third node's connection changes
+ * keyspace only when `using` settles.
+ */
+const preparingOnAllWithThirdLate = () => {
+  const using = deferred<void>()
+  const cluster = refusingCluster({}, [], {
+    third: true,
+    prepareOnAllHosts: true,
+    keyspace: "ks",
+    use: { "10.0.0.3:9042": () => using.promise }
+  })
+  return { cluster, using }
+}
+
+/** A cluster whose first node refuses to prepare late the first time (when `refusing` settles), at once after. */
+const refusingLateOnce = () => {
+  const refusing = deferred<void>()
+  let asked = 0
+  const cluster = refusingCluster({}, [], {
+    first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
+  })
+  return { cluster, refusing }
+}
+
+/**
+ * Asserts that each of `refused` failed as its session closed, and what they left: the preparations asked for
+ * (`address query`), the requests sent, and none still in flight.
+ */
+const leftAfterClosing = (left: {
+  readonly cluster: ReturnType<typeof refusingCluster>
+  readonly runner: { readonly inFlight: Effect.Effect<number> }
+  readonly refused: ReadonlyArray<Fiber.Fiber<Exit.Exit<unknown, CassandraError.CassandraError>>>
+  readonly prepares: ReadonlyArray<string>
+  readonly sent: number
+}) =>
+  Effect.gen(function* () {
+    for (const fiber of left.refused) assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+    // Whatever the closed session would still send goes out from the callbacks its requests' failures ran.
+    yield* Effect.yieldNow
+    assert.deepStrictEqual(
+      left.cluster.prepares.map(({ address, query }) => `${address} ${query}`),
+      left.prepares,
+      "prepared after closing ended"
+    )
+    assert.strictEqual(left.cluster.calls.length, left.sent, "sent after closing ended")
+    assert.strictEqual(yield* left.runner.inFlight, 0)
+  })
+
 /** Waits until at least `count` requests wait on the preparation of `info` under way. */
 const waitersOn = (info: Info, count: number) =>
   until(
@@ -1011,14 +1060,7 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* Scope.close(scope, Exit.void)
       // The first node of the plan refuses to prepare it only now.
       refusing.reject(shuttingDown())
-      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
-      assert.deepStrictEqual(
-        cluster.prepares.map(({ address }) => address),
-        ["10.0.0.1:9042"],
-        "a node was asked to prepare it after closing ended"
-      )
-      assert.strictEqual(cluster.calls.length, 1)
-      assert.strictEqual(yield* runner.inFlight, 0)
+      yield* leftAfterClosing({ cluster, runner, refused: [fiber], prepares: [`10.0.0.1:9042 ${query}`], sent: 1 })
     })
   )
 
@@ -1043,15 +1085,13 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* Scope.close(scope, Exit.void)
       // The second node prepares the first statement only now: the third is not asked to, nor anyone the second.
       preparing.resolve()
-      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
-      yield* Effect.yieldNow
-      assert.deepStrictEqual(
-        cluster.prepares.map(({ address, query }) => `${address} ${query}`),
-        [`10.0.0.1:9042 ${query}`, `10.0.0.2:9042 ${query}`],
-        "a statement was prepared after closing ended"
-      )
-      assert.strictEqual(cluster.calls.length, 1)
-      assert.strictEqual(yield* runner.inFlight, 0)
+      yield* leftAfterClosing({
+        cluster,
+        runner,
+        refused: [fiber],
+        prepares: [`10.0.0.1:9042 ${query}`, `10.0.0.2:9042 ${query}`],
+        sent: 1
+      })
       assert.strictEqual((yield* summary).failed, 1)
     })
   )
@@ -1066,9 +1106,7 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* Scope.close(scope, Exit.void)
       info.preparing = false
       info.emit("prepared", shuttingDown())
-      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
-      assert.deepStrictEqual(cluster.prepares, [], "it was prepared after closing ended")
-      assert.strictEqual(yield* runner.inFlight, 0)
+      yield* leftAfterClosing({ cluster, runner, refused: [fiber], prepares: [], sent: 1 })
     })
   )
 
@@ -1080,21 +1118,13 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* callsReach(cluster.uses, 1)
       yield* Scope.close(scope, Exit.void)
       using.resolve()
-      assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
-      assert.deepStrictEqual(cluster.prepares, [], "it was prepared after closing ended")
-      assert.strictEqual(yield* runner.inFlight, 0)
+      yield* leftAfterClosing({ cluster, runner, refused: [fiber], prepares: [], sent: 1 })
     })
   )
 
   it.live("sends no PREPARE on the other nodes once closing stopped waiting while they changed keyspace for it", () =>
     Effect.gen(function* () {
-      const using = deferred<void>()
-      const cluster = refusingCluster({}, [], {
-        third: true,
-        prepareOnAllHosts: true,
-        keyspace: "ks",
-        use: { "10.0.0.3:9042": () => using.promise }
-      })
+      const { cluster, using } = preparingOnAllWithThirdLate()
       const { scope, fiber } = yield* refusedBeforeClosing(cluster)
       // Prepared on the second node, and sent again; the third changes keyspace in the background meanwhile.
       yield* callsReach(cluster.calls, 2)
@@ -1115,13 +1145,7 @@ describe("a request whose statement a node refused to prepare", () => {
   it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>
     Effect.gen(function* () {
       const serving = deferred<void>()
-      const using = deferred<void>()
-      const cluster = refusingCluster({}, [], {
-        third: true,
-        prepareOnAllHosts: true,
-        keyspace: "ks",
-        use: { "10.0.0.3:9042": () => using.promise }
-      })
+      const { cluster, using } = preparingOnAllWithThirdLate()
       cluster.serveWith(() => serving.promise)
       const closingScope = yield* Scope.make()
       const closing = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), closingScope)
@@ -1157,12 +1181,7 @@ describe("a request whose statement a node refused to prepare", () => {
 
   it.live("stops preparing it once closing stopped waiting when only requests of the same session wait on it", () =>
     Effect.gen(function* () {
-      const refusing = deferred<void>()
-      let asked = 0
-      // The first node refuses late the first time, at once after.
-      const cluster = refusingCluster({}, [], {
-        first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
-      })
+      const { cluster, refusing } = refusingLateOnce()
       const { runner, summary, scope, fiber: first } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.prepares, 1)
       // A second request of the same session, refused too, waits on the preparation the first one started.
@@ -1172,27 +1191,20 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* waitersOn(cluster.prepared(query), 1)
       yield* Scope.close(scope, Exit.void)
       refusing.reject(shuttingDown())
-      assert.strictEqual(reasonOf(yield* Fiber.join(first))._tag, "SessionClosed")
-      assert.strictEqual(reasonOf(yield* Fiber.join(second))._tag, "SessionClosed")
-      assert.deepStrictEqual(
-        cluster.prepares.map(({ address }) => address),
-        ["10.0.0.1:9042"],
-        "it was prepared after closing ended, for none but the closed session's requests"
-      )
-      assert.strictEqual(cluster.calls.length, 2)
-      assert.strictEqual(yield* runner.inFlight, 0)
+      yield* leftAfterClosing({
+        cluster,
+        runner,
+        refused: [first, second],
+        prepares: [`10.0.0.1:9042 ${query}`],
+        sent: 2
+      })
       assert.strictEqual((yield* summary).requests, 2)
     })
   )
 
   it.live("goes on preparing it for the driver's own request waiting on it once closing stopped waiting", () =>
     Effect.gen(function* () {
-      const refusing = deferred<void>()
-      let asked = 0
-      // The first node refuses late the first time, at once after.
-      const cluster = refusingCluster({}, [], {
-        first: () => (asked++ === 0 ? refusing.promise : Promise.reject(shuttingDown()))
-      })
+      const { cluster, refusing } = refusingLateOnce()
       const { scope, fiber } = yield* refusedBeforeClosing(cluster)
       yield* callsReach(cluster.prepares, 1)
       // A request of the caller's own through the driver (lib/prepare-handler.js, as execute with prepare: true)
