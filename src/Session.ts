@@ -385,7 +385,8 @@ const serveOver = Effect.fnUntraced(function* (
 /**
  * Creates a session: builds the driver client, connects eagerly within the connect timeout, and on scope close
  * refuses new requests, waits up to the drain timeout for those it accepted (in flight, or waiting for a throttle place),
- * then shuts the client down; a request still waiting for a place then fails unsent with a `SessionClosed` reason.
+ * then shuts the client down; a request still waiting for a place, or for its statement to be prepared after a node
+ * refused it, then fails unsent with a `SessionClosed` reason at once.
  *
  * @since 0.1.0
  * @category constructors

@@ -33,7 +33,7 @@ interface PreparedInfo {
   meta?: unknown
   preparing?: unknown
   readonly once: (event: "prepared", listener: (error: unknown) => void) => unknown
-  readonly emit: (event: "prepared", error: unknown, info?: PreparedInfo) => boolean
+  readonly rawListeners: (event: "prepared") => ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
   readonly listenerCount?: (event: "prepared") => number
 }
 
@@ -303,14 +303,14 @@ interface Wanted {
 const always = () => true
 
 /** Each request of this library waiting on a preparation, by the driver's record of it: whether it may still be sent. */
-const sessionWaiters = new WeakMap<PreparedInfo, Set<{ readonly sending: () => boolean }>>()
+const ownWaiters = new WeakMap<PreparedInfo, Set<{ readonly sending: () => boolean }>>()
 
 /**
  * Whether a request that may still be sent waits on the preparation of `info` under way: one of this library's whose
- * session still sends it, or any other listener (the driver's own requests; true for a record that cannot say).
+ * fiber still waits for it, or any other listener (the driver's own requests; true for a record that cannot say).
  */
 const waitedOn = (info: PreparedInfo) => {
-  const waiters = sessionWaiters.get(info)
+  const waiters = ownWaiters.get(info)
   for (const waiter of waiters ?? []) if (waiter.sending()) return true
   try {
     return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > (waiters?.size ?? 0)
@@ -326,8 +326,8 @@ const waitedOn = (info: PreparedInfo) => {
 const preparedBySomeoneElse = (info: PreparedInfo, sending: () => boolean) =>
   new Promise<unknown>((resolve) => {
     const waiter = { sending }
-    const waiters = sessionWaiters.get(info) ?? new Set()
-    sessionWaiters.set(info, waiters)
+    const waiters = ownWaiters.get(info) ?? new Set()
+    ownWaiters.set(info, waiters)
     waiters.add(waiter)
     info.once("prepared", (error) => {
       waiters.delete(waiter)
@@ -384,12 +384,32 @@ const prepareAfterRefusal = async (
   // As the driver's own preparation ends (lib/prepare-handler.js `_prepare`): every request waiting on it learns.
   info.preparing = false
   if (failure !== undefined) {
-    info.emit("prepared", failure)
+    announce(info, failure)
     return failure
   }
-  info.emit("prepared", null, info)
+  announce(info, null, info)
   logResent(client, `Prepared on ${address} a statement another node refused to prepare`, refusal)
   return undefined
+}
+
+/**
+ * Tells each listener waiting on the preparation of `info` how it ended, as `emit` does, but each on its own: `emit`
+ * stops at a listener that throws, and the listeners after it would then wait for good, since nothing tells them again.
+ */
+const announce = (info: PreparedInfo, error: unknown, prepared?: PreparedInfo) => {
+  let listeners: ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
+  try {
+    listeners = info.rawListeners("prepared")
+  } catch {
+    return
+  }
+  for (const listener of listeners) {
+    try {
+      listener.call(info, error, prepared)
+    } catch {
+      // That listener's own failure: the requests waiting beside it, and the one that prepared, are served alike.
+    }
+  }
 }
 
 /**
@@ -459,8 +479,9 @@ const preparingDriver = (client: Cassandra.Client, executionProfile: unknown): P
 /**
  * Prepares each of `queries` that a node refused to prepare, on the other nodes of the request's execution profile:
  * undefined once all are prepared (the request can be sent again), else the error the request fails with. It never
- * rejects. Before each PREPARE it sends it asks `sending` whether the request may still be sent (a session that
- * stopped waiting for it as it closes says no): it then stops, with `refusal`.
+ * rejects. Before each PREPARE it sends it asks `sending` whether the request may still be sent (not once its fiber
+ * stopped waiting, nor once its session's closing stopped waiting for it): if not, and no other request waits on that
+ * preparation, it stops, with `refusal`.
  */
 export const prepareElsewhere = async (
   client: Cassandra.Client,

@@ -383,15 +383,16 @@ interface Sender {
   closing: boolean
   /**
    * Set once closing stopped waiting for the requests it accepted (its drain timeout passed): the client is shut down
-   * next, so a request given a throttle place from then on, or refused and due to be sent again, fails unsent.
+   * next, so the requests still queued for a throttle place or waiting on a preparation fail unsent at once, and a
+   * request refused and due to be sent again fails unsent.
    */
   closed: boolean
   readonly sent: () => void
   readonly settled: () => void
   /** Gives back the throttle place of a request that was given one and never sent. */
   readonly passOn: () => void
-  /** Whether a request may still be sent, or prepared for: until closing stops waiting for it. */
-  readonly sending: () => boolean
+  /** The requests waiting for their statement to be prepared on another node, failed at once when `closed` is set. */
+  readonly preparingElsewhere: Set<PendingRequest>
 }
 
 /**
@@ -585,9 +586,14 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     const call = this.call
     const queries = BatchCall.is(call) ? call.statements.map(({ query }) => query) : [this.plan.query]
     const profile = this.prepared.queryOptions.executionProfile
-    void prepareElsewhere(this.sender.client, queries, refusal, profile, this.sender.sending).then((failure) => {
-      // Once closing stopped waiting for it, it fails as the session closed, however far preparing went.
-      if (this.waiting && (failure === undefined || this.sender.closed)) this.sendAgain(() => this.dispatch())
+    const preparing = this.sender.preparingElsewhere
+    preparing.add(this)
+    // It may still be sent while its fiber waits: closing stops that too (`failClosed`).
+    const sending = () => this.waiting
+    void prepareElsewhere(this.sender.client, queries, refusal, profile, sending).then((failure) => {
+      // Failed already as its session closed (`failClosed`).
+      if (!preparing.delete(this)) return
+      if (this.waiting && failure === undefined) this.sendAgain(() => this.dispatch())
       else this.failed(failure ?? refusal)
     })
   }
@@ -598,7 +604,16 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
    */
   private sendAgain(send: () => void) {
     if (!this.sender.closed) return send()
+    this.failClosed()
+  }
+
+  /**
+   * Ends, unsent, a request still in flight that closing stopped waiting for: it fails as the session closed unless it
+   * stopped waiting already, whatever preparation it waits on (its own, another session's or the driver's).
+   */
+  failClosed() {
     this.sender.settled()
+    if (!this.waiting) return
     this.waiting = false
     this.stopClock()
     this.failWith(CassandraError.sessionClosed(this.plan.context))
@@ -737,7 +752,7 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
       throttle?.release()
       if (onDrained !== undefined && drained()) onDrained()
     },
-    sending: () => !sender.closed
+    preparingElsewhere: new Set()
   }
 
   const makePlan = (target: StatementTarget, query: string): StatementPlan => {
@@ -892,6 +907,11 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
       drain,
       Effect.sync(() => {
         sender.closed = true
+        // Nothing they wait for would send them now: each fails unsent at once, not when the wait ends (if ever).
+        const preparing = [...sender.preparingElsewhere]
+        sender.preparingElsewhere.clear()
+        for (const request of preparing) request.failClosed()
+        throttle?.startAllWaiting()
         deadlines?.close()
       })
     )

@@ -17,6 +17,11 @@ export interface Throttle {
   readonly submit: (task: () => void) => (() => void) | undefined
   /** Marks one started task as finished, starting the longest-waiting task in its place. */
   readonly release: () => void
+  /**
+   * Starts every waiting task now, past `maxInFlight`: for a gate that stopped waiting for its tasks, each of which
+   * then fails unsent and releases its place.
+   */
+  readonly startAllWaiting: () => void
   readonly running: () => number
   readonly waiting: () => number
 }
@@ -49,6 +54,12 @@ export const makeThrottle = (limits: ThrottleLimits): Throttle => {
       }
       queue.delete(next.value)
       next.value()
+    },
+    startAllWaiting: () => {
+      const waiting = [...queue]
+      queue.clear()
+      running += waiting.length
+      for (const task of waiting) task()
     },
     running: () => running,
     waiting: () => queue.size

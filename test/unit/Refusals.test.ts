@@ -813,6 +813,30 @@ const leftAfterClosing = (left: {
     assert.strictEqual(yield* left.runner.inFlight, 0)
   })
 
+/**
+ * A request (`starter`) whose statement the first node refused to prepare, prepared on the second until `serving`
+ * settles, and another request (`waiter`) refused too and waiting on that preparation behind a foreign listener that
+ * throws.
+ */
+const waitingBehindHostileListener = Effect.gen(function* () {
+  const cluster = refusingCluster()
+  const serving = deferred<void>()
+  cluster.serveWith(() => serving.promise)
+  const { runner } = yield* countedRunner(cluster.client, { requestTimeout: "Infinity" })
+  const starter = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+  yield* callsReach(cluster.calls, 1)
+  cluster.calls[0]!.fail(shuttingDown())
+  yield* callsReach(cluster.prepares, 2)
+  cluster.prepared(query).once("prepared", () => {
+    throw new Error("a listener's own failure")
+  })
+  const waiter = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+  yield* callsReach(cluster.calls, 2)
+  cluster.calls[1]!.fail(shuttingDown())
+  yield* waitersOn(cluster.prepared(query), 2)
+  return { cluster: { ...cluster, serving }, starter, waiter }
+})
+
 /** Waits until at least `count` requests wait on the preparation of `info` under way. */
 const waitersOn = (info: Info, count: number) =>
   until(
@@ -1202,6 +1226,46 @@ describe("a request whose statement a node refused to prepare", () => {
     })
   )
 
+  it.live(
+    "stops preparing it once closing stopped waiting when the only other request waiting on it was interrupted",
+    () =>
+      Effect.gen(function* () {
+        const { cluster, refusing } = refusingLateOnce()
+        const { runner, scope, fiber } = yield* refusedBeforeClosing(cluster)
+        yield* callsReach(cluster.prepares, 1)
+        // A request of an open session waits on that preparation, then stops waiting.
+        const open = yield* countedRunner(cluster.client)
+        const waiter = yield* Effect.forkChild(Effect.exit(open.runner.execute(request())))
+        yield* callsReach(cluster.calls, 2)
+        cluster.calls[1]!.fail(shuttingDown())
+        yield* waitersOn(cluster.prepared(query), 1)
+        yield* Fiber.interrupt(waiter)
+        yield* Scope.close(scope, Exit.void)
+        refusing.reject(shuttingDown())
+        yield* leftAfterClosing({ cluster, runner, refused: [fiber], prepares: [`10.0.0.1:9042 ${query}`], sent: 2 })
+        yield* until(open.runner.inFlight, (n) => n === 0)
+      }).pipe(Effect.scoped)
+  )
+
+  it.live("fails a request waiting on a preparation as the session closes, though that preparation never ends", () =>
+    Effect.gen(function* () {
+      const cluster = refusingCluster()
+      // The caller's client prepares the statement on a node that never answers (its read timeout 0).
+      cluster.prepared(query).preparing = true
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(
+        countedRunner(cluster.client, { drainTimeout: "20 millis", requestTimeout: "Infinity" }),
+        scope
+      )
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* waitersOn(cluster.prepared(query), 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* leftAfterClosing({ cluster, runner, refused: [fiber], prepares: [], sent: 1 })
+    })
+  )
+
   it.live("goes on preparing it for the driver's own request waiting on it once closing stopped waiting", () =>
     Effect.gen(function* () {
       const { cluster, refusing } = refusingLateOnce()
@@ -1276,6 +1340,30 @@ describe("a request whose statement a node refused to prepare", () => {
       cluster.calls[1]!.answer()
       yield* Fiber.join(fiber)
     }).pipe(Effect.scoped)
+  )
+
+  it.live("sends again every request waiting on the preparation it ended, though a listener before them throws", () =>
+    Effect.gen(function* () {
+      const { cluster, starter, waiter } = yield* waitingBehindHostileListener
+      cluster.serving.resolve()
+      yield* callsReach(cluster.calls, 4)
+      for (const call of cluster.calls.slice(2)) call.answer()
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(starter)), "the request that prepared it failed")
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(waiter)))
+      assert.strictEqual(cluster.prepared(query).listenerCount("prepared"), 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "fails every request waiting on the preparation it ended with its error, though a listener before them throws",
+    () =>
+      Effect.gen(function* () {
+        const { cluster, starter, waiter } = yield* waitingBehindHostileListener
+        cluster.serving.reject(syntaxError())
+        assert.strictEqual(reasonOf(yield* Fiber.join(starter))._tag, "Syntax")
+        assert.strictEqual(reasonOf(yield* Fiber.join(waiter))._tag, "Syntax")
+        assert.strictEqual(cluster.prepared(query).listenerCount("prepared"), 0)
+      }).pipe(Effect.scoped)
   )
 
   it.live("is prepared on the nodes of its execution profile", () =>

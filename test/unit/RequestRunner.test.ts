@@ -426,6 +426,21 @@ describe("request runner under interruption and deadlines", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("fails a request still queued as closing stops waiting, while the request holding its place still runs", () =>
+    Effect.gen(function* () {
+      const { calls, runner, scope, first } = yield* placeHeldByFirst({ maxQueued: 1, drainTimeout: "10 millis" })
+      const queued = yield* Effect.forkChild(runner.execute(request({ timeout: Duration.infinity })))
+      yield* Effect.yieldNow
+      // The first request is never answered by the caller's client before the queued one ends.
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual((yield* Effect.flip(Fiber.join(queued))).reason._tag, "SessionClosed")
+      assert.strictEqual(calls.length, 1, "the queued request was sent after closing ended")
+      calls[0]!.answer()
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
   it.live("refuses a request submitted once closing started, though its effect was built before", () =>
     Effect.gen(function* () {
       const { calls, client } = recordingClient()

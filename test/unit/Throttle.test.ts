@@ -58,6 +58,24 @@ describe("throttle", () => {
     assert.strictEqual(throttle.running(), 0)
   })
 
+  it("starts every waiting task at once when asked, each holding a place until released", () => {
+    const throttle = makeThrottle({ maxInFlight: 1, maxQueued: 3 })
+    const started: Array<string> = []
+    throttle.submit(() => started.push("a"))
+    const withdrawB = throttle.submit(() => started.push("b"))
+    throttle.submit(() => started.push("c"))
+    throttle.submit(() => started.push("d"))
+    withdrawB?.()
+    throttle.startAllWaiting()
+    assert.deepStrictEqual(started, ["a", "c", "d"])
+    assert.strictEqual(throttle.waiting(), 0)
+    assert.strictEqual(throttle.running(), 3)
+    for (let i = 0; i < 3; i++) throttle.release()
+    assert.strictEqual(throttle.running(), 0)
+    assert.isDefined(throttle.submit(() => started.push("e")))
+    assert.deepStrictEqual(started, ["a", "c", "d", "e"])
+  })
+
   it("never starts a withdrawn task", () => {
     const throttle = makeThrottle({ maxInFlight: 1, maxQueued: 2 })
     const started: Array<string> = []
