@@ -33,7 +33,8 @@ interface PreparedInfo {
   meta?: unknown
   preparing?: unknown
   readonly once: (event: "prepared", listener: (error: unknown) => void) => unknown
-  readonly rawListeners: (event: "prepared") => ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
+  readonly emit: (event: "prepared", error: unknown, info?: PreparedInfo) => boolean
+  readonly rawListeners?: (event: "prepared") => ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
   readonly listenerCount?: (event: "prepared") => number
 }
 
@@ -204,11 +205,11 @@ const prepareOnFirstServing = async (
       tried[host.address] = failure
       continue
     }
-    // As the driver's own preparation with `prepareOnAllHosts`, so the request finds it prepared on its node; but in
-    // the background, since the node that prepared it is enough to release the requests waiting, and another node
+    // As the driver's own preparation with `prepareOnAllHosts`, so later requests find it prepared on their nodes; but
+    // in the background, since the node that prepared it is enough to release the requests waiting, and another node
     // may be frozen. Wanted by others now, it is for good: they stop waiting as soon as this returns.
     if (internals.options?.prepareOnAllHosts === true) {
-      const rest = wanted.byOthers() ? always : wanted.byThisRequest
+      const rest = wanted.byOthers() ? always : wanted.bySession
       if (rest()) startPreparingOnRest(internals, plan, query, keyspace, waitMillis, rest)
     }
     return { id: prepared.id, meta: prepared.meta, address: host.address }
@@ -291,13 +292,23 @@ const startPreparingOnRest = (
   }
 }
 
+/** Whether a request a node refused may still be sent, and whether its session still sends requests. */
+interface Sendable {
+  readonly request: () => boolean
+  readonly session: () => boolean
+}
+
+const alwaysSendable: Sendable = { request: () => true, session: () => true }
+
 /**
  * Who wants a preparation a request started: the request itself while it may still be sent, and the requests waiting
- * on it (of any session over the same client, or the driver's own), which it serves as well.
+ * on it (of any session over the same client, or the driver's own), which it serves as well; on the other nodes, once
+ * prepared, the request's session too, whose later requests it serves.
  */
 interface Wanted {
   readonly byThisRequest: () => boolean
   readonly byOthers: () => boolean
+  readonly bySession: () => boolean
 }
 
 const always = () => true
@@ -345,19 +356,23 @@ const prepareAfterRefusal = async (
   driver: PreparingDriver,
   query: string,
   refusal: unknown,
-  sending: () => boolean
+  sendable: Sendable
 ): Promise<unknown> => {
   const { metadata, getPreparedInfo, setPreparedById, policy, keyspace } = driver
   const info = getPreparedInfo.call(metadata, keyspace, query)
   if (info.queryId) return undefined
   while (info.preparing) {
-    const error = await preparedBySomeoneElse(info, sending)
+    const error = await preparedBySomeoneElse(info, sendable.request)
     // Refused by the node another preparation picked: unless yet another is under way, this one goes past that node.
     if (!isPrepareRefusal(error)) return error
     if (info.queryId) return undefined
   }
-  if (!sending()) return refusal
-  const wanted: Wanted = { byThisRequest: sending, byOthers: () => waitedOn(info) }
+  if (!sendable.request()) return refusal
+  const wanted: Wanted = {
+    byThisRequest: sendable.request,
+    byOthers: () => waitedOn(info),
+    bySession: sendable.session
+  }
   info.preparing = true
   let failure: unknown
   let address: string | undefined
@@ -397,18 +412,24 @@ const prepareAfterRefusal = async (
  * stops at a listener that throws, and the listeners after it would then wait for good, since nothing tells them again.
  */
 const announce = (info: PreparedInfo, error: unknown, prepared?: PreparedInfo) => {
-  let listeners: ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
+  let listeners: ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown> | undefined
   try {
-    listeners = info.rawListeners("prepared")
+    listeners = (info as Required<PreparedInfo>).rawListeners("prepared")
   } catch {
+    listeners = undefined
+  }
+  // A listener's own failure is its own: the requests waiting beside it, and the one that prepared, are served alike.
+  if (listeners === undefined) {
+    // A record that cannot list them is told as the driver tells its own.
+    try {
+      info.emit("prepared", error, prepared)
+    } catch {}
     return
   }
   for (const listener of listeners) {
     try {
       listener.call(info, error, prepared)
-    } catch {
-      // That listener's own failure: the requests waiting beside it, and the one that prepared, are served alike.
-    }
+    } catch {}
   }
 }
 
@@ -479,23 +500,24 @@ const preparingDriver = (client: Cassandra.Client, executionProfile: unknown): P
 /**
  * Prepares each of `queries` that a node refused to prepare, on the other nodes of the request's execution profile:
  * undefined once all are prepared (the request can be sent again), else the error the request fails with. It never
- * rejects. Before each PREPARE it sends it asks `sending` whether the request may still be sent (not once its fiber
+ * rejects. Before each PREPARE it sends it asks `sendable` whether the request may still be sent (not once its fiber
  * stopped waiting, nor once its session's closing stopped waiting for it): if not, and no other request waits on that
- * preparation, it stops, with `refusal`.
+ * preparation, it stops, with `refusal`. Once prepared, it prepares on the other nodes too (`prepareOnAllHosts`) while
+ * its session still sends requests, or for good when other requests waited.
  */
 export const prepareElsewhere = async (
   client: Cassandra.Client,
   queries: ReadonlyArray<string>,
   refusal: unknown,
   executionProfile?: unknown,
-  sending: () => boolean = () => true
+  sendable: Sendable = alwaysSendable
 ): Promise<unknown> => {
   try {
     const driver = preparingDriver(client, executionProfile)
     // Without the internals it needs, the request fails as the driver failed it.
     if (driver === undefined) return refusal
     for (const query of queries) {
-      const failure = await prepareAfterRefusal(client, driver, query, refusal, sending)
+      const failure = await prepareAfterRefusal(client, driver, query, refusal, sendable)
       if (failure !== undefined) return failure
     }
     return undefined

@@ -393,6 +393,8 @@ interface Sender {
   readonly passOn: () => void
   /** The requests waiting for their statement to be prepared on another node, failed at once when `closed` is set. */
   readonly preparingElsewhere: Set<PendingRequest>
+  /** Whether the session still sends requests: until closing stops waiting for them. */
+  readonly open: () => boolean
 }
 
 /**
@@ -589,8 +591,8 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     const preparing = this.sender.preparingElsewhere
     preparing.add(this)
     // It may still be sent while its fiber waits: closing stops that too (`failClosed`).
-    const sending = () => this.waiting
-    void prepareElsewhere(this.sender.client, queries, refusal, profile, sending).then((failure) => {
+    const sendable = { request: () => this.waiting, session: this.sender.open }
+    void prepareElsewhere(this.sender.client, queries, refusal, profile, sendable).then((failure) => {
       // Failed already as its session closed (`failClosed`).
       if (!preparing.delete(this)) return
       if (this.waiting && failure === undefined) this.sendAgain(() => this.dispatch())
@@ -752,7 +754,8 @@ export const makeRequestRunner = Effect.fnUntraced(function* (client: Cassandra.
       throttle?.release()
       if (onDrained !== undefined && drained()) onDrained()
     },
-    preparingElsewhere: new Set()
+    preparingElsewhere: new Set(),
+    open: () => !sender.closed
   }
 
   const makePlan = (target: StatementTarget, query: string): StatementPlan => {

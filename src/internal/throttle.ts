@@ -56,10 +56,12 @@ export const makeThrottle = (limits: ThrottleLimits): Throttle => {
       next.value()
     },
     startAllWaiting: () => {
-      const waiting = [...queue]
-      queue.clear()
-      running += waiting.length
-      for (const task of waiting) task()
+      // One at a time, since a task may withdraw the ones still waiting (its fiber's siblings interrupted with it).
+      for (let next = queue.values().next(); next.done !== true; next = queue.values().next()) {
+        queue.delete(next.value)
+        running++
+        next.value()
+      }
     },
     running: () => running,
     waiting: () => queue.size

@@ -2,12 +2,14 @@
  * A request runner over a stand-in driver client, for the request runner's unit tests: what is checked is what the
  * session hands the driver and when it answers, not what the driver does with it.
  */
-import type * as Cassandra from "cassandra-driver"
+import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import type * as Session from "effect-cassandra/Session"
 import { makeSessionSettings } from "../../src/internal/clientOptions.ts"
+import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
 import { makeRequestRunner } from "../../src/internal/requestRunner.ts"
 
 /**
@@ -16,19 +18,27 @@ import { makeRequestRunner } from "../../src/internal/requestRunner.ts"
  */
 export const recordingClient = () => {
   const calls: Array<{ readonly options: Cassandra.QueryOptions; readonly answer: () => void }> = []
-  const client = {
-    keyspace: undefined,
+  // A real client, never connected, so that the metrics layer can attach to it as to any other.
+  const client = Object.assign(new Cassandra.Client({ contactPoints: ["192.0.2.1"], localDataCenter: "dc1" }), {
     execute: (_query: string, _params: Array<unknown>, options: Cassandra.QueryOptions) =>
       new Promise((resolve) => {
         calls.push({ options, answer: () => resolve({ rows: [], info: {} }) })
       })
-  }
-  return { calls, client: client as unknown as Cassandra.Client }
+  })
+  return { calls, client: client as Cassandra.Client }
 }
 
 /** A runner over `client` with the session settings `options` make. */
 export const runnerOver = (client: Cassandra.Client, options: Session.ClientSessionOptions) =>
   Effect.flatMap(makeSessionSettings(options), (settings) => makeRequestRunner(client, settings))
+
+/** A runner over `client` whose requests are counted by a metrics layer, and that layer's summary. */
+export const countedRunner = (client: Cassandra.Client, options: Session.ClientSessionOptions = {}) =>
+  Effect.gen(function* () {
+    const hub = yield* makeMetricsHub("1 hour")
+    const runner = yield* Effect.provideService(runnerOver(client, options), MetricsHub, hub)
+    return { runner, summary: hub.summary }
+  }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
 
 /** A read of one key, with `options`. */
 export const request = (options: Session.RequestOptions = {}): Session.Request => ({

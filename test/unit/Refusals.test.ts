@@ -5,17 +5,15 @@ import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type * as CassandraError from "effect-cassandra/CassandraError"
 import * as Session from "effect-cassandra/Session"
 import { HealthAwarePolicy } from "../../src/internal/healthAwarePolicy.ts"
-import { MetricsHub, makeMetricsHub } from "../../src/internal/metricsRecorder.ts"
 import { isPrepareRefusal, prepareElsewhere, shuttingDownNode } from "../../src/internal/refusals.ts"
 import { fakeCluster } from "../support/fakeCqlCluster.ts"
-import { request, runnerOver, until } from "../support/requestRunner.ts"
+import { countedRunner, request, runnerOver, until } from "../support/requestRunner.ts"
 import { standInNode } from "../support/standInNode.ts"
 
 const codes = Cassandra.types.responseErrorCodes
@@ -601,6 +599,30 @@ describe("prepareElsewhere", () => {
     assert.isNull((await waiter).error)
     assert.isDefined(stub.info(query).queryId)
   })
+
+  it("releases the waiters with the statement prepared when a listener before them throws", async () => {
+    const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042")])
+    stub.info(query).once("prepared", () => {
+      throw new Error("listener")
+    })
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const waiter = driverWaiter(stub.info(query))
+    assert.isUndefined(await pending)
+    assert.deepStrictEqual(await waiter, { error: null, result: stub.info(query) })
+  })
+
+  it("releases the waiters of a record that cannot list its listeners, as the driver's emit does", async () => {
+    const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042")])
+    Object.defineProperty(stub.info(query), "rawListeners", {
+      value: () => {
+        throw new Error("unreadable")
+      }
+    })
+    const pending = prepareElsewhere(stub.client, [query], shuttingDown())
+    const waiter = driverWaiter(stub.info(query))
+    assert.isUndefined(await pending)
+    assert.isNull((await waiter).error)
+  })
 })
 
 /** A promise the test settles. */
@@ -725,14 +747,6 @@ const refusingCluster = (
       ).getPreparedInfo(nodes.keyspace, query)
   }
 }
-
-/** A runner over `client` whose requests are counted by a metrics layer, and that layer's summary. */
-const countedRunner = (client: Cassandra.Client, options: Session.ClientSessionOptions = {}) =>
-  Effect.gen(function* () {
-    const hub = yield* makeMetricsHub("1 hour")
-    const runner = yield* Effect.provideService(runnerOver(client, options), MetricsHub, hub)
-    return { runner, summary: hub.summary }
-  }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
 
 const callsReach = (calls: ReadonlyArray<unknown>, count: number) =>
   until(
@@ -1164,6 +1178,27 @@ describe("a request whose statement a node refused to prepare", () => {
         "the third node was asked to prepare it after closing ended"
       )
     })
+  )
+
+  it.live("prepares it on the other nodes of an open session after the request it was prepared for succeeded", () =>
+    Effect.gen(function* () {
+      const { cluster, using } = preparingOnAllWithThirdLate()
+      const { runner } = yield* countedRunner(cluster.client)
+      const fiber = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      // Prepared on the second node and sent again; the third changes keyspace in the background meanwhile.
+      yield* callsReach(cluster.calls, 2)
+      assert.include(cluster.uses, "10.0.0.3:9042")
+      cluster.calls[1]!.answer()
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(fiber)))
+      using.resolve()
+      yield* callsReach(cluster.prepares, 3)
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042", "10.0.0.2:9042", "10.0.0.3:9042"]
+      )
+    }).pipe(Effect.scoped)
   )
 
   it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>

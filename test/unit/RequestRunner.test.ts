@@ -11,6 +11,7 @@ import * as Scope from "effect/Scope"
 import * as CassandraError from "effect-cassandra/CassandraError"
 import type * as Session from "effect-cassandra/Session"
 import {
+  countedRunner,
   holdEventLoopUntil,
   recordingClient,
   request,
@@ -437,6 +438,44 @@ describe("request runner under interruption and deadlines", () => {
       assert.strictEqual(calls.length, 1, "the queued request was sent after closing ended")
       calls[0]!.answer()
       yield* Fiber.join(first)
+      assert.strictEqual(yield* runner.inFlight, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("counts each queued request once when closing fails one and the requests run beside it are interrupted", () =>
+    Effect.gen(function* () {
+      const { calls, client } = recordingClient()
+      const scope = yield* Scope.make()
+      const { runner, summary } = yield* countedRunner(client, {
+        drainTimeout: "10 millis",
+        throttle: { maxInFlight: 1, maxQueued: 3 }
+      }).pipe(Scope.provide(scope))
+      const first = yield* Effect.forkChild(runner.execute(request()))
+      yield* sentCount(calls, 1)
+      let submitted = 0
+      const submitting = Effect.suspend(() => {
+        submitted++
+        return runner.execute(request())
+      })
+      // The first of them to fail interrupts the other two, still queued, as closing fails them one after another.
+      const together = yield* Effect.forkChild(
+        Effect.exit(Effect.all([submitting, submitting, submitting], { concurrency: "unbounded" }))
+      )
+      yield* until(
+        Effect.sync(() => submitted),
+        (n) => n === 3
+      )
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.isFailure(yield* Fiber.join(together)))
+      calls[0]!.answer()
+      yield* Fiber.join(first)
+      const { requests, succeeded, failed, interrupted } = yield* summary
+      assert.deepStrictEqual(
+        { requests, succeeded, failed, interrupted },
+        { requests: 4, succeeded: 1, failed: 1, interrupted: 2 }
+      )
+      assert.strictEqual(calls.length, 1, "a queued request was sent after closing ended")
       assert.strictEqual(yield* runner.inFlight, 0)
     }).pipe(Effect.scoped)
   )

@@ -76,6 +76,24 @@ describe("throttle", () => {
     assert.deepStrictEqual(started, ["a", "c", "d", "e"])
   })
 
+  it("starts no task withdrawn by one started before it when all waiting ones start at once", () => {
+    const throttle = makeThrottle({ maxInFlight: 1, maxQueued: 3 })
+    const started: Array<string> = []
+    throttle.submit(() => started.push("a"))
+    const withdraw: Array<(() => void) | undefined> = []
+    withdraw.push(
+      throttle.submit(() => {
+        started.push("b")
+        for (const withdrawOne of withdraw) withdrawOne?.()
+      })
+    )
+    withdraw.push(throttle.submit(() => started.push("c")))
+    withdraw.push(throttle.submit(() => started.push("d")))
+    throttle.startAllWaiting()
+    assert.deepStrictEqual(started, ["a", "b"])
+    assert.strictEqual(throttle.running(), 2)
+  })
+
   it("never starts a withdrawn task", () => {
     const throttle = makeThrottle({ maxInFlight: 1, maxQueued: 2 })
     const started: Array<string> = []
