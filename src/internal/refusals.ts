@@ -207,9 +207,9 @@ const prepareOnFirstServing = async (
     }
     // As the driver's own preparation with `prepareOnAllHosts`, so later requests find it prepared on their nodes; but
     // in the background, since the node that prepared it is enough to release the requests waiting, and another node
-    // may be frozen. Wanted by others now, it is for good: they stop waiting as soon as this returns.
+    // may be frozen. Who wants them is decided now: the requests waiting stop waiting as soon as this returns.
     if (internals.options?.prepareOnAllHosts === true) {
-      const rest = wanted.byOthers() ? always : wanted.bySession
+      const rest = wanted.onOtherNodes()
       if (rest()) startPreparingOnRest(internals, plan, query, keyspace, waitMillis, rest)
     }
     return { id: prepared.id, meta: prepared.meta, address: host.address }
@@ -302,41 +302,64 @@ const alwaysSendable: Sendable = { request: () => true, session: () => true }
 
 /**
  * Who wants a preparation a request started: the request itself while it may still be sent, and the requests waiting
- * on it (of any session over the same client, or the driver's own), which it serves as well; on the other nodes, once
- * prepared, the request's session too, whose later requests it serves.
+ * on it (of any session over the same client, or the driver's own), which it serves as well; and, decided as it is
+ * prepared, for how long the other nodes are wanted prepared too (`prepareOnAllHosts`).
  */
 interface Wanted {
   readonly byThisRequest: () => boolean
   readonly byOthers: () => boolean
-  readonly bySession: () => boolean
+  readonly onOtherNodes: () => () => boolean
 }
 
 const always = () => true
 
-/** Each request of this library waiting on a preparation, by the driver's record of it: whether it may still be sent. */
-const ownWaiters = new WeakMap<PreparedInfo, Set<{ readonly sending: () => boolean }>>()
+/** Each request of this library waiting on a preparation, by the driver's record of it: whether it and its session send. */
+const ownWaiters = new WeakMap<PreparedInfo, Set<Sendable>>()
 
-/**
- * Whether a request that may still be sent waits on the preparation of `info` under way: one of this library's whose
- * fiber still waits for it, or any other listener (the driver's own requests; true for a record that cannot say).
- */
-const waitedOn = (info: PreparedInfo) => {
-  const waiters = ownWaiters.get(info)
-  for (const waiter of waiters ?? []) if (waiter.sending()) return true
+/** Whether a listener not of this library waits on the preparation of `info`: true for a record that cannot say. */
+const othersListen = (info: PreparedInfo, own: ReadonlySet<Sendable> | undefined) => {
   try {
-    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > (waiters?.size ?? 0)
+    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > (own?.size ?? 0)
   } catch {
     return true
   }
 }
 
 /**
- * Waits for the driver's (or another request's) preparation of `info`, for a request `sending` says may still be sent
- * or not: undefined when prepared, else its error.
+ * Whether a request that may still be sent waits on the preparation of `info` under way: one of this library's whose
+ * fiber still waits for it, or any other listener (the driver's own requests).
  */
-const preparedBySomeoneElse = (info: PreparedInfo, sending: () => boolean) =>
+const waitedOn = (info: PreparedInfo) => {
+  const waiters = ownWaiters.get(info)
+  for (const waiter of waiters ?? []) if (waiter.request()) return true
+  return othersListen(info, waiters)
+}
+
+/**
+ * For how long the other nodes are wanted prepared with the statement of `info`, decided as it is prepared by a request
+ * of `session`: while that session, or another whose requests waited on it, still sends requests; for good when a
+ * listener not of this library waited (the driver's own requests, whose client outlives any session).
+ */
+const otherNodesWanted = (info: PreparedInfo, session: () => boolean): (() => boolean) => {
+  const waiters = ownWaiters.get(info)
+  if (othersListen(info, waiters)) return always
+  const sessions = new Set([session])
+  for (const waiter of waiters ?? []) sessions.add(waiter.session)
+  if (sessions.size === 1) return session
+  return () => {
+    for (const open of sessions) if (open()) return true
+    return false
+  }
+}
+
+/**
+ * Waits for the driver's (or another request's) preparation of `info`, for a request `sendable` says may still be
+ * sent or not: undefined when prepared, else its error.
+ */
+const preparedBySomeoneElse = (info: PreparedInfo, sendable: Sendable) =>
   new Promise<unknown>((resolve) => {
-    const waiter = { sending }
+    // One entry per wait, as there is one listener per wait.
+    const waiter: Sendable = { request: sendable.request, session: sendable.session }
     const waiters = ownWaiters.get(info) ?? new Set()
     ownWaiters.set(info, waiters)
     waiters.add(waiter)
@@ -362,7 +385,7 @@ const prepareAfterRefusal = async (
   const info = getPreparedInfo.call(metadata, keyspace, query)
   if (info.queryId) return undefined
   while (info.preparing) {
-    const error = await preparedBySomeoneElse(info, sendable.request)
+    const error = await preparedBySomeoneElse(info, sendable)
     // Refused by the node another preparation picked: unless yet another is under way, this one goes past that node.
     if (!isPrepareRefusal(error)) return error
     if (info.queryId) return undefined
@@ -371,7 +394,7 @@ const prepareAfterRefusal = async (
   const wanted: Wanted = {
     byThisRequest: sendable.request,
     byOthers: () => waitedOn(info),
-    bySession: sendable.session
+    onOtherNodes: () => otherNodesWanted(info, sendable.session)
   }
   info.preparing = true
   let failure: unknown
@@ -503,7 +526,8 @@ const preparingDriver = (client: Cassandra.Client, executionProfile: unknown): P
  * rejects. Before each PREPARE it sends it asks `sendable` whether the request may still be sent (not once its fiber
  * stopped waiting, nor once its session's closing stopped waiting for it): if not, and no other request waits on that
  * preparation, it stops, with `refusal`. Once prepared, it prepares on the other nodes too (`prepareOnAllHosts`) while
- * its session still sends requests, or for good when other requests waited.
+ * its session, or one whose requests waited on it, still sends requests; for good when the driver's own requests
+ * waited.
  */
 export const prepareElsewhere = async (
   client: Cassandra.Client,

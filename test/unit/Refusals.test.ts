@@ -1201,6 +1201,38 @@ describe("a request whose statement a node refused to prepare", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("prepares no other node once closing ended when only requests of the same session waited on it", () =>
+    Effect.gen(function* () {
+      const { cluster, using } = preparingOnAllWithThirdLate()
+      const serving = deferred<void>()
+      cluster.serveWith(() => serving.promise)
+      const scope = yield* Scope.make()
+      const { runner } = yield* Scope.provide(countedRunner(cluster.client, { drainTimeout: "20 millis" }), scope)
+      const first = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 1)
+      cluster.calls[0]!.fail(shuttingDown())
+      yield* callsReach(cluster.prepares, 2)
+      const second = yield* Effect.forkChild(Effect.exit(runner.execute(request())))
+      yield* callsReach(cluster.calls, 2)
+      cluster.calls[1]!.fail(shuttingDown())
+      yield* waitersOn(cluster.prepared(query), 1)
+      // Prepared on the second node, both are sent again; the third node changes keyspace meanwhile.
+      serving.resolve()
+      yield* callsReach(cluster.calls, 4)
+      for (const call of cluster.calls.slice(2)) call.answer()
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(first)))
+      assert.isTrue(Exit.isSuccess(yield* Fiber.join(second)))
+      yield* Scope.close(scope, Exit.void)
+      using.resolve()
+      yield* Effect.sleep("20 millis")
+      assert.deepStrictEqual(
+        cluster.prepares.map(({ address }) => address),
+        ["10.0.0.1:9042", "10.0.0.2:9042"],
+        "the third node was asked to prepare it after closing ended"
+      )
+    })
+  )
+
   it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>
     Effect.gen(function* () {
       const serving = deferred<void>()
