@@ -35,7 +35,7 @@ interface PreparedInfo {
   readonly once: (event: "prepared", listener: (error: unknown) => void) => unknown
   readonly emit: (event: "prepared", error: unknown, info?: PreparedInfo) => boolean
   readonly rawListeners?: (event: "prepared") => ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown>
-  readonly listenerCount?: (event: "prepared") => number
+  readonly listeners?: (event: "prepared") => ReadonlyArray<(error: unknown) => void>
 }
 
 interface PoolConnection {
@@ -313,38 +313,50 @@ interface Wanted {
 
 const always = () => true
 
-/** Each request of this library waiting on a preparation, by the driver's record of it: whether it and its session send. */
-const ownWaiters = new WeakMap<PreparedInfo, Set<Sendable>>()
+/**
+ * The listener by which each request of this library waits on a preparation, and whether it and its session send.
+ * Any other listener is someone else's: the driver's own requests (of any session, the library cannot tell), or the
+ * caller's.
+ */
+const ownWaiters = new WeakMap<(error: unknown) => void, Sendable>()
 
-/** Whether a listener not of this library waits on the preparation of `info`: true for a record that cannot say. */
-const othersListen = (info: PreparedInfo, own: ReadonlySet<Sendable> | undefined) => {
+/** The listeners waiting on the preparation of `info`, or undefined for a record that cannot list them. */
+const listenersOf = (info: PreparedInfo) => {
   try {
-    return typeof info.listenerCount !== "function" || info.listenerCount("prepared") > (own?.size ?? 0)
+    return (info as Required<PreparedInfo>).listeners("prepared")
   } catch {
-    return true
+    return undefined
   }
 }
 
 /**
  * Whether a request that may still be sent waits on the preparation of `info` under way: one of this library's whose
- * fiber still waits for it, or any other listener (the driver's own requests).
+ * fiber still waits for it, or any other listener (true for a record that cannot say).
  */
 const waitedOn = (info: PreparedInfo) => {
-  const waiters = ownWaiters.get(info)
-  for (const waiter of waiters ?? []) if (waiter.request()) return true
-  return othersListen(info, waiters)
+  const listeners = listenersOf(info)
+  if (listeners === undefined) return true
+  for (const listener of listeners) {
+    const waiter = ownWaiters.get(listener)
+    if (waiter === undefined || waiter.request()) return true
+  }
+  return false
 }
 
 /**
  * For how long the other nodes are wanted prepared with the statement of `info`, decided as it is prepared by a request
- * of `session`: while that session, or another whose requests waited on it, still sends requests; for good when a
- * listener not of this library waited (the driver's own requests, whose client outlives any session).
+ * of `session`: while that session, or another whose requests waited on it, still sends requests; for good when any
+ * other listener waited (the driver's own requests, whose client may outlive every session).
  */
 const otherNodesWanted = (info: PreparedInfo, session: () => boolean): (() => boolean) => {
-  const waiters = ownWaiters.get(info)
-  if (othersListen(info, waiters)) return always
+  const listeners = listenersOf(info)
+  if (listeners === undefined) return always
   const sessions = new Set([session])
-  for (const waiter of waiters ?? []) sessions.add(waiter.session)
+  for (const listener of listeners) {
+    const waiter = ownWaiters.get(listener)
+    if (waiter === undefined) return always
+    sessions.add(waiter.session)
+  }
   if (sessions.size === 1) return session
   return () => {
     for (const open of sessions) if (open()) return true
@@ -358,15 +370,9 @@ const otherNodesWanted = (info: PreparedInfo, session: () => boolean): (() => bo
  */
 const preparedBySomeoneElse = (info: PreparedInfo, sendable: Sendable) =>
   new Promise<unknown>((resolve) => {
-    // One entry per wait, as there is one listener per wait.
-    const waiter: Sendable = { request: sendable.request, session: sendable.session }
-    const waiters = ownWaiters.get(info) ?? new Set()
-    ownWaiters.set(info, waiters)
-    waiters.add(waiter)
-    info.once("prepared", (error) => {
-      waiters.delete(waiter)
-      resolve(error ?? undefined)
-    })
+    const listener = (error: unknown) => resolve(error ?? undefined)
+    ownWaiters.set(listener, sendable)
+    info.once("prepared", listener)
   })
 
 /**

@@ -1233,6 +1233,34 @@ describe("a request whose statement a node refused to prepare", () => {
     })
   )
 
+  it.live(
+    "goes on preparing it for the driver's own request waiting on it after someone removed the listeners before",
+    () =>
+      Effect.gen(function* () {
+        const { cluster, refusing } = refusingLateOnce()
+        const { scope, fiber } = yield* refusedBeforeClosing(cluster)
+        yield* callsReach(cluster.prepares, 1)
+        const info = cluster.prepared(query)
+        // A request of an open session waits on the preparation; its listener is removed by someone else, so it stays
+        // in flight until that session's drain timeout.
+        const open = yield* countedRunner(cluster.client, { drainTimeout: "20 millis" })
+        const lost = yield* Effect.forkChild(Effect.exit(open.runner.execute(request())))
+        yield* callsReach(cluster.calls, 2)
+        cluster.calls[1]!.fail(shuttingDown())
+        yield* waitersOn(info, 1)
+        info.removeAllListeners("prepared")
+        yield* Fiber.interrupt(lost)
+        const driverRequest = driverPrepared(cluster.client, query).then(
+          () => undefined,
+          (error: unknown) => error
+        )
+        yield* Scope.close(scope, Exit.void)
+        refusing.reject(shuttingDown())
+        assert.strictEqual(reasonOf(yield* Fiber.join(fiber))._tag, "SessionClosed")
+        assert.isUndefined(yield* Effect.promise(() => driverRequest), "the driver's own request failed")
+      }).pipe(Effect.scoped)
+  )
+
   it.live("goes on preparing it for a request of another session over the same client waiting on it", () =>
     Effect.gen(function* () {
       const serving = deferred<void>()
