@@ -323,7 +323,7 @@ const ownWaiters = new WeakMap<(error: unknown) => void, Sendable>()
 /** The listeners waiting on the preparation of `info`, or undefined for a record that cannot list them. */
 const listenersOf = (info: PreparedInfo) => {
   try {
-    return (info as Required<PreparedInfo>).listeners("prepared")
+    return [...(info as Required<PreparedInfo>).listeners("prepared")]
   } catch {
     return undefined
   }
@@ -443,7 +443,7 @@ const prepareAfterRefusal = async (
 const announce = (info: PreparedInfo, error: unknown, prepared?: PreparedInfo) => {
   let listeners: ReadonlyArray<(error: unknown, info?: PreparedInfo) => unknown> | undefined
   try {
-    listeners = (info as Required<PreparedInfo>).rawListeners("prepared")
+    listeners = [...(info as Required<PreparedInfo>).rawListeners("prepared")]
   } catch {
     listeners = undefined
   }

@@ -611,6 +611,17 @@ describe("prepareElsewhere", () => {
     assert.deepStrictEqual(await waiter, { error: null, result: stub.info(query) })
   })
 
+  it("keeps the statement prepared and releases its waiters for a record whose listeners cannot be gone through", async () => {
+    const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042"), serving("10.0.0.3:9042")])
+    stub.prepareOnAllHosts(true)
+    for (const method of ["listeners", "rawListeners"])
+      Object.defineProperty(stub.info(query), method, { value: () => null })
+    const waiter = driverWaiter(stub.info(query))
+    assert.isUndefined(await prepareElsewhere(stub.client, [query], shuttingDown()))
+    assert.isDefined(stub.info(query).queryId)
+    assert.isNull((await waiter).error)
+  })
+
   it("releases the waiters of a record that cannot list its listeners, as the driver's emit does", async () => {
     const stub = stubDriver([refusing("10.0.0.1:9042"), serving("10.0.0.2:9042")])
     Object.defineProperty(stub.info(query), "rawListeners", {
