@@ -22,6 +22,7 @@ import { type RequestRunner, sendInFiber } from "../../src/internal/requestRunne
 import { recordingTracer } from "../support/programs.ts"
 import {
   answerAll,
+  countedRunner,
   endedOrRejected,
   type Held as HeldKey,
   holdEventLoopUntil,
@@ -485,18 +486,19 @@ const refusingCluster = () => {
   }
 }
 
-const countedRunner = (client: Cassandra.Client, options: ClientSessionOptions = {}) =>
-  Effect.gen(function* () {
-    const hub = yield* makeMetricsHub("1 hour")
-    const runner = yield* Effect.provideService(runnerOver(client, options), MetricsHub, hub)
-    return { runner, session: { client, keyspace: undefined, ...runner } as Session, summary: hub.summary }
-  }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+/** `countedRunner`, with a session over its runner. */
+const countedSession = (client: Cassandra.Client, options: ClientSessionOptions = {}) =>
+  Effect.map(countedRunner(client, options), ({ runner, summary }) => ({
+    runner,
+    session: { client, keyspace: undefined, ...runner } as Session,
+    summary
+  }))
 
 describe("start: requests sent again past a refusal", () => {
   it.live("a PREPARE refused by a node shutting down: prepared elsewhere, sent again, settled once, counted once", () =>
     Effect.gen(function* () {
       const cluster = refusingCluster()
-      const { session, summary } = yield* countedRunner(cluster.client)
+      const { session, summary } = yield* countedSession(cluster.client)
       const running = yield* BatchJob.run([insert(0), insert(1)], { concurrency: 1 }).pipe(
         Effect.provideService(Session, session),
         Effect.forkChild
@@ -533,7 +535,7 @@ describe("start: requests sent again past a refusal", () => {
           preparing = true
           return held
         })
-        const { runner, summary } = yield* countedRunner(cluster.client, {
+        const { runner, summary } = yield* countedSession(cluster.client, {
           throttle: { maxInFlight: 1, maxQueued: 0 }
         })
         const started = yield* startOne(runner, { timeout: "30 millis" }, 7, "INSERT INTO t (k) VALUES (?)")
