@@ -503,9 +503,14 @@ const realNodeSample = async (
       )
     }
     case "latency": {
-      if (job.side === "raw") {
+      if (job.side === "raw" || job.side === "effectFloor") {
         const client = await rawClient(job.contactPoints)
-        const sample = await latencySample(job.ratePerSecond, job.seconds, rawRequests(client).read)
+        const read = rawRequests(client).read
+        const sample = await latencySample(
+          job.ratePerSecond,
+          job.seconds,
+          job.side === "raw" ? read : (i) => Effect.runPromise(Effect.promise(() => read(i)))
+        )
         await client.shutdown()
         return sample
       }

@@ -92,7 +92,11 @@ export type Job =
     }
   | {
       readonly kind: "latency"
-      readonly side: "raw" | "library"
+      /**
+       * `effectFloor` runs each raw driver request as its own `Effect.runPromise` of one `Effect.promise`, as the
+       * library side runs each of its requests: Effect's own share of the library's tail.
+       */
+      readonly side: "raw" | "library" | EffectFloor
       readonly ratePerSecond: number
       readonly seconds: number
       readonly contactPoints: ReadonlyArray<string>

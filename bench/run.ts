@@ -300,7 +300,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     ])
     const peak = estimate(peakRounds.map((round) => throughputOf(round.samples[0] as Sample)))
     const ratePerSecond = Math.round(peak.median * level)
-    const latencyJob = (side: "raw" | "library"): Job => ({
+    const latencyJob = (side: "raw" | "library" | "effectFloor"): Job => ({
       kind: "latency",
       side,
       ratePerSecond,
@@ -309,7 +309,8 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     })
     const rounds = await runRounds(`latency at ${level * 100}% of peak`, plan.latencyRounds, [
       latencyJob("raw"),
-      latencyJob("library")
+      latencyJob("library"),
+      latencyJob("effectFloor")
     ])
     const percentile = (index: number, which: "p50" | "p99" | "p999") =>
       estimate(rounds.map((round) => round.samples[index]?.latencyMillis?.[which] ?? Number.NaN))
@@ -318,25 +319,24 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       p99: percentile(index, "p99"),
       p999: percentile(index, "p999")
     })
+    const p99s = (index: number) => rounds.map((round) => round.samples[index]?.latencyMillis?.p99 ?? Number.NaN)
+    const failed = (index: number) => rounds.map((round) => round.samples[index]?.failedRequests ?? 0)
     latency.push({
       level,
       peak: { ...peak, load: loadOf(peakRounds) },
       ratePerSecond,
       raw: sideLatency(0),
       library: sideLatency(1),
-      failedRequests: {
-        raw: rounds.map((round) => round.samples[0]?.failedRequests ?? 0),
-        library: rounds.map((round) => round.samples[1]?.failedRequests ?? 0)
-      },
-      p99Ratio: pairedRatio(
-        rounds.map((round) => round.samples[0]?.latencyMillis?.p99 ?? Number.NaN),
-        rounds.map((round) => round.samples[1]?.latencyMillis?.p99 ?? Number.NaN)
-      ),
+      floor: sideLatency(2),
+      failedRequests: { raw: failed(0), library: failed(1), floor: failed(2) },
+      p99Ratio: pairedRatio(p99s(0), p99s(1)),
+      floorP99Ratio: pairedRatio(p99s(0), p99s(2)),
+      libraryOverFloorP99Ratio: pairedRatio(p99s(2), p99s(1)),
       load: loadOf(rounds)
     })
   }
   printTable(
-    `Latency of reads at fixed load (from each request's intended send time, ms), each level a share of the raw driver's read c=256 peak measured right before it (${legend})`,
+    `Latency of reads at fixed load (from each request's intended send time, ms), each level a share of the raw driver's read c=256 peak measured right before it; Effect's floor runs each raw driver request as its own Effect.runPromise of one Effect.promise, as the library side runs its requests (${legend})`,
     [
       "",
       "peak req/s",
@@ -345,9 +345,12 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       "raw p99",
       "library p99",
       "p99 ratio",
+      "floor p99",
+      "floor / raw p99",
+      "library / floor p99",
       "raw p99.9",
       "library p99.9",
-      "failed raw/library"
+      "failed raw/library/floor"
     ],
     latency.map((entry) => [
       `${entry.level * 100}% (${entry.ratePerSecond}/s)`,
@@ -357,9 +360,14 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       shown(entry.raw.p99, 2),
       shown(entry.library.p99, 2),
       shown(entry.p99Ratio, 2),
+      shown(entry.floor.p99, 2),
+      shown(entry.floorP99Ratio, 2),
+      shown(entry.libraryOverFloorP99Ratio, 2),
       shown(entry.raw.p999, 2),
       shown(entry.library.p999, 2),
-      `${entry.failedRequests.raw.join("+")}/${entry.failedRequests.library.join("+")}`
+      [entry.failedRequests.raw, entry.failedRequests.library, entry.failedRequests.floor]
+        .map((counts) => counts.join("+"))
+        .join("/")
     ])
   )
 
