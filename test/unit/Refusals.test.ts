@@ -765,6 +765,12 @@ const callsReach = (calls: ReadonlyArray<unknown>, count: number) =>
     (n) => n >= count
   )
 
+/**
+ * Waits until the promise chains started so far have settled: the stand-in nodes answer through promises alone, no
+ * timer or I/O, so everything they were to do by then has happened once a turn of the event loop has passed.
+ */
+const promiseChainsSettled = Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+
 const reasonOf = (exit: Exit.Exit<unknown, CassandraError.CassandraError>) => {
   assert.isTrue(Exit.isFailure(exit))
   const error = Exit.findErrorOption(exit as Exit.Exit<never, CassandraError.CassandraError>)
@@ -1182,7 +1188,7 @@ describe("a request whose statement a node refused to prepare", () => {
       using.resolve()
       cluster.calls[1]!.answer()
       yield* Fiber.join(fiber)
-      yield* Effect.sleep("20 millis")
+      yield* promiseChainsSettled
       assert.deepStrictEqual(
         cluster.prepares.map(({ address }) => address),
         ["10.0.0.1:9042", "10.0.0.2:9042"],
@@ -1235,7 +1241,7 @@ describe("a request whose statement a node refused to prepare", () => {
       assert.isTrue(Exit.isSuccess(yield* Fiber.join(second)))
       yield* Scope.close(scope, Exit.void)
       using.resolve()
-      yield* Effect.sleep("20 millis")
+      yield* promiseChainsSettled
       assert.deepStrictEqual(
         cluster.prepares.map(({ address }) => address),
         ["10.0.0.1:9042", "10.0.0.2:9042"],
