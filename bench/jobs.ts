@@ -14,7 +14,8 @@ export type LibraryStyle = "fibers" | "forEach"
 
 /**
  * The raw driver inside N looping fibers, each request one `Effect.promise`: what any Effect program calling the driver
- * pays for Effect's fiber runtime, the floor under this library's cost.
+ * pays for Effect's fiber runtime, the floor under this library's cost. At fixed load (the `latency` job) each request
+ * is a fiber of its own instead, as the library side runs them there.
  */
 export type EffectFloor = "effectFloor"
 

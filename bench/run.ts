@@ -474,7 +474,7 @@ const program = Effect.gen(function* () {
     )
   if (stolen !== undefined)
     console.log(
-      `\n${stolen.flagged ? "WARNING: " : ""}steal time: the hypervisor ran other guests for ${percent(stolen.median)} of this machine's CPU time in the median round, ${percent(stolen.largest)} at most (limit ${percent(stolen.limit)})${stolen.flagged ? ": its CPU, throughput and latency figures ran slower than on a host of its own; compare this run's paired ratios, not those figures with another run's." : "."}`
+      `\n${stolen.flagged ? "WARNING: " : ""}steal time: the hypervisor ran other guests for ${percent(stolen.median)} of this machine's CPU time in the median round, ${percent(stolen.largest)} at most (${stolen.flagged ? "over" : "within"} the limit of ${percent(stolen.limit)} for the median round)${stolen.flagged ? ": its CPU, throughput and latency figures ran slower than on a host of its own; compare this run's paired ratios, not those figures with another run's." : "."}`
     )
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
   // A client-only run (CI's) must not overwrite the figures of the last run against a real node.
