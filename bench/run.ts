@@ -7,8 +7,9 @@
  *   npm run bench -- --client-only   no Cassandra: the library's overhead over a stub client (CI's report, about 3 min)
  *
  * Against a real node the contact points come from --contact-points or CASSANDRA_CONTACT_POINTS; without either a
- * local node is started (127.0.0.61, cluster "bench"). Every figure is the median over rounds of a per-round value
- * (a paired ratio where two sides are compared) with a seeded 95% bootstrap interval and the range of the rounds.
+ * local node is started (127.0.0.201, cluster "bench": an address no test uses). Every figure is the median over rounds
+ * of a per-round value (a paired ratio where two sides are compared) with a seeded 95% bootstrap interval and the range
+ * of the rounds.
  * The tables are printed; every figure goes to bench/results/latest.json (client-only.json for a client-only run) with
  * the machine and its load.
  */
@@ -422,7 +423,8 @@ const program = Effect.gen(function* () {
   let contactPoints: ReadonlyArray<string> | undefined
   if (mode !== "client-only") {
     contactPoints =
-      contactPointsGiven() ?? (yield* LocalCassandra.start({ nodes: 1, firstAddress: 61, name: "bench" })).contactPoints
+      contactPointsGiven() ??
+      (yield* LocalCassandra.start({ nodes: 1, firstAddress: 201, name: "bench" })).contactPoints
     const points = contactPoints
     realNodeResults = yield* Effect.promise(() => realNode(points))
   }
