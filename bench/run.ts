@@ -301,7 +301,7 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
     ])
     const peak = estimate(peakRounds.map((round) => throughputOf(round.samples[0] as Sample)))
     const ratePerSecond = Math.round(peak.median * level)
-    const latencyJob = (side: "raw" | "library" | "effectFloor"): Job => ({
+    const latencyJob = (side: Extract<Job, { readonly kind: "latency" }>["side"]): Job => ({
       kind: "latency",
       side,
       ratePerSecond,
@@ -313,14 +313,14 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       latencyJob("library"),
       latencyJob("effectFloor")
     ])
-    const percentile = (index: number, which: "p50" | "p99" | "p999") =>
-      estimate(rounds.map((round) => round.samples[index]?.latencyMillis?.[which] ?? Number.NaN))
+    const percentiles = (index: number, which: "p50" | "p99" | "p999") =>
+      rounds.map((round) => round.samples[index]?.latencyMillis?.[which] ?? Number.NaN)
+    const percentile = (index: number, which: "p50" | "p99" | "p999") => estimate(percentiles(index, which))
     const sideLatency = (index: number) => ({
       p50: percentile(index, "p50"),
       p99: percentile(index, "p99"),
       p999: percentile(index, "p999")
     })
-    const p99s = (index: number) => rounds.map((round) => round.samples[index]?.latencyMillis?.p99 ?? Number.NaN)
     const failed = (index: number) => rounds.map((round) => round.samples[index]?.failedRequests ?? 0)
     latency.push({
       level,
@@ -330,9 +330,9 @@ const realNode = async (contactPoints: ReadonlyArray<string>) => {
       library: sideLatency(1),
       floor: sideLatency(2),
       failedRequests: { raw: failed(0), library: failed(1), floor: failed(2) },
-      p99Ratio: pairedRatio(p99s(0), p99s(1)),
-      floorP99Ratio: pairedRatio(p99s(0), p99s(2)),
-      libraryOverFloorP99Ratio: pairedRatio(p99s(2), p99s(1)),
+      p99Ratio: pairedRatio(percentiles(0, "p99"), percentiles(1, "p99")),
+      floorP99Ratio: pairedRatio(percentiles(0, "p99"), percentiles(2, "p99")),
+      libraryOverFloorP99Ratio: pairedRatio(percentiles(2, "p99"), percentiles(1, "p99")),
       load: loadOf(rounds)
     })
   }
