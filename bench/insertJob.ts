@@ -1,11 +1,11 @@
 /**
  * The insert-job comparisons of the full benchmark alone (bench/run.ts), measured the same way (`compareRounds`): the
- * same child, rounds alternating A B C and C B A, the same paired ratios with their intervals, for re-measuring
- * BatchJob without the rest of the run. Both ways of keeping the rows' outcomes are compared, one after the other:
- * counts and errors only (the driver's `executeConcurrent` by default against a BatchJob summary), and every row's
- * outcome (`collectResults: true` against a BatchJob report). Effect's floor runs in the same rounds: the driver's
- * requests in 256 looping fibers, one `Effect.promise` per row, so that the library's cost splits into Effect's share
- * and its own.
+ * same child, the same order of sides in each round (`roundOrder`), the same paired ratios with their intervals, for
+ * re-measuring BatchJob without the rest of the run. Both ways of keeping the rows' outcomes are compared, one after
+ * the other: counts and errors only (the driver's `executeConcurrent` by default against a BatchJob summary), and every
+ * row's outcome (`collectResults: true` against a BatchJob report). Effect's floor runs in the same rounds: the
+ * driver's requests in 256 looping fibers, one `Effect.promise` per row, so that the library's cost splits into
+ * Effect's share and its own.
  *
  *   node --conditions=effect-cassandra/source bench/insertJob.ts [--contact-points 127.0.0.50] [--rounds 15] [--rows 100000]
  *

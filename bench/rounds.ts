@@ -17,15 +17,23 @@ export interface Round {
 }
 
 /**
- * Runs every job once per round, each in its own child; odd rounds run the jobs in reverse order, so that with two
- * jobs the sequence is A B B A A B …
+ * The order in which round `round` runs `sides` jobs (their indices): round 2k runs them rotated left by k, round
+ * 2k + 1 in the reverse of that. With two sides the rounds run A B, B A, B A, A B; with three A B C, C B A, B C A, A C B,
+ * C A B, B A C. Over 2n rounds each of n sides runs in each place twice, so that none always runs first, last or between
+ * the others (the server and the machine warm and cool along a round).
  */
+export const roundOrder = (sides: number, round: number): Array<number> => {
+  const shift = Math.floor(round / 2) % sides
+  const order = Array.from({ length: sides }, (_, place) => (place + shift) % sides)
+  return round % 2 === 1 ? order.reverse() : order
+}
+
+/** Runs every job once per round, each in its own child, in the order {@link roundOrder} gives. */
 export const runRounds = async (label: string, rounds: number, jobs: ReadonlyArray<Job>): Promise<Array<Round>> => {
   const result: Array<Round> = []
   for (let round = 0; round < rounds; round++) {
     step(`${label}: round ${round + 1} of ${rounds}`)
-    const order = jobs.map((_, index) => index)
-    if (round % 2 === 1) order.reverse()
+    const order = roundOrder(jobs.length, round)
     const before = loadReading()
     const samples = new Array<Sample>(jobs.length)
     for (const index of order) samples[index] = await runChild(jobs[index] as Job)

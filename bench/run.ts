@@ -1,6 +1,7 @@
 /**
  * The benchmark: this library against the raw `cassandra-driver`, each side of each round in a child process of its
- * own (bench/child.ts), sides alternating ABBA so that neither always runs on a warmer server or a quieter machine.
+ * own (bench/child.ts), the sides' order turning from round to round (`roundOrder`) so that none always runs on a warmer
+ * server or a quieter machine.
  *
  *   npm run bench                    full run (15 rounds, streaming included)
  *   npm run bench -- --quick         7 rounds, no streaming

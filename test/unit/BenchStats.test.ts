@@ -1,7 +1,7 @@
 import { assert, describe, it, vi } from "@effect/vitest"
 import type { Sample } from "../../bench/jobs.ts"
 import { printComparisons } from "../../bench/report.ts"
-import { type Comparison, compareSampled, type Round } from "../../bench/rounds.ts"
+import { type Comparison, compareSampled, type Round, roundOrder } from "../../bench/rounds.ts"
 import { estimate, median, pairedDifference, pairedRatio, quantile } from "../../bench/stats.ts"
 
 /**
@@ -260,5 +260,35 @@ describe("benchmark statistics", () => {
     const withoutFloor = printedTables([twoSides])
     assert.strictEqual(withoutFloor.length, 3)
     assert.notInclude(withoutFloor.map((table) => table.title).join("\n"), "Effect's floor")
+  })
+
+  it("runs no side always in the same place of its rounds: each place equally often over two rounds a side", () => {
+    const letters = (sides: number, rounds: number) =>
+      Array.from({ length: rounds }, (_, round) =>
+        roundOrder(sides, round)
+          .map((index) => "ABC"[index])
+          .join("")
+      )
+    assert.deepStrictEqual(letters(2, 4), ["AB", "BA", "BA", "AB"])
+    assert.deepStrictEqual(letters(3, 6), ["ABC", "CBA", "BCA", "ACB", "CAB", "BAC"])
+    // Over 2n rounds of n sides, every side runs in every place exactly twice, and each round runs every side once.
+    for (const sides of [1, 2, 3, 4, 15]) {
+      const places = Array.from({ length: sides }, () => new Array<number>(sides).fill(0))
+      for (let round = 0; round < 2 * sides; round++) {
+        const order = roundOrder(sides, round)
+        assert.deepStrictEqual(
+          [...order].sort((a, b) => a - b),
+          Array.from({ length: sides }, (_, index) => index)
+        )
+        order.forEach((side, place) => {
+          const counts = places[side] as Array<number>
+          counts[place] = (counts[place] as number) + 1
+        })
+      }
+      assert.deepStrictEqual(
+        places,
+        Array.from({ length: sides }, () => new Array<number>(sides).fill(2))
+      )
+    }
   })
 })
