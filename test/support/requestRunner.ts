@@ -3,6 +3,7 @@
  * session hands the driver and when it answers, not what the driver does with it.
  */
 import * as Cassandra from "cassandra-driver"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
@@ -54,9 +55,36 @@ export const holdEventLoopUntil = (until: number) => {
   }
 }
 
-/** Repeats `effect` every 5 ms until `done` holds of its result. */
-export const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
-  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done }))
+/**
+ * Repeats `effect` every 5 ms until `done` holds of its result. Given `what` (what is awaited, for the message), it
+ * gives up after `within` (4 seconds, under the test's own 5) and fails the test with `what` and the last result seen.
+ */
+export const until = <A>(
+  effect: Effect.Effect<A>,
+  done: (a: A) => boolean,
+  what?: string,
+  within: Duration.Input = "4 seconds"
+) => {
+  let last: { readonly value: A } | undefined
+  const repeated = effect.pipe(
+    Effect.map((value) => {
+      last = { value }
+      return value
+    }),
+    Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: done })
+  )
+  return what === undefined
+    ? repeated
+    : Effect.timeoutOrElse(repeated, {
+        duration: within,
+        orElse: () =>
+          Effect.die(
+            new Error(
+              `Waited ${Duration.format(Duration.fromInputUnsafe(within))} for ${what}; last seen: ${last === undefined ? "nothing" : String(last.value)}`
+            )
+          )
+      })
+}
 
 /** Waits until `count` requests have reached the client that records them in `calls`. */
 export const sentCount = (calls: ReadonlyArray<unknown>, count: number) =>

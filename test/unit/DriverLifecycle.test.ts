@@ -8,6 +8,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type * as DriverLifecycle from "../../src/internal/driverLifecycle.ts"
 import { superviseDriverLifecycle } from "../../src/internal/driverLifecycle.ts"
+import { until } from "../support/requestRunner.ts"
 
 // The driver's own ControlConnection and host map, driven through the calls it makes when it (re)connects; nothing
 // here talks to a server.
@@ -105,7 +106,8 @@ const capturingWarnings = Logger.layer([
 
 /**
  * A known node at 127.0.0.1:`port` that the driver reports down, under a supervised session in the current scope;
- * `reconnections` counts the reconnections asked of the driver for it.
+ * `reconnections` counts the reconnections asked of the driver for it, and `probeRounds` waits until `count` rounds of
+ * probes have ended (each round looks at the node's distance first: the next one's look says the last one ended).
  */
 const supervisedDownNode = (port: number) =>
   Effect.gen(function* () {
@@ -117,10 +119,22 @@ const supervisedDownNode = (port: number) =>
       reconnections++
     }
     host.isUp = () => false
-    ;(client as unknown as { profileManager: { getDistance(): number } }).profileManager.getDistance = () => 0
+    let looks = 0
+    ;(client as unknown as { profileManager: { getDistance(): number } }).profileManager.getDistance = () => {
+      looks++
+      return 0
+    }
     yield* superviseDriverLifecycle(client)
     client.emit("hostDown", host)
-    return { reconnections: () => reconnections }
+    return {
+      reconnections: () => reconnections,
+      probeRounds: (count: number) =>
+        until(
+          Effect.sync(() => looks),
+          (seen) => seen > count,
+          `${count} rounds of probes, 500 ms apart`
+        )
+    }
   })
 
 /**
@@ -185,7 +199,7 @@ describe("driver lifecycle", () => {
         const port = yield* freePort
         const node = yield* supervisedDownNode(port)
         // Refused for a while: the back-off alone governs the retries of a dead address.
-        yield* Effect.sleep("1500 millis")
+        yield* node.probeRounds(3)
         assert.strictEqual(node.reconnections(), 0)
         yield* listenOn(port)
         yield* Effect.sync(node.reconnections).pipe(
@@ -202,7 +216,7 @@ describe("driver lifecycle", () => {
       yield* listenOn(port)
       const node = yield* supervisedDownNode(port)
       // Several probe rounds: the port accepted from the first one on, so none says the node came back.
-      yield* Effect.sleep("2 seconds")
+      yield* node.probeRounds(3)
       assert.strictEqual(node.reconnections(), 0)
     }).pipe(Effect.scoped)
   )
@@ -266,13 +280,24 @@ describe("driver lifecycle", () => {
       control._setLocalInfo(true, true, { endpoint: `127.0.0.1:${port}` }, systemLocal)
       const host = client.hosts.get(`127.0.0.1:${port}`)!
       host.isUp = () => true
-      ;(control as unknown as { connection: { isSocketOpen: boolean } }).connection = { isSocketOpen: true }
+      // The look ends by asking whether the control connection is open, the last thing it reads of the client.
+      let looks = 0
+      ;(control as unknown as { connection: { readonly isSocketOpen: boolean } }).connection = {
+        get isSocketOpen() {
+          looks++
+          return true
+        }
+      }
       const { left } = yield* timersLeftBy(
         Effect.gen(function* () {
           yield* superviseDriverLifecycle(client)
           // A node reported down that is up again by the time it is looked at: one look, then nothing.
           client.emit("hostDown", host)
-          yield* Effect.sleep("1200 millis")
+          yield* until(
+            Effect.sync(() => looks),
+            (seen) => seen >= 1,
+            "the look at the nodes after the DOWN event to end (asking whether the control connection is open)"
+          )
         })
       )
       assert.strictEqual(left, 0, "a timer is armed while every node is up")

@@ -20,6 +20,7 @@ import {
   type Watch,
   watchNodeHealth
 } from "../../src/internal/nodeHealth.ts"
+import { until } from "../support/requestRunner.ts"
 
 const thresholds: HealthThresholds = { checkIntervalMillis: 250, suspectAfterMillis: 1_000, downAfterMillis: 5_000 }
 
@@ -328,19 +329,34 @@ describe("nodeHealth.watchNodeHealth", () => {
       Effect.gen(function* () {
         let up = true
         const stopping = { address: "127.0.0.1:9042", isUp: () => up, pool: { connections: [] } }
+        // Each check of a monitor begins by listing the nodes, and runs through without waiting.
+        let checked = 0
         /** A session's policy with the monitor watching the stopping node under `thresholds`. */
         const monitored = (thresholds: HealthThresholds) =>
           Effect.gen(function* () {
             const policy = new HealthAwarePolicy(new Cassandra.policies.loadBalancing.RoundRobinPolicy())
             const client = Object.assign(new EventEmitter(), {
-              hosts: { values: () => [stopping] },
+              hosts: {
+                values: () => {
+                  checked++
+                  return [stopping]
+                }
+              },
               options: { policies: { loadBalancing: policy } }
             })
             yield* watchNodeHealth(client as unknown as Cassandra.Client, thresholds)
             return policy
           })
         const host = stopping as unknown as Cassandra.Host
-        const checks = (count: number) => Effect.sleep(Duration.millis(count * quick.checkIntervalMillis))
+        /** Waits until the monitor has made `count` more checks. */
+        const checks = (count: number) => {
+          const target = checked + count
+          return until(
+            Effect.sync(() => checked),
+            (seen) => seen >= target,
+            `${count} checks of the monitor, ${quick.checkIntervalMillis} ms apart`
+          )
+        }
         const forgotten = (policy: HealthAwarePolicy) =>
           Effect.sleep("10 millis").pipe(
             Effect.repeat({ until: () => !policy.avoided.has(host) && policy.stopping.size === 0 }),
@@ -371,7 +387,7 @@ describe("nodeHealth.watchNodeHealth", () => {
         yield* Effect.scoped(Effect.andThen(watchNodeHealth(node.client, quick), Effect.sleep(Duration.millis(after))))
         assert.strictEqual(node.client.listenerCount("log"), 0)
       }
-      yield* Effect.sleep("20 millis")
+      // Closing the scope waited for the checking fiber to end, its timer cleared with it: nothing is left to wait for.
       assert.strictEqual(timers(), before)
     }).pipe(Effect.scoped)
   )

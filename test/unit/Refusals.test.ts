@@ -872,7 +872,8 @@ const waitingBehindHostileListener = Effect.gen(function* () {
 const waitersOn = (info: Info, count: number) =>
   until(
     Effect.sync(() => info.listenerCount("prepared")),
-    (n) => n >= count
+    (n) => n >= count,
+    `${count} requests waiting on the preparation under way`
   )
 
 /** The driver's own preparation of `query` for a request (lib/prepare-handler.js, as `execute` with `prepare`). */
@@ -1040,13 +1041,14 @@ describe("a request whose statement a node refused to prepare", () => {
       cluster.calls[0]!.fail(shuttingDown())
       yield* callsReach(cluster.prepares, 2)
       const queued = yield* Effect.forEach([1, 2], () => Effect.forkChild(runner.execute(request())))
-      yield* Effect.sleep("50 millis")
+      // Their fibers have started, and asked for a place, before the promise chains settle.
+      yield* promiseChainsSettled
       assert.strictEqual(cluster.calls.length, 1)
       preparing.resolve()
       for (let sent = 2; sent <= 4; sent++) {
         yield* callsReach(cluster.calls, sent)
         // One place: never a second request sent while one is in flight.
-        yield* Effect.sleep("20 millis")
+        yield* promiseChainsSettled
         assert.strictEqual(cluster.calls.length, sent)
         cluster.calls[sent - 1]!.answer()
       }
@@ -1068,7 +1070,8 @@ describe("a request whose statement a node refused to prepare", () => {
       cluster.calls[0]!.fail(shuttingDown())
       yield* callsReach(cluster.prepares, 2)
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-      yield* Effect.sleep("50 millis")
+      // Nothing in closing waits on a timer or I/O: had it not waited for the request, it would have ended by then.
+      yield* promiseChainsSettled
       assert.isUndefined(closing.pollUnsafe())
       preparing.resolve()
       yield* callsReach(cluster.calls, 2)
@@ -1411,7 +1414,8 @@ describe("a request whose statement a node refused to prepare", () => {
       yield* callsReach(cluster.calls, 3)
       for (const call of cluster.calls) call.fail(shuttingDown())
       yield* callsReach(cluster.prepares, 2)
-      yield* Effect.sleep("20 millis")
+      // The other two wait on the preparation the first one started.
+      yield* waitersOn(cluster.prepared(query), 2)
       preparing.resolve()
       yield* callsReach(cluster.calls, 6)
       for (const call of cluster.calls.slice(3)) call.answer()

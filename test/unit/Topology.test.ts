@@ -7,6 +7,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Topology from "effect-cassandra/Topology"
+import { until } from "../support/requestRunner.ts"
 
 /** Just what the topology reads of a driver client: its host events and its hosts. */
 class FakeClient extends EventEmitter {
@@ -19,6 +20,14 @@ class FakeClient extends EventEmitter {
     isUp: () => true
   }
   readonly hosts = { values: () => [this.host] }
+  /** Waits until `count` listeners (the topology's own, and one per subscription running) hear host-up events. */
+  listening(count: number) {
+    return until(
+      Effect.sync(() => this.listenerCount("hostUp")),
+      (listeners) => listeners === count,
+      `${count} host-up listeners`
+    )
+  }
   /** Emits `count` host-up events, the i-th one for the host in rack `i`. */
   emitUps(count: number) {
     for (let i = 1; i <= count; i++) {
@@ -72,7 +81,7 @@ describe("Topology streams and slow subscribers", () => {
         const topology = yield* Topology.make(client as unknown as Cassandra.Client)
         const pull = yield* Stream.toPull(topology.events)
         const first = yield* Effect.forkChild(pull)
-        yield* Effect.sleep("50 millis") // the subscription's listeners are in place
+        yield* client.listening(2) // the subscription's listeners are in place
         client.emitUps(100_000)
         const pending = [...(yield* Fiber.join(first)), ...(yield* drain(pull))]
         assert.isAtMost(pending.length, Topology.eventBufferSize + 1)
@@ -102,13 +111,17 @@ describe("Topology events with several subscribers", () => {
             })
           )
         )
-        yield* Effect.sleep("50 millis") // both subscriptions' listeners are in place
+        yield* client.listening(3) // both subscriptions' listeners are in place
         const pulls = 5
-        for (let round = 0; round < pulls; round++) {
+        for (let round = 1; round <= pulls; round++) {
           client.emitUps(Topology.eventBufferSize) // each round refills the stalled subscriber's buffer
-          yield* Effect.sleep("20 millis") // the other subscriber keeps up
+          // The other subscriber keeps up: it has every event of this round before the next one comes.
+          yield* until(
+            Effect.sync(() => received.length),
+            (count) => count >= round * Topology.eventBufferSize,
+            `the other subscriber to receive round ${round}'s events`
+          )
         }
-        yield* Effect.sleep("20 millis")
         assert.strictEqual(received.length, pulls * Topology.eventBufferSize)
         assert.strictEqual(warnings.length, 0)
         yield* Fiber.join(stalledFirst)
