@@ -57,7 +57,8 @@ export const holdEventLoopUntil = (until: number) => {
 
 /**
  * Repeats `effect` every 5 ms until `done` holds of its result. Given `what` (what is awaited, for the message), it
- * gives up after `within` (4 seconds, under the test's own 5) and fails the test with `what` and the last result seen.
+ * gives up after `within` (4 seconds a wait, under vitest's default 5 for a test with one such wait; a test with
+ * several long ones needs a timeout of its own) and fails the test with `what` and the last result seen.
  */
 export const until = <A>(
   effect: Effect.Effect<A>,

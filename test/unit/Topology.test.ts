@@ -95,7 +95,7 @@ describe("Topology streams and slow subscribers", () => {
 
 describe("Topology events with several subscribers", () => {
   it.live(
-    "a stalled subscriber neither slows nor drops another's events; warnings come one per pull, with a count",
+    "a stalled subscriber neither blocks nor drops another's events; warnings come one per pull, with a count",
     () =>
       Effect.gen(function* () {
         warnings.length = 0
