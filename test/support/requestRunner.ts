@@ -3,7 +3,6 @@
  * session hands the driver and when it answers, not what the driver does with it.
  */
 import * as Cassandra from "cassandra-driver"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
@@ -57,15 +56,10 @@ export const holdEventLoopUntil = (until: number) => {
 
 /**
  * Repeats `effect` every 5 ms until `done` holds of its result. Given `what` (what is awaited, for the message), it
- * gives up after `within` (4 seconds a wait, under vitest's default 5 for a test with one such wait; a test with
- * several long ones needs a timeout of its own) and fails the test with `what` and the last result seen.
+ * gives up after 4 seconds (a wait's bound, under vitest's default 5 for a test with one such wait; a test with several
+ * long ones needs a timeout of its own) and fails the test with `what` and the last result seen.
  */
-export const until = <A>(
-  effect: Effect.Effect<A>,
-  done: (a: A) => boolean,
-  what?: string,
-  within: Duration.Input = "4 seconds"
-) => {
+export const until = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean, what?: string) => {
   let last: { readonly value: A } | undefined
   const repeated = effect.pipe(
     Effect.map((value) => {
@@ -77,12 +71,10 @@ export const until = <A>(
   return what === undefined
     ? repeated
     : Effect.timeoutOrElse(repeated, {
-        duration: within,
+        duration: "4 seconds",
         orElse: () =>
           Effect.die(
-            new Error(
-              `Waited ${Duration.format(Duration.fromInputUnsafe(within))} for ${what}; last seen: ${last === undefined ? "nothing" : String(last.value)}`
-            )
+            new Error(`Waited 4s for ${what}; last seen: ${last === undefined ? "nothing" : String(last.value)}`)
           )
       })
 }
