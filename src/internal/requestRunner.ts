@@ -296,7 +296,17 @@ class DriverOptions {
   readonly timestamp: number | Cassandra.types.Long | undefined
   readonly requestDeadline: number
   readonly attemptTimeoutMillis: number
-  constructor(options: Cassandra.QueryOptions, requestDeadline: number, attemptTimeoutMillis: number) {
+  /**
+   * A batch's CQL text (see `batch`), which the driver gives its retry policy nowhere else: the session's default
+   * policy reads it to tell an unconditional batch's timeout from a conditional one's. Undefined for a statement.
+   */
+  readonly batchQuery: string | undefined
+  constructor(
+    options: Cassandra.QueryOptions,
+    requestDeadline: number,
+    attemptTimeoutMillis: number,
+    batchQuery: string | undefined
+  ) {
     this.prepare = options.prepare
     this.isIdempotent = options.isIdempotent
     this.consistency = options.consistency
@@ -311,6 +321,7 @@ class DriverOptions {
     this.timestamp = options.timestamp
     this.requestDeadline = requestDeadline
     this.attemptTimeoutMillis = attemptTimeoutMillis
+    this.batchQuery = batchQuery
   }
   get readTimeout(): number {
     // Infinite for a request without a deadline, so that its attempts get the attempt timeout.
@@ -497,15 +508,17 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
 
   private dispatch() {
     const { sender, call, prepared } = this
+    const batch = BatchCall.is(call)
     // The driver reads only the options it knows, each one being absent or undefined alike.
     const options = new DriverOptions(
       prepared.queryOptions,
       this.expiresAt,
-      prepared.attemptTimeoutMillis
+      prepared.attemptTimeoutMillis,
+      batch ? this.plan.query : undefined
     ) as Cassandra.QueryOptions
     let pending: Promise<Cassandra.types.ResultSet>
     try {
-      pending = BatchCall.is(call)
+      pending = batch
         ? sender.client.batch(call.statements, options)
         : sender.client.execute(this.plan.query, call, options)
     } catch (error) {

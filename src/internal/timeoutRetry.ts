@@ -27,9 +27,10 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * A timeout is sent again only when this policy has not retried the request before, counted per request across its
  * speculative executions; the driver's own resending of a statement a node had to prepare again does not count.
  * A conditional statement never is: a conditional write's commit times out as a SIMPLE write, and its read of the
- * current values as a read, so the text is what tells it apart; a batch's text is not known here, so a batch is sent
- * again only for the write types no conditional batch has. The driver asks about a write timeout only for an
- * idempotent request; a read's idempotence is checked here.
+ * current values as a read, so the text is what tells it apart. A batch of one partition also times out as a SIMPLE
+ * write (Cassandra applies it as one mutation), a conditional batch's commit too: such a batch is sent again only when
+ * its text is known (the session's requests carry it) and no statement in it carries a condition. The driver asks
+ * about a write timeout only for an idempotent request; a read's idempotence is checked here.
  *
  * No retry is decided once the request's deadline has passed, or nearly (see {@link retryBudgetMillis}): the session
  * has failed the request, and an attempt that timed out at the deadline (its read timeout is the time the deadline
@@ -64,7 +65,7 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
     _blockFor: number,
     writeType: string
   ): Cassandra.policies.retry.DecisionInfo {
-    return resendableWrites.has(writeType) && (batchWrites.has(writeType) || isUnconditionalText(info.query))
+    return resendableWrites.has(writeType) && (batchWrites.has(writeType) || isUnconditionalText(requestText(info)))
       ? this.#retryOnce(info, writeType === "BATCH_LOG")
       : this.rethrowResult()
   }
@@ -124,6 +125,16 @@ const retryBudgetMillis = 5
 const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean => {
   const options = info.executionOptions.getRawQueryOptions() as { readonly requestDeadline?: unknown }
   return typeof options.requestDeadline === "number" && options.requestDeadline - performance.now() < retryBudgetMillis
+}
+
+/**
+ * A request's CQL text: a statement's the driver gives; a batch's (undefined there) from the options the session's
+ * request runner gives each request (`batchQuery`, every statement's text). Undefined for a batch sent otherwise.
+ */
+const requestText = (info: Cassandra.policies.retry.OperationInfo): unknown => {
+  if (info.query !== undefined) return info.query
+  const options = info.executionOptions.getRawQueryOptions() as { readonly batchQuery?: unknown }
+  return options.batchQuery
 }
 
 /** Whether a request's text is known and carries no condition. */
