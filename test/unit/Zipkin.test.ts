@@ -15,13 +15,13 @@ const capturedLines = (lines: Array<string>) =>
     })
   ])
 
-// A stand-in for mvn, first on PATH: it starts a download, waits until `release` exists, then fails as Maven does
-// offline.
+// A stand-in for mvn, first on PATH: it starts a download, waits until `release` exists (10 s at most, so that a test
+// that failed before releasing it leaves no process behind), then fails as Maven does offline.
 const fakeMaven = (bin: string, release: string) =>
   Fs.writeFileSync(
     Path.join(bin, "mvn"),
     `#!/bin/sh\nfor a in "$@"; do case "$a" in -DoutputDirectory=*) out="\${a#-DoutputDirectory=}";; esac; done\n` +
-      `mkdir -p "$out"\ntouch "$out/zipkin-server.jar.part" "${release}.started"\nwhile [ ! -e "${release}" ]; do sleep 0.05; done\necho "[ERROR] Could not transfer artifact io.zipkin:zipkin-server: network unreachable"\nexit 1\n`,
+      `mkdir -p "$out"\ntouch "$out/zipkin-server.jar.part" "${release}.started"\nn=0\nwhile [ ! -e "${release}" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done\necho "[ERROR] Could not transfer artifact io.zipkin:zipkin-server: network unreachable"\nexit 1\n`,
     { mode: 0o755 }
   )
 
@@ -43,7 +43,12 @@ describe("Zipkin jar", () => {
           const fetching = yield* Effect.forkChild(Effect.flip(ensureJar(cache)))
           // Once the fake Maven runs, the progress lines come after 5 and 10 seconds.
           const started = Path.join(directory, "release.started")
-          while (!Fs.existsSync(started)) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+          // Polled on the real clock: the test's clock moves only when told to.
+          const givingUpAt = Date.now() + 4_000
+          while (!Fs.existsSync(started)) {
+            if (Date.now() > givingUpAt) return yield* Effect.die(new Error("the fake Maven did not start within 4 s"))
+            yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+          }
           yield* TestClock.adjust("5 seconds")
           yield* TestClock.adjust("5 seconds")
           Fs.writeFileSync(Path.join(directory, "release"), "")
