@@ -10,11 +10,12 @@ export const isIdempotent = (query: string, idempotent: boolean | undefined): bo
   idempotent ?? readOnlyStatement.test(query)
 
 /**
- * `IF` anywhere in the text, even in a name or a comment. A conditional write runs a Paxos round whose outcome a
- * second run cannot reproduce (it answers "not applied" about its own first run), and a batch with a condition is
- * applied all or nothing. A false match only costs a retry or a batch's grouping.
+ * `IF` anywhere in the text, even in a name or a comment, and after a digit too (CQL reads `k = 1IF v = 2` as a number
+ * and IF). A conditional write runs a Paxos round whose outcome a second run cannot reproduce (it answers "not
+ * applied" about its own first run), and a batch with a condition is applied all or nothing. A false match (a name
+ * such as `a1if`) only costs a retry or a batch's grouping.
  */
-const condition = /\bIF\b/i
+const condition = /(?<![A-Z_])IF(?![A-Z0-9_])/i
 
 /** Whether the CQL text may carry a condition (`IF NOT EXISTS`, `IF EXISTS`, `IF col = ?`). */
 export const mayBeConditional = (query: string): boolean => condition.test(query)

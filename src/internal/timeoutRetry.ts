@@ -29,7 +29,9 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * A conditional statement never is: a conditional write's commit times out as a SIMPLE write, and its read of the
  * current values as a read, so the text is what tells it apart. A batch of one partition also times out as a SIMPLE
  * write (Cassandra applies it as one mutation), a conditional batch's commit too: such a batch is sent again only when
- * its text is known (the session's requests carry it) and no statement in it carries a condition. The driver asks
+ * its text is known (the session's requests carry it) and no statement in it carries a condition. A batch that timed
+ * out as a batch (BATCH, UNLOGGED_BATCH, BATCH_LOG) is sent again whatever its text: a conditional batch runs a Paxos
+ * round instead and never times out so. A counter batch never is, whatever its timeout's write type. The driver asks
  * about a write timeout only for an idempotent request; a read's idempotence is checked here.
  *
  * No retry is decided once the request's deadline has passed, or nearly (see {@link retryBudgetMillis}): the session
@@ -65,8 +67,17 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
     _blockFor: number,
     writeType: string
   ): Cassandra.policies.retry.DecisionInfo {
-    return resendableWrites.has(writeType) && (batchWrites.has(writeType) || isUnconditionalText(requestText(info)))
-      ? this.#retryOnce(info, writeType === "BATCH_LOG")
+    if (!resendableWrites.has(writeType)) return this.rethrowResult()
+    const sameNode = writeType === "BATCH_LOG"
+    if (info.query !== undefined) {
+      return batchWrites.has(writeType) || isUnconditionalText(info.query)
+        ? this.#retryOnce(info, sameNode)
+        : this.rethrowResult()
+    }
+    // A batch: timed out as SIMPLE, it is one of a single partition, or a conditional batch's commit.
+    const batch = info.executionOptions.getRawQueryOptions() as BatchOptions
+    return batch.counter !== true && (batchWrites.has(writeType) || isUnconditionalText(batch.batchQuery))
+      ? this.#retryOnce(info, sameNode)
       : this.rethrowResult()
   }
 
@@ -128,13 +139,13 @@ const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean =
 }
 
 /**
- * A request's CQL text: a statement's the driver gives; a batch's (undefined there) from the options the session's
- * request runner gives each request (`batchQuery`, every statement's text). Undefined for a batch sent otherwise.
+ * What the driver's options of a batch say of it: the session's request runner gives each request its options, a
+ * batch's with its text (`batchQuery`, the statements' shared text or every text), which the driver gives the policy
+ * nowhere else; both are absent from a batch sent otherwise.
  */
-const requestText = (info: Cassandra.policies.retry.OperationInfo): unknown => {
-  if (info.query !== undefined) return info.query
-  const options = info.executionOptions.getRawQueryOptions() as { readonly batchQuery?: unknown }
-  return options.batchQuery
+interface BatchOptions {
+  readonly batchQuery?: unknown
+  readonly counter?: unknown
 }
 
 /** Whether a request's text is known and carries no condition. */

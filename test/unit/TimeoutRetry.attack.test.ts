@@ -317,36 +317,38 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       )
   )
 
-  it.live("B5 never sends a conditional write's read timeout again, nor a batch that timed out as a SIMPLE write", () =>
-    // A conditional write reads the current values first, and that read's timeout reaches the client as a read
-    // timeout; a conditional batch's Paxos commit times out as SIMPLE, as an unconditional batch of one partition does.
-    withFake([A, B], firstThen(readTimeout), (cluster) =>
-      Effect.gen(function* () {
-        const error = yield* Effect.flip(
-          cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`.withOptions({ idempotent: true })
-        )
-        assert.strictEqual(error.reason._tag, "ReadTimeout")
-        assert.strictEqual(arrivalsOf(cluster, "IF owner").length, 1, "a conditional write's read was sent again")
-      })
-    ).pipe(
-      Effect.andThen(
-        withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
-          Effect.gen(function* () {
-            const error = yield* Effect.flip(
-              Query.batch(
-                [
-                  cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`,
-                  cql`UPDATE ks.accounts SET note = 'moved' WHERE id = 1`
-                ],
-                { idempotent: true }
+  it.live(
+    "B5 never sends a conditional write's read timeout again, nor a conditional batch timed out as a SIMPLE write",
+    () =>
+      // A conditional write reads the current values first, and that read's timeout reaches the client as a read
+      // timeout; a conditional batch's Paxos commit times out as SIMPLE, as an unconditional batch of one partition does.
+      withFake([A, B], firstThen(readTimeout), (cluster) =>
+        Effect.gen(function* () {
+          const error = yield* Effect.flip(
+            cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`.withOptions({ idempotent: true })
+          )
+          assert.strictEqual(error.reason._tag, "ReadTimeout")
+          assert.strictEqual(arrivalsOf(cluster, "IF owner").length, 1, "a conditional write's read was sent again")
+        })
+      ).pipe(
+        Effect.andThen(
+          withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
+            Effect.gen(function* () {
+              const error = yield* Effect.flip(
+                Query.batch(
+                  [
+                    cql`UPDATE ks.accounts SET owner = 'b' WHERE id = 1 IF owner = 'a'`,
+                    cql`UPDATE ks.accounts SET note = 'moved' WHERE id = 1`
+                  ],
+                  { idempotent: true }
+                )
               )
-            )
-            assert.strictEqual(error.reason._tag, "WriteTimeout")
-            assert.strictEqual(arrivalsOf(cluster, "BATCH").length, 1, "a batch timed out as SIMPLE was sent again")
-          })
+              assert.strictEqual(error.reason._tag, "WriteTimeout")
+              assert.strictEqual(arrivalsOf(cluster, "BATCH").length, 1, "a batch timed out as SIMPLE was sent again")
+            })
+          )
         )
       )
-    )
   )
 
   it.live("B2 sends a timed-out write again once only, also after the driver moved it on from an overloaded node", () =>

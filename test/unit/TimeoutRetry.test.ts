@@ -20,6 +20,9 @@ const operation = (
     readonly nbRetry?: number
     /** The request's deadline, `performance.now()` ms, as the session's request runner sets it. */
     readonly requestDeadline?: number
+    /** A batch's text and kind, as the session's request runner gives them (the driver gives a batch no `query`). */
+    readonly batchQuery?: string
+    readonly counter?: boolean
   } = {}
 ) =>
   ({
@@ -27,7 +30,11 @@ const operation = (
     nbRetry: options.nbRetry ?? 0,
     executionOptions: {
       isIdempotent: () => options.idempotent ?? true,
-      getRawQueryOptions: () => ({ requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY })
+      getRawQueryOptions: () => ({
+        requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY,
+        batchQuery: options.batchQuery,
+        counter: options.counter
+      })
     }
   }) as unknown as Cassandra.policies.retry.OperationInfo
 
@@ -87,23 +94,64 @@ describe("the default retry policy", () => {
         writeType
       )
     }
-    // A conditional write's Paxos commit times out as a SIMPLE write; a batch's text (and so its conditions) is unknown.
-    for (const query of ["UPDATE t SET v = ? WHERE k = ? IF v = ?", "INSERT INTO t (k) VALUES (?) if not exists"]) {
+    // A conditional write's Paxos commit times out as a SIMPLE write, as does a batch of one partition. CQL's lexer
+    // reads `1IF` as a number and IF.
+    for (const query of [
+      "UPDATE t SET v = ? WHERE k = ? IF v = ?",
+      "INSERT INTO t (k) VALUES (?) if not exists",
+      "UPDATE t SET v = 2 WHERE k = 1IF v = 1"
+    ]) {
       assert.deepStrictEqual(
         policy.onWriteTimeout(operation({ query }), consistencies.localQuorum, 1, 2, "SIMPLE"),
         failed,
         query
       )
+      assert.deepStrictEqual(
+        policy.onWriteTimeout(
+          operation({ query: undefined, batchQuery: `INSERT INTO t (k) VALUES (?); ${query}` }),
+          consistencies.localQuorum,
+          1,
+          2,
+          "SIMPLE"
+        ),
+        failed,
+        `a batch with ${query}`
+      )
     }
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation({ query: undefined }), consistencies.localQuorum, 1, 2, "SIMPLE"),
       failed,
-      "a batch timed out as SIMPLE"
+      "a batch whose text is not known, timed out as SIMPLE"
     )
+    // A counter batch is never sent again, whatever write type its timeout names.
+    for (const writeType of ["SIMPLE", "BATCH", "UNLOGGED_BATCH", "BATCH_LOG"]) {
+      assert.deepStrictEqual(
+        policy.onWriteTimeout(
+          operation({ query: undefined, batchQuery: "UPDATE t SET c = c + 1 WHERE k = ?", counter: true }),
+          consistencies.localQuorum,
+          1,
+          2,
+          writeType
+        ),
+        failed,
+        `a counter batch timed out as ${writeType}`
+      )
+    }
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation({ query: undefined }), consistencies.localQuorum, 1, 2, "UNLOGGED_BATCH"),
       sentToNextNode,
       "a batch timed out as a batch"
+    )
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(
+        operation({ query: undefined, batchQuery: "INSERT INTO t (k) VALUES (?)" }),
+        consistencies.localQuorum,
+        1,
+        2,
+        "SIMPLE"
+      ),
+      sentToNextNode,
+      "an unconditional batch of one partition, timed out as SIMPLE"
     )
   })
 
