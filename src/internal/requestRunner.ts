@@ -433,6 +433,11 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
   private withdraw: (() => void) | undefined = undefined
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private resume: Settle = noResume
+  /**
+   * Its driver options, made at its first sending and given again when it is sent again: the retry policy keeps its
+   * one timeout retry per request by them, so a resend does not earn a second.
+   */
+  private driverOptions: DriverOptions | undefined = undefined
 
   private readonly sender: Sender
   private readonly plan: StatementPlan
@@ -510,12 +515,13 @@ class PendingRequest extends Effectable.Class<void> implements Expiring {
     const { sender, call, prepared } = this
     const batch = BatchCall.is(call)
     // The driver reads only the options it knows, each one being absent or undefined alike.
-    const options = new DriverOptions(
+    this.driverOptions ??= new DriverOptions(
       prepared.queryOptions,
       this.expiresAt,
       prepared.attemptTimeoutMillis,
       batch ? this.plan.query : undefined
-    ) as Cassandra.QueryOptions
+    )
+    const options = this.driverOptions as Cassandra.QueryOptions
     let pending: Promise<Cassandra.types.ResultSet>
     try {
       pending = batch

@@ -25,7 +25,8 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * does not); any other timeout then fails the request with the timeout, as under the driver's policy.
  *
  * A timeout is sent again only when this policy has not retried the request before, counted per request across its
- * speculative executions; the driver's own resending of a statement a node had to prepare again does not count.
+ * speculative executions and the session's own resends (of a request a node refused to prepare, or refused as it shut
+ * down); the driver's own resending of a statement a node had to prepare again does not count.
  * A conditional statement never is: a conditional write's commit times out as a SIMPLE write, and its read of the
  * current values as a read, so the text is what tells it apart. A batch of one partition also times out as a SIMPLE
  * write (Cassandra applies it as one mutation), a conditional batch's commit too: such a batch is sent again only when
@@ -41,7 +42,10 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * socket error before the request was written) is not covered.
  */
 export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
-  /** The execution options of the requests this policy has retried: one object per request, shared by its executions. */
+  /**
+   * The requests this policy has retried, by the options their driver requests were given: the driver shares them
+   * between a request's executions, and the session gives them again when it sends a request again itself.
+   */
   readonly #retried = new WeakSet<object>()
   /** The driver's decision to retry on the next node, its consistency left as the request's (not typed optional). */
   readonly #nextNodeRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
@@ -104,7 +108,7 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
    * this policy retried the request before.
    */
   #retryOnce(info: Cassandra.policies.retry.OperationInfo, sameNode: boolean): Cassandra.policies.retry.DecisionInfo {
-    const request = info.executionOptions
+    const request = requestOf(info)
     if (this.#retried.has(request) || deadlinePassed(info)) return this.rethrowResult()
     this.#retried.add(request)
     return sameNode ? this.#sameNodeRetry : this.#nextNodeRetry
@@ -117,7 +121,7 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
   ): Cassandra.policies.retry.DecisionInfo {
     if (decision.decision !== this.#nextNodeRetry.decision) return decision
     if (deadlinePassed(info)) return this.rethrowResult()
-    this.#retried.add(info.executionOptions)
+    this.#retried.add(requestOf(info))
     return decision
   }
 }
@@ -136,6 +140,15 @@ const retryBudgetMillis = 5
 const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean => {
   const options = info.executionOptions.getRawQueryOptions() as { readonly requestDeadline?: unknown }
   return typeof options.requestDeadline === "number" && options.requestDeadline - performance.now() < retryBudgetMillis
+}
+
+/**
+ * What a request is known by across its executions and the session's resends: the options its driver requests were
+ * given (the driver's own object of a request, made per driver request, when they are not an object).
+ */
+const requestOf = (info: Cassandra.policies.retry.OperationInfo): object => {
+  const options: unknown = info.executionOptions.getRawQueryOptions()
+  return typeof options === "object" && options !== null ? options : info.executionOptions
 }
 
 /**

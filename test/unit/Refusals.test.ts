@@ -905,7 +905,9 @@ describe("a request whose statement a node refused to prepare", () => {
         { address: "10.0.0.1:9042", query },
         { address: "10.0.0.2:9042", query }
       ])
-      // Sent again with the same options: its deadline and attempt timeout still bound it.
+      // Sent again with the same options: its deadline and attempt timeout still bound it, and the retry policy
+      // counts its one timeout retry by them.
+      assert.strictEqual(cluster.calls[1]!.options, cluster.calls[0]!.options)
       assert.strictEqual(cluster.calls[1]!.options.prepare, true)
       cluster.calls[1]!.answer()
       yield* Fiber.join(fiber)
@@ -1561,6 +1563,7 @@ describe("a request a node refused because it is shutting down", () => {
       assert.isFalse(cluster.calls[0]!.options.isIdempotent)
       cluster.calls[0]!.fail(refusedAttempt())
       yield* callsReach(cluster.calls, 2)
+      assert.strictEqual(cluster.calls[1]!.options, cluster.calls[0]!.options, "sent again with other options")
       assert.isTrue(policy.avoided.has(stopping))
       assert.strictEqual(yield* runner.inFlight, 1)
       cluster.calls[1]!.answer()

@@ -23,18 +23,20 @@ const operation = (
     /** A batch's text and kind, as the session's request runner gives them (the driver gives a batch no `query`). */
     readonly batchQuery?: string
     readonly counter?: boolean
-  } = {}
+  } = {},
+  /** The options the driver was given, as the session gives the same again when it sends a request again itself. */
+  raw: object = {
+    requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY,
+    batchQuery: options.batchQuery,
+    counter: options.counter
+  }
 ) =>
   ({
     query: "query" in options ? options.query : "INSERT INTO t (k) VALUES (?)",
     nbRetry: options.nbRetry ?? 0,
     executionOptions: {
       isIdempotent: () => options.idempotent ?? true,
-      getRawQueryOptions: () => ({
-        requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY,
-        batchQuery: options.batchQuery,
-        counter: options.counter
-      })
+      getRawQueryOptions: () => raw
     }
   }) as unknown as Cassandra.policies.retry.OperationInfo
 
@@ -226,6 +228,13 @@ describe("the default retry policy", () => {
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation(), consistencies.localQuorum, 1, 2, "SIMPLE"),
       sentToNextNode
+    )
+    // The session sends a request a node refused to prepare, or refused as it shut down, again itself: a new driver
+    // request (its own execution options), given the same options, which keeps the request's one retry.
+    const options = { requestDeadline: Number.POSITIVE_INFINITY }
+    assertRetriedOnce(
+      () => policy.onWriteTimeout(operation({}, options), consistencies.localQuorum, 1, 2, "SIMPLE"),
+      "sent again by the session"
     )
   })
 
