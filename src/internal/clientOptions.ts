@@ -18,6 +18,7 @@ import {
   secureContextOf
 } from "./certificateReload.ts"
 import { driverEncoding } from "./driverEncoding.ts"
+import { driverReadTimeout } from "./driverOptions.ts"
 import { healthAwareLoadBalancing } from "./healthAwarePolicy.ts"
 import type { ThrottleLimits } from "./throttle.ts"
 import { TimeoutRetryPolicy } from "./timeoutRetry.ts"
@@ -246,9 +247,6 @@ export const makeSessionSettings = Effect.fnUntraced(function* (input: ClientSes
   }
   return settings
 })
-
-/** The driver's read timeout of an attempt: its value 0 means none. */
-export const driverReadTimeout = (millis: number): number => (millis === Number.POSITIVE_INFINITY ? 0 : millis)
 
 const checkContactPoints = (setting: string, contactPoints: unknown) => {
   if (!Array.isArray(contactPoints) || contactPoints.length === 0) {

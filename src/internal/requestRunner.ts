@@ -14,7 +14,6 @@ import { toBuffer } from "./bytes.ts"
 import {
   consistencyCode,
   defaults,
-  driverReadTimeout,
   durationMillis,
   isConsistency,
   isPageSize,
@@ -22,6 +21,7 @@ import {
   type SessionSettings
 } from "./clientOptions.ts"
 import { type DeadlineList, type Expiring, makeDeadlineList } from "./deadlines.ts"
+import { DriverOptions } from "./driverOptions.ts"
 import { isIdempotent } from "./idempotence.ts"
 import {
   annotateFailure,
@@ -275,62 +275,6 @@ const setsNoOption = (options: unknown): boolean =>
     "attemptTimeout" in options ||
     "prepare" in options
   )
-
-/**
- * The driver's options of one request: its prepared options, and a read timeout the driver reads again for every
- * attempt it sends (a retry on the next node, a speculative execution), each getting the shorter of the attempt
- * timeout and the time the request's deadline has left then, time spent waiting for a throttle place included.
- */
-class DriverOptions {
-  readonly prepare: boolean | undefined
-  readonly isIdempotent: boolean | undefined
-  readonly consistency: number | undefined
-  readonly serialConsistency: number | undefined
-  readonly fetchSize: number | undefined
-  readonly pageState: string | Buffer | undefined
-  readonly traceQuery: boolean | undefined
-  readonly executionProfile: Cassandra.QueryOptions["executionProfile"]
-  readonly logged: boolean | undefined
-  readonly counter: boolean | undefined
-  readonly routingKey: Buffer | Array<Buffer> | undefined
-  readonly timestamp: number | Cassandra.types.Long | undefined
-  readonly requestDeadline: number
-  readonly attemptTimeoutMillis: number
-  /**
-   * A batch's CQL text (see `batch`), which the driver gives its retry policy nowhere else: the session's default
-   * policy reads it to tell an unconditional batch's timeout from a conditional one's. Undefined for a statement.
-   */
-  readonly batchQuery: string | undefined
-  constructor(
-    options: Cassandra.QueryOptions,
-    requestDeadline: number,
-    attemptTimeoutMillis: number,
-    batchQuery: string | undefined
-  ) {
-    this.prepare = options.prepare
-    this.isIdempotent = options.isIdempotent
-    this.consistency = options.consistency
-    this.serialConsistency = options.serialConsistency
-    this.fetchSize = options.fetchSize
-    this.pageState = options.pageState
-    this.traceQuery = options.traceQuery
-    this.executionProfile = options.executionProfile
-    this.logged = options.logged
-    this.counter = options.counter
-    this.routingKey = options.routingKey
-    this.timestamp = options.timestamp
-    this.requestDeadline = requestDeadline
-    this.attemptTimeoutMillis = attemptTimeoutMillis
-    this.batchQuery = batchQuery
-  }
-  get readTimeout(): number {
-    // Infinite for a request without a deadline, so that its attempts get the attempt timeout.
-    const left = this.requestDeadline - performance.now()
-    return left < this.attemptTimeoutMillis
-      ? Math.max(1, Math.ceil(left))
-      : driverReadTimeout(this.attemptTimeoutMillis)
-  }
-}
 
 /** The span of a request, as `Effect.useSpan` takes it. */
 interface SpanOptions {

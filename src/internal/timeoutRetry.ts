@@ -1,4 +1,5 @@
 import * as Cassandra from "cassandra-driver"
+import { DriverOptions } from "./driverOptions.ts"
 import { mayBeConditional } from "./idempotence.ts"
 
 /**
@@ -143,12 +144,14 @@ const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean =
 }
 
 /**
- * What a request is known by across its executions and the session's resends: the options its driver requests were
- * given (the driver's own object of a request, made per driver request, when they are not an object).
+ * What a request is known by across its executions: the driver's execution options, made per driver request and shared
+ * by its speculative executions; for a session's request, the options the session gave the driver, which it gives
+ * again when it sends the request again itself. Options a caller gave the driver client directly may be shared by many
+ * requests, so they never are.
  */
 const requestOf = (info: Cassandra.policies.retry.OperationInfo): object => {
   const options: unknown = info.executionOptions.getRawQueryOptions()
-  return typeof options === "object" && options !== null ? options : info.executionOptions
+  return DriverOptions.is(options) ? options : info.executionOptions
 }
 
 /**

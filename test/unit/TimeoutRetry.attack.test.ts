@@ -54,7 +54,7 @@ const sessionOptions = (cluster: FakeCluster, options: Partial<Session.Options> 
 const withFake = <A, E>(
   addresses: ReadonlyArray<string>,
   script: Script,
-  body: (cluster: FakeCluster) => Effect.Effect<A, E, Session.Session>,
+  body: (cluster: FakeCluster) => Effect.Effect<A, E, Session.Session | Cassandra.Client>,
   options: Partial<Session.Options> = {}
 ) =>
   Effect.gen(function* () {
@@ -475,6 +475,21 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
           })
         )
       )
+    )
+  )
+
+  it.live("B9 retries each request on the session's driver client, though they share one options object", () =>
+    // The policy keeps one timeout retry per request by the options the session gives the driver; options a caller
+    // gives the client directly are often one object for many calls, and must not share one retry.
+    withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
+      Effect.gen(function* () {
+        const client = yield* Session.CassandraClient
+        const idempotentWrite = { prepare: false, isIdempotent: true }
+        for (const key of [1, 2, 3]) {
+          yield* Effect.promise(() => client.execute(`INSERT INTO ks.t (k) VALUES (${key})`, [], idempotentWrite))
+          assert.strictEqual(arrivalsOf(cluster, `VALUES (${key})`).length, 2, `request ${key} was not retried`)
+        }
+      })
     )
   )
 

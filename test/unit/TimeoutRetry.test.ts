@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Cassandra from "cassandra-driver"
 import * as Effect from "effect/Effect"
 import { makeClientOptions } from "../../src/internal/clientOptions.ts"
+import { DriverOptions } from "../../src/internal/driverOptions.ts"
 import { TimeoutRetryPolicy } from "../../src/internal/timeoutRetry.ts"
 
 const { consistencies } = Cassandra.types
@@ -231,11 +232,21 @@ describe("the default retry policy", () => {
     )
     // The session sends a request a node refused to prepare, or refused as it shut down, again itself: a new driver
     // request (its own execution options), given the same options, which keeps the request's one retry.
-    const options = { requestDeadline: Number.POSITIVE_INFINITY }
+    const sessions = new DriverOptions({ isIdempotent: true }, Number.POSITIVE_INFINITY, 6000, undefined)
     assertRetriedOnce(
-      () => policy.onWriteTimeout(operation({}, options), consistencies.localQuorum, 1, 2, "SIMPLE"),
+      () => policy.onWriteTimeout(operation({}, sessions), consistencies.localQuorum, 1, 2, "SIMPLE"),
       "sent again by the session"
     )
+    // Options given to the driver client directly (`Session.CassandraClient`) may be one object shared by many
+    // requests: each request keeps its own retry.
+    const callers = { isIdempotent: true, requestDeadline: Number.POSITIVE_INFINITY }
+    for (const nth of [1, 2, 3]) {
+      assert.deepStrictEqual(
+        policy.onWriteTimeout(operation({}, callers), consistencies.localQuorum, 1, 2, "SIMPLE"),
+        sentToNextNode,
+        `request ${nth} given the caller's shared options`
+      )
+    }
   })
 
   it("decides unavailable replicas and request errors as the driver's policy does", () => {
