@@ -1,6 +1,7 @@
 /**
  * The options the session gives the driver with each request, which the driver reads again for every attempt, and
- * which the session's default retry policy reads too.
+ * which the session's default retry policy reads too; and the driver's read timeout of an attempt, which the session
+ * also sets as the client's `socketOptions.readTimeout`.
  */
 import type * as Cassandra from "cassandra-driver"
 
@@ -13,6 +14,8 @@ export const driverReadTimeout = (millis: number): number => (millis === Number.
  * timeout and the time the request's deadline has left then, time spent waiting for a throttle place included.
  */
 export class DriverOptions {
+  /** The brand `is` asks for: no other object has it, whatever its prototype, and asking runs no Proxy trap. */
+  readonly #session = true
   readonly prepare: boolean | undefined
   readonly isIdempotent: boolean | undefined
   readonly consistency: number | undefined
@@ -54,18 +57,9 @@ export class DriverOptions {
     this.attemptTimeoutMillis = attemptTimeoutMillis
     this.batchQuery = batchQuery
   }
-  /**
-   * Whether `options` are a session request's (not options given to the driver client directly): asked by prototype,
-   * under a guard, since a caller's options may be a Proxy whose trap throws.
-   */
+  /** Whether `options` are a session request's, not options a caller gave the driver client directly. */
   static is(options: unknown): options is DriverOptions {
-    try {
-      return (
-        typeof options === "object" && options !== null && Object.getPrototypeOf(options) === DriverOptions.prototype
-      )
-    } catch {
-      return false
-    }
+    return typeof options === "object" && options !== null && #session in options
   }
   get readTimeout(): number {
     // Infinite for a request without a deadline, so that its attempts get the attempt timeout.

@@ -43,10 +43,7 @@ const batchWrites: ReadonlySet<string> = new Set(["BATCH", "UNLOGGED_BATCH", "BA
  * socket error before the request was written) is not covered.
  */
 export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
-  /**
-   * The requests this policy has retried, by the options their driver requests were given: the driver shares them
-   * between a request's executions, and the session gives them again when it sends a request again itself.
-   */
+  /** The requests this policy has retried, each known as {@link requestOf} says. */
   readonly #retried = new WeakSet<object>()
   /** The driver's decision to retry on the next node, its consistency left as the request's (not typed optional). */
   readonly #nextNodeRetry = this.retryResult(undefined as unknown as Cassandra.types.consistencies, false)
@@ -79,9 +76,10 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
         ? this.#retryOnce(info, sameNode)
         : this.rethrowResult()
     }
-    // A batch: timed out as SIMPLE, it is one of a single partition, or a conditional batch's commit.
-    const batch = info.executionOptions.getRawQueryOptions() as BatchOptions
-    return batch.counter !== true && (batchWrites.has(writeType) || isUnconditionalText(batch.batchQuery))
+    // A batch: timed out as SIMPLE, it is one of a single partition, or a conditional batch's commit, and only the
+    // session's options carry its text.
+    const options = sessionOptions(info)
+    return !isCounterBatch(info, options) && (batchWrites.has(writeType) || isUnconditionalText(options?.batchQuery))
       ? this.#retryOnce(info, sameNode)
       : this.rethrowResult()
   }
@@ -139,29 +137,36 @@ const retryBudgetMillis = 5
  * options its `requestDeadline` (`performance.now()` milliseconds; infinite without one).
  */
 const deadlinePassed = (info: Cassandra.policies.retry.OperationInfo): boolean => {
-  const options = info.executionOptions.getRawQueryOptions() as { readonly requestDeadline?: unknown }
-  return typeof options.requestDeadline === "number" && options.requestDeadline - performance.now() < retryBudgetMillis
+  const options = sessionOptions(info)
+  return options !== undefined && options.requestDeadline - performance.now() < retryBudgetMillis
 }
 
-/**
- * What a request is known by across its executions: the driver's execution options, made per driver request and shared
- * by its speculative executions; for a session's request, the options the session gave the driver, which it gives
- * again when it sends the request again itself. Options a caller gave the driver client directly may be shared by many
- * requests, so they never are.
- */
-const requestOf = (info: Cassandra.policies.retry.OperationInfo): object => {
+/** The options a session's request gave the driver; undefined for options a caller gave the client directly. */
+const sessionOptions = (info: Cassandra.policies.retry.OperationInfo): DriverOptions | undefined => {
   const options: unknown = info.executionOptions.getRawQueryOptions()
-  return DriverOptions.is(options) ? options : info.executionOptions
+  return DriverOptions.is(options) ? options : undefined
 }
 
 /**
- * What the driver's options of a batch say of it: the session's request runner gives each request its options, a
- * batch's with its text (`batchQuery`, the statements' shared text or every text), which the driver gives the policy
- * nowhere else; both are absent from a batch sent otherwise.
+ * What a request is known by across its executions: for a session's request, the options the session gave the driver,
+ * which it gives again when it sends the request again itself; otherwise the driver's execution options, one object a
+ * call (the driver's auto-paging `eachRow` and `stream` share one between pages). A caller's options may be one
+ * object shared by many calls, so they never are.
  */
-interface BatchOptions {
-  readonly batchQuery?: unknown
-  readonly counter?: unknown
+const requestOf = (info: Cassandra.policies.retry.OperationInfo): object =>
+  sessionOptions(info) ?? info.executionOptions
+
+/**
+ * Whether a batch is a counter batch: as the session's options say, or the driver for a caller's batch, whose options
+ * may be a Proxy that throws (then it is taken to be one, and not sent again).
+ */
+const isCounterBatch = (info: Cassandra.policies.retry.OperationInfo, options: DriverOptions | undefined): boolean => {
+  if (options !== undefined) return options.counter === true
+  try {
+    return info.executionOptions.isBatchCounter() !== false
+  } catch {
+    return true
+  }
 }
 
 /** Whether a request's text is known and carries no condition. */

@@ -441,8 +441,9 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
   it.live("B8 sends an unconditional batch of one partition again when it timed out as a SIMPLE write", () =>
     // Cassandra applies a batch of one partition as one mutation and reports its timeout as a SIMPLE write (not
     // UNLOGGED_BATCH): what every batch a batch job groups by partition key times out as. The driver gives the policy
-    // no text for a batch (`OperationInfo.query` is undefined), so the batch's text must reach it another way. Seen
-    // in the fault suite: a resumed import lost 188 rows to such timeouts while a node lagged after a full restart.
+    // no text for a batch (`OperationInfo.query` is undefined), so the batch's text must reach it another way. Seen in
+    // the fault suite: 188 rows of a resumed import failed with such timeouts (52 of them never written) while the
+    // nodes settled after a full restart.
     withFake([A, B], firstThen(writeTimeout("SIMPLE")), (cluster) =>
       Effect.gen(function* () {
         yield* Query.batch(

@@ -25,12 +25,13 @@ const operation = (
     readonly batchQuery?: string
     readonly counter?: boolean
   } = {},
-  /** The options the driver was given, as the session gives the same again when it sends a request again itself. */
-  raw: object = {
-    requestDeadline: options.requestDeadline ?? Number.POSITIVE_INFINITY,
-    batchQuery: options.batchQuery,
-    counter: options.counter
-  }
+  /** The options the driver was given: a session request's by default, given again when the session resends it. */
+  raw: object = new DriverOptions(
+    { isIdempotent: options.idempotent ?? true, counter: options.counter ?? false },
+    options.requestDeadline ?? Number.POSITIVE_INFINITY,
+    6000,
+    options.batchQuery
+  )
 ) =>
   ({
     query: "query" in options ? options.query : "INSERT INTO t (k) VALUES (?)",
@@ -239,13 +240,50 @@ describe("the default retry policy", () => {
     )
     // Options given to the driver client directly (`Session.CassandraClient`) may be one object shared by many
     // requests: each request keeps its own retry.
-    const callers = { isIdempotent: true, requestDeadline: Number.POSITIVE_INFINITY }
+    const callers = { isIdempotent: true }
     for (const nth of [1, 2, 3]) {
       assert.deepStrictEqual(
         policy.onWriteTimeout(operation({}, callers), consistencies.localQuorum, 1, 2, "SIMPLE"),
         sentToNextNode,
         `request ${nth} given the caller's shared options`
       )
+    }
+  })
+
+  it("decides over a caller's options that throw when read, or pretend to be a session's, without throwing", () => {
+    const policy = new TimeoutRetryPolicy()
+    const unreadable = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("read")
+        },
+        getPrototypeOf: () => {
+          throw new Error("prototype")
+        }
+      }
+    )
+    const statement = operation({}, unreadable)
+    assertRetriedOnce(
+      () => policy.onWriteTimeout(statement, consistencies.localQuorum, 1, 2, "SIMPLE"),
+      "a statement over unreadable options"
+    )
+    // Whether such a batch counts is unknown: it is not sent again.
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(operation({ query: undefined }, unreadable), consistencies.localQuorum, 1, 2, "BATCH"),
+      failed
+    )
+    for (const pretender of [
+      Object.create(DriverOptions.prototype),
+      new Proxy({}, { getPrototypeOf: () => DriverOptions.prototype })
+    ]) {
+      for (const nth of [1, 2]) {
+        assert.deepStrictEqual(
+          policy.onWriteTimeout(operation({}, pretender), consistencies.localQuorum, 1, 2, "SIMPLE"),
+          sentToNextNode,
+          `request ${nth} over options that pretend to be a session's`
+        )
+      }
     }
   })
 

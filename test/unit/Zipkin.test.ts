@@ -15,8 +15,8 @@ const capturedLines = (lines: Array<string>) =>
     })
   ])
 
-// A stand-in for mvn, first on PATH: it starts a download, waits until `release` exists (10 s at most, so that a test
-// that failed before releasing it leaves no process behind), then fails as Maven does offline.
+// A stand-in for mvn, first on PATH: it starts a download, waits until `release` exists (some 10 s at most: 200 waits
+// of 50 ms, so that a test that failed before releasing it leaves no process behind), then fails as Maven does offline.
 const fakeMaven = (bin: string, release: string) =>
   Fs.writeFileSync(
     Path.join(bin, "mvn"),
