@@ -57,7 +57,7 @@ export class TimeoutRetryPolicy extends Cassandra.policies.retry.RetryPolicy {
     blockFor: number,
     isDataPresent: boolean
   ): Cassandra.policies.retry.DecisionInfo {
-    return info.executionOptions.isIdempotent() && isUnconditionalText(info.query)
+    return isIdempotentRead(info) && isUnconditionalText(info.query)
       ? this.#retryOnce(info, received >= blockFor && !isDataPresent)
       : this.rethrowResult()
   }
@@ -155,6 +155,20 @@ const sessionOptions = (info: Cassandra.policies.retry.OperationInfo): DriverOpt
  */
 const requestOf = (info: Cassandra.policies.retry.OperationInfo): object =>
   sessionOptions(info) ?? info.executionOptions
+
+/**
+ * Whether a read may be sent again: as the session's options say, or the driver for a caller's read, whose options may
+ * throw when read (then it is not sent again). The driver asks about a read timeout whatever the idempotence.
+ */
+const isIdempotentRead = (info: Cassandra.policies.retry.OperationInfo): boolean => {
+  const options = sessionOptions(info)
+  if (options !== undefined) return options.isIdempotent === true
+  try {
+    return info.executionOptions.isIdempotent() === true
+  } catch {
+    return false
+  }
+}
 
 /**
  * Whether a batch is a counter batch: as the session's options say, or the driver for a caller's batch, whose options

@@ -36,8 +36,10 @@ const operation = (
   ({
     query: "query" in options ? options.query : "INSERT INTO t (k) VALUES (?)",
     nbRetry: options.nbRetry ?? 0,
+    // As the driver's execution options answer: from the options it was given, read again at each call.
     executionOptions: {
-      isIdempotent: () => options.idempotent ?? true,
+      isIdempotent: () => (raw as { readonly isIdempotent?: unknown }).isIdempotent === true,
+      isBatchCounter: () => (raw as { readonly counter?: unknown }).counter === true,
       getRawQueryOptions: () => raw
     }
   }) as unknown as Cassandra.policies.retry.OperationInfo
@@ -263,14 +265,43 @@ describe("the default retry policy", () => {
         }
       }
     )
+    // The driver asks about a write timeout only once it read the request's idempotence itself.
     const statement = operation({}, unreadable)
     assertRetriedOnce(
       () => policy.onWriteTimeout(statement, consistencies.localQuorum, 1, 2, "SIMPLE"),
       "a statement over unreadable options"
     )
+    // It asks about a read timeout whatever the idempotence: unknown, the read is not sent again.
+    assert.deepStrictEqual(
+      policy.onReadTimeout(operation({}, unreadable), consistencies.localQuorum, 1, 2, false),
+      failed,
+      "a read over unreadable options"
+    )
     // Whether such a batch counts is unknown: it is not sent again.
     assert.deepStrictEqual(
       policy.onWriteTimeout(operation({ query: undefined }, unreadable), consistencies.localQuorum, 1, 2, "BATCH"),
+      failed
+    )
+    // A caller's idempotent batch timed out as a batch is sent again, as before the session's options told batches
+    // apart; one timed out as SIMPLE is not, its text unknown.
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(
+        operation({ query: undefined }, { isIdempotent: true }),
+        consistencies.localQuorum,
+        1,
+        2,
+        "BATCH"
+      ),
+      sentToNextNode
+    )
+    assert.deepStrictEqual(
+      policy.onWriteTimeout(
+        operation({ query: undefined }, { isIdempotent: true }),
+        consistencies.localQuorum,
+        1,
+        2,
+        "SIMPLE"
+      ),
       failed
     )
     for (const pretender of [
