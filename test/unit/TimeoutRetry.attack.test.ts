@@ -258,12 +258,24 @@ describe("TimeoutRetryPolicy, attacked through a real session and a fake CQL nod
       () => ({ answer: writeTimeout("SIMPLE"), delay: 800 }),
       (cluster) =>
         Effect.gen(function* () {
+          const client = yield* Session.CassandraClient
           const error = yield* Effect.flip(
             cql`INSERT INTO ks.t (k, v) VALUES (1, 'x')`.withOptions({ idempotent: true })
           )
           assert.include(["Timeout", "ClientTimeout", "NoHostAvailable"], error.reason._tag, error.message)
           const failedAt = Date.now()
-          yield* Effect.sleep("700 millis")
+          // The driver holds a timed-out request's stream id until its answer arrives, and a retry would hold one
+          // too (its answer as late): nothing in flight on any node means the late answer came and nothing followed.
+          const inFlight = Effect.sync(() => {
+            const state = client.getState()
+            return state.getConnectedHosts().reduce((sum, host) => sum + state.getInFlightQueries(host), 0)
+          })
+          assert.strictEqual(yield* inFlight, 1, "the timed-out attempt's stream id is held until its answer")
+          const settled = yield* inFlight.pipe(
+            Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (count) => count === 0 }),
+            Effect.timeoutOption("30 seconds")
+          )
+          assert.deepStrictEqual(settled, Option.some(0), "the late answer never came, or a retry stayed in flight")
           const late = arrivalsOf(cluster, "INSERT").filter(({ at }) => at > failedAt)
           assert.deepStrictEqual(
             late.map(({ at }) => `sent ${at - failedAt} ms after the request failed`),
