@@ -129,10 +129,15 @@ export const makeStubClient = (): StubClient => {
   })
   let holding = false
   let held: Array<() => void> = []
-  const respond = (result: Answer, callback: Callback) => {
+  // A request's arguments (its parameters and options), which the driver keeps until it is answered (its request
+  // handler holds the execution options, and they the options given): memory a request in flight holds on both sides.
+  let heldArguments: Array<ReadonlyArray<unknown>> = []
+  const respond = (result: Answer, callback: Callback, requestArguments: ReadonlyArray<unknown>) => {
     const answer = typeof result === "function" ? () => callback(result()) : () => callback(null, result)
-    if (holding) held.push(answer)
-    else setImmediate(answer)
+    if (holding) {
+      held.push(answer)
+      heldArguments.push(requestArguments)
+    } else setImmediate(answer)
   }
   // The driver's contract: the callback is the last argument when given, a promise is returned otherwise.
   const request =
@@ -141,12 +146,14 @@ export const makeStubClient = (): StubClient => {
       const result = answer(first)
       const last = rest.at(-1)
       if (typeof last === "function") {
-        respond(result, last as Callback)
+        respond(result, last as Callback, rest)
         return undefined
       }
       return new Promise((resolve, reject) =>
-        respond(result, (error, value) =>
-          error === null ? resolve(value as Cassandra.types.ResultSet) : reject(error)
+        respond(
+          result,
+          (error, value) => (error === null ? resolve(value as Cassandra.types.ResultSet) : reject(error)),
+          rest
         )
       )
     }
@@ -159,10 +166,14 @@ export const makeStubClient = (): StubClient => {
     const result = answerFor(query)
     const onRow = rest.find((argument) => typeof argument === "function") as (index: number, row: unknown) => void
     const callback = rest.at(-1) as Callback
-    respond(result, (error, value) => {
-      for (const [index, row] of (value?.rows ?? []).entries()) onRow(index, row)
-      callback(error, value)
-    })
+    respond(
+      result,
+      (error, value) => {
+        for (const [index, row] of (value?.rows ?? []).entries()) onRow(index, row)
+        callback(error, value)
+      },
+      rest
+    )
   }
   return {
     client,
@@ -174,6 +185,7 @@ export const makeStubClient = (): StubClient => {
       holding = false
       const answers = held
       held = []
+      heldArguments = []
       for (const answer of answers) answer()
     }
   }

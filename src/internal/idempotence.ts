@@ -11,9 +11,10 @@ export const isIdempotent = (query: string, idempotent: boolean | undefined): bo
 
 /**
  * `IF` anywhere in the text, even in a name or a comment, and after a digit too (CQL reads `k = 1IF v = 2` as a number
- * and IF). A conditional write runs a Paxos round whose outcome a second run cannot reproduce (it answers "not
- * applied" about its own first run), and a batch with a condition is applied all or nothing. A false match (a name
- * such as `a1if`) only costs a retry or a batch's grouping.
+ * and IF: Cassandra 5.0.9 answers `UPDATE ... WHERE k = -7IF v = 'y'` with `[applied]`). A conditional write runs a
+ * Paxos round whose outcome a second run cannot reproduce (it answers "not applied" about its own first run), and a
+ * batch with a condition is applied all or nothing. A false match (a name such as `a1if`) only costs a retry or a
+ * batch's grouping.
  */
 const condition = /(?<![A-Z_])IF(?![A-Z0-9_])/i
 
