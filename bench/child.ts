@@ -298,7 +298,21 @@ const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => P
     tick()
   })
 
+/**
+ * Requests (or rows) every real-node child runs before it measures. V8 optimizes the driver's hot code, and the
+ * library's, after some 9,000 to 11,000 requests: at c=1, 2,000 reads in that span cost 1.5 to 2 times the CPU of the
+ * same reads after it, 55 µs a read of it on V8's compiler threads (measured at commit 0d76c91, the raw driver and the
+ * library alike; steady from 20,000 on). With half its measured count as warm-up, a c=1 child started measuring at its
+ * 6,000th request (its 2,000th in quick mode), so its figure held that one-time compile, more of it for the side with
+ * more code.
+ */
+const realNodeWarmUp = 20_000
+
+/** How many requests at once the warm-up of a fixed-load child sends: it warms V8 up, not the fixed load. */
+const latencyWarmUpConcurrency = 32
+
 const latencySample = async (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) => {
+  await loopingWorkers(realNodeWarmUp, latencyWarmUpConcurrency, send)
   await openLoop(ratePerSecond, Math.min(seconds, 2), send)
   let result: { readonly latencies: ArrayLike<number>; readonly failed: number } = { latencies: [], failed: 0 }
   const sample = await measure(Math.round(ratePerSecond * seconds), async () => {
@@ -438,7 +452,7 @@ const realNodeSample = async (
   job: Exclude<Job, { kind: "clientOnly" | "inFlight" | "heldInputs" }>
 ): Promise<Sample> => {
   const warmedAndMeasured = async (count: number, run: (count: number) => Promise<unknown>) => {
-    await run(Math.max(1, Math.round(count / 2)))
+    await run(Math.max(realNodeWarmUp, Math.round(count / 2)))
     return measure(count, () => run(count))
   }
   switch (job.kind) {

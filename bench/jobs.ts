@@ -163,6 +163,15 @@ export interface Sample {
   readonly heapBytesPerRequest?: number
 }
 
+/**
+ * Requests a child of a full run measures, by concurrency. At c=1 12,000 (9 to 11 s at the c=1 rates of the full run
+ * of ad54f25): in 10 rounds of read c=1 (scratch runs on this project's 2-core machine, every round busy), the library
+ * over the raw driver was 1.233 [1.065, 1.392] (0.77..1.63) with 3,000 and 1.194 [1.083, 1.261] (1.02..1.51) with
+ * 12,000 (both with half the count as warm-up, before the child's warm-up passed V8's optimization of the hot code).
+ * It makes a full run some 15 to 18 minutes longer.
+ */
+export const fullRunRequests = { 1: 12_000, 256: 60_000 } as const
+
 /** How many of a child's log lines are shown; an overloaded run can log one per failed request. */
 const shownLogLines = 3
 

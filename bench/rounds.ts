@@ -1,6 +1,6 @@
 /**
- * Rounds of child processes and the paired comparison of their sides: what bench/run.ts and bench/insertJob.ts both
- * measure with.
+ * Rounds of child processes and the paired comparison of their sides: what bench/run.ts, bench/insertJob.ts and
+ * bench/requests.ts measure with.
  */
 import { type Job, runChild, type Sample } from "./jobs.ts"
 import { loadReading, type RoundLoad, roundLoad } from "./machine.ts"

@@ -24,6 +24,7 @@ import {
   type ClientOnlyVariant,
   clientOnlyBaseline,
   clientOnlyVariants,
+  fullRunRequests,
   type InsertJobSide,
   insertJobLabel,
   insertOutcomes,
@@ -46,17 +47,11 @@ const { values: flags } = parseArgs({
   }
 })
 const mode = flags["client-only"] === true ? "client-only" : flags.quick === true ? "quick" : "full"
-/**
- * At c=1 a child measures 12,000 requests (9 to 11 s at the c=1 rates of the full run of ad54f25): in 10 rounds of read
- * c=1 (scratch runs on this project's 2-core machine, every round busy), the library over the raw driver was 1.233
- * [1.065, 1.392] (0.77..1.63) with 3,000 and 1.194 [1.083, 1.261] (1.02..1.51) with 12,000. It makes a full run some 15
- * to 18 minutes longer.
- */
 const plan =
   mode === "full"
     ? {
         rounds: 15,
-        requests: { 1: 12_000, 256: 60_000 },
+        requests: fullRunRequests,
         insertRows: 100_000,
         latencyRounds: 7,
         latencySeconds: 10,
