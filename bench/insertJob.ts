@@ -12,11 +12,10 @@
  * Prints the full run's tables of these comparisons (CPU and throughput, GC pauses, threads, Effect's floor) and
  * writes bench/results/insert-job.json with the machine, the code measured and every round's load average.
  */
-import { mkdirSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type InsertJobSide, insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
-import { machine, revision } from "./machine.ts"
-import { printComparisons } from "./report.ts"
+import { revision } from "./machine.ts"
+import { reportComparisonsAlone } from "./report.ts"
 import { compareRounds } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
@@ -45,20 +44,14 @@ for (const outcomes of insertOutcomes) {
     await compareRounds(insertJobLabel(rows, outcomes), rounds, job("raw"), job("library"), job("effectFloor"))
   )
 }
-const report = {
-  startedAt: startedAt.toISOString(),
-  seconds: (Date.now() - startedAt.getTime()) / 1000,
-  machine: machine(),
-  revision: measured,
-  contactPoints,
-  rows,
-  rounds,
-  comparisons
-}
-printComparisons(comparisons, {
-  scope: `Insert job, ${rows} rows, ${rounds} rounds, real node ${contactPoints.join(",")}`,
-  baseline: "the driver's executeConcurrent",
-  subjects: "the library (BatchJob)"
-})
-mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-writeFileSync(new URL("./results/insert-job.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
+reportComparisonsAlone(
+  "insert-job.json",
+  { startedAt, revision: measured },
+  { contactPoints, rows, rounds },
+  comparisons,
+  {
+    scope: `Insert job, ${rows} rows, ${rounds} rounds, real node ${contactPoints.join(",")}`,
+    baseline: "the driver's executeConcurrent",
+    subjects: "the library (BatchJob)"
+  }
+)

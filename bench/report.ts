@@ -1,8 +1,10 @@
 /**
  * How the benchmark prints its figures: each as `median [interval] (smallest..largest)`, in tables of labelled rows,
  * and the four tables of a set of paired comparisons (CPU and throughput, GC pauses, threads, Effect's floor), which
- * the full run and the insert job alone print alike.
+ * the full run, the insert job alone and the request rows alone print alike.
  */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { machine, type revision } from "./machine.ts"
 import { type Comparison, loadShown } from "./rounds.ts"
 import type { Estimate } from "./stats.ts"
 
@@ -91,4 +93,29 @@ export const printComparisons = (
       ["library / floor CPU", ({ floor }) => shown(floor.subjectCpuOverFloor, 3)]
     ]
   )
+}
+
+/**
+ * The end of a run of some comparisons alone (bench/insertJob.ts, bench/requests.ts): prints their tables and writes
+ * them to bench/results/`file` with when the run started, how long it took, the machine, the code measured and the
+ * run's own `settings`.
+ */
+export const reportComparisonsAlone = (
+  file: string,
+  run: { readonly startedAt: Date; readonly revision: ReturnType<typeof revision> },
+  settings: Record<string, unknown>,
+  comparisons: ReadonlyArray<Comparison>,
+  sides: Parameters<typeof printComparisons>[1]
+) => {
+  const report = {
+    startedAt: run.startedAt.toISOString(),
+    seconds: (Date.now() - run.startedAt.getTime()) / 1000,
+    machine: machine(),
+    revision: run.revision,
+    ...settings,
+    comparisons
+  }
+  printComparisons(comparisons, sides)
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
+  writeFileSync(new URL(`./results/${file}`, import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
 }

@@ -11,11 +11,10 @@
  * the benchmark's tables (a run of bench/run.ts against it makes them). Prints the full run's tables of these
  * comparisons and writes bench/results/requests.json with the machine, the code measured and every round's load.
  */
-import { mkdirSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { fullRunRequests, type Job, type Operation } from "./jobs.ts"
-import { machine, revision } from "./machine.ts"
-import { printComparisons } from "./report.ts"
+import { revision } from "./machine.ts"
+import { reportComparisonsAlone } from "./report.ts"
 import { compareRounds } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
@@ -55,19 +54,8 @@ for (const operation of operations)
       await compareRounds(`${operation} c=${concurrency}`, rounds, job("raw"), job("fibers"), job("effectFloor"))
     )
   }
-const report = {
-  startedAt: startedAt.toISOString(),
-  seconds: (Date.now() - startedAt.getTime()) / 1000,
-  machine: machine(),
-  revision: measured,
-  contactPoints,
-  rounds,
-  comparisons
-}
-printComparisons(comparisons, {
+reportComparisonsAlone("requests.json", { startedAt, revision: measured }, { contactPoints, rounds }, comparisons, {
   scope: `Requests, ${rounds} rounds, real node ${contactPoints.join(",")}`,
   baseline: "raw driver",
   subjects: "the library"
 })
-mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-writeFileSync(new URL("./results/requests.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
