@@ -301,7 +301,7 @@ const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => P
 /**
  * Requests (or rows) every real-node child runs before it measures. V8 optimizes the driver's hot code, and the
  * library's, after some 9,000 to 11,000 requests: at c=1, 2,000 reads in that span cost 1.5 to 2 times the CPU of the
- * same reads after it, 55 µs a read of it on V8's compiler threads (measured at commit 0d76c91, the raw driver and the
+ * same reads after it, 55 µs a read of it off the main thread (measured at commit 0d76c91, the raw driver and the
  * library alike; steady from 20,000 on). With half its measured count as warm-up, a c=1 child started measuring at its
  * 6,000th request (its 2,000th in quick mode), so its figure held that one-time compile, more of it for the side with
  * more code.
