@@ -302,9 +302,9 @@ const openLoop = (ratePerSecond: number, seconds: number, send: (i: number) => P
  * Requests (or rows) every real-node child runs before it measures. V8 optimizes the driver's hot code, and the
  * library's, after some 9,000 to 11,000 requests: at c=1, 2,000 reads in that span cost 1.5 to 2 times the CPU of the
  * same reads after it, 55 µs a read of it off the main thread (measured at commit 0d76c91, the raw driver and the
- * library alike; steady from 20,000 on). With half its measured count as warm-up, a c=1 child started measuring at its
- * 6,000th request (its 2,000th in quick mode), so its figure held that one-time compile, more of it for the side with
- * more code.
+ * library alike; steady from 20,000 on). With half its measured count as warm-up, a c=1 child of a full run measured
+ * requests 6,000 to 18,000, that one-time compile included, more of it for the side with more code (a quick run's,
+ * 2,000 to 6,000, code not yet optimized).
  */
 const realNodeWarmUp = 20_000
 
@@ -312,7 +312,8 @@ const realNodeWarmUp = 20_000
 const latencyWarmUpConcurrency = 32
 
 const latencySample = async (ratePerSecond: number, seconds: number, send: (i: number) => Promise<unknown>) => {
-  await loopingWorkers(realNodeWarmUp, latencyWarmUpConcurrency, send)
+  // A failed warm-up request is dropped, as the open loop counts and goes on past one.
+  await loopingWorkers(realNodeWarmUp, latencyWarmUpConcurrency, (i) => send(i).catch(ignoreFailure))
   await openLoop(ratePerSecond, Math.min(seconds, 2), send)
   let result: { readonly latencies: ArrayLike<number>; readonly failed: number } = { latencies: [], failed: 0 }
   const sample = await measure(Math.round(ratePerSecond * seconds), async () => {

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util"
 import { type InsertJobSide, insertJobLabel, insertOutcomes, type Job } from "./jobs.ts"
 import { revision } from "./machine.ts"
 import { reportComparisonsAlone } from "./report.ts"
-import { compareRounds } from "./rounds.ts"
+import { compareRounds, positiveWholeFlag } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
   options: {
@@ -25,8 +25,8 @@ const { values: flags } = parseArgs({
     rows: { type: "string", default: "100000" }
   }
 })
-const rounds = Number(flags.rounds)
-const rows = Number(flags.rows)
+const rounds = positiveWholeFlag("rounds", flags.rounds ?? "")
+const rows = positiveWholeFlag("rows", flags.rows ?? "")
 const contactPoints = (flags["contact-points"] ?? "").split(",")
 
 const startedAt = new Date()

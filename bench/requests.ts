@@ -15,7 +15,7 @@ import { parseArgs } from "node:util"
 import { fullRunRequests, type Job, type Operation } from "./jobs.ts"
 import { revision } from "./machine.ts"
 import { reportComparisonsAlone } from "./report.ts"
-import { compareRounds } from "./rounds.ts"
+import { compareRounds, positiveWholeFlag } from "./rounds.ts"
 
 const { values: flags } = parseArgs({
   options: {
@@ -26,21 +26,24 @@ const { values: flags } = parseArgs({
     requests: { type: "string" }
   }
 })
-const rounds = Number(flags.rounds)
+const rounds = positiveWholeFlag("rounds", flags.rounds ?? "")
 const contactPoints = (flags["contact-points"] ?? "").split(",")
 const operations = (flags.operations ?? "").split(",") as Array<Operation>
-const concurrencies = (flags.concurrency ?? "").split(",").map(Number) as Array<keyof typeof fullRunRequests>
 for (const operation of operations)
-  if (operation !== "read" && operation !== "write") throw new Error(`unknown operation ${operation}: read or write`)
-for (const concurrency of concurrencies)
-  if (!(concurrency in fullRunRequests)) throw new Error(`concurrency ${concurrency}: the benchmark runs 1 or 256`)
+  if (operation !== "read" && operation !== "write")
+    throw new Error(`--operations: "${operation}" is not read or write`)
+const concurrencies = (flags.concurrency ?? "").split(",").map((given) => {
+  if (given !== "1" && given !== "256") throw new Error(`--concurrency: "${given}" is not 1 or 256, the benchmark's`)
+  return Number(given) as keyof typeof fullRunRequests
+})
 
 const startedAt = new Date()
 const measured = revision()
 const comparisons = []
 for (const operation of operations)
   for (const concurrency of concurrencies) {
-    const requests = flags.requests === undefined ? fullRunRequests[concurrency] : Number(flags.requests)
+    const requests =
+      flags.requests === undefined ? fullRunRequests[concurrency] : positiveWholeFlag("requests", flags.requests)
     const job = (side: "raw" | "fibers" | "effectFloor"): Job => ({
       kind: "requests",
       side,

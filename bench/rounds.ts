@@ -6,6 +6,16 @@ import { type Job, runChild, type Sample } from "./jobs.ts"
 import { loadReading, type RoundLoad, roundLoad } from "./machine.ts"
 import { estimate, median, pairedDifference, pairedRatio } from "./stats.ts"
 
+/**
+ * A numeric flag of a script that runs comparisons alone: a positive whole number, or an error naming the flag and
+ * what it was given, before anything runs or a results file is overwritten.
+ */
+export const positiveWholeFlag = (flag: string, given: string) => {
+  const value = Number(given)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${flag} ${given}: a positive whole number is needed`)
+  return value
+}
+
 /** What the run is doing, on stderr, so that a slow run shows where it is. */
 export const step = (text: string) => process.stderr.write(`bench: ${text}\n`)
 
