@@ -37,13 +37,14 @@ const concurrencies = (flags.concurrency ?? "").split(",").map((given) => {
   return Number(given) as keyof typeof fullRunRequests
 })
 
+const requestsGiven = flags.requests === undefined ? undefined : positiveWholeFlag("requests", flags.requests)
+
 const startedAt = new Date()
 const measured = revision()
 const comparisons = []
 for (const operation of operations)
   for (const concurrency of concurrencies) {
-    const requests =
-      flags.requests === undefined ? fullRunRequests[concurrency] : positiveWholeFlag("requests", flags.requests)
+    const requests = requestsGiven ?? fullRunRequests[concurrency]
     const job = (side: "raw" | "fibers" | "effectFloor"): Job => ({
       kind: "requests",
       side,
