@@ -20,7 +20,6 @@ import { boundSession, executeStatement, startStatement, startUnwaited } from ".
 import { toBuffer } from "./internal/bytes.ts"
 import type { Settle } from "./internal/requestRunner.ts"
 import { stackless } from "./internal/stackless.ts"
-import { YieldOnce } from "./internal/yieldOnce.ts"
 import { type BatchType, type RequestOptions, Session } from "./Session.ts"
 
 /**
@@ -478,10 +477,6 @@ const statementMembers = {
       return send(fiber, self, self.options, rowsOf)
     }
   }),
-  // After Effect's prototype, whose iterator this replaces (see `YieldOnce`).
-  [Symbol.iterator](this: Statement<unknown, unknown>) {
-    return new YieldOnce(this)
-  },
   // Every printed form (`String`, `util.inspect`, Effect's formatter) goes through this: parameters and the options
   // derived from the data (page state, timestamp, routing key) are left out, as they may hold personal data or secrets.
   toJSON(this: StatementState): unknown {
