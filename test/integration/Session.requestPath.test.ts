@@ -312,7 +312,11 @@ describe("the request path against a real Cassandra", () => {
             // Anything but a connect timing out under the bound is this test's failure, with its own cause.
             if (Option.isNone(error) || !connectTimedOut(error.value)) return yield* connected
             connectTimeouts++
-            assert.isAtMost(connectTimeouts, 5, `5 sessions under ${eighthOf(fastest)} timed out connecting`)
+            assert.isAtMost(
+              connectTimeouts,
+              5,
+              `${connectTimeouts} sessions under ${eighthOf(fastest)} timed out connecting`
+            )
             continue
           }
           const beaten = yield* beatenIn(connected.value)
